@@ -1,0 +1,53 @@
+package dev.ferry.node;
+
+import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.noClasses;
+
+import com.tngtech.archunit.core.domain.JavaClasses;
+import com.tngtech.archunit.core.importer.ClassFileImporter;
+import com.tngtech.archunit.core.importer.ImportOption;
+import org.junit.jupiter.api.Test;
+
+/** The ports and adapters layering, checked on the compiled classes. */
+class LayeringTest {
+  private static final JavaClasses MAIN =
+      new ClassFileImporter()
+          .withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_TESTS)
+          .importPackages("dev.ferry");
+
+  @Test
+  void onlyTheLibvirtAdapterTouchesLibvirtAndJna() {
+    noClasses()
+        .that()
+        .resideOutsideOfPackage("dev.ferry.node.libvirt..")
+        .should()
+        .dependOnClassesThat()
+        .resideInAnyPackage("org.libvirt..", "com.sun.jna..")
+        .check(MAIN);
+  }
+
+  @Test
+  void onlyTheProcessPackageStartsProcesses() {
+    noClasses()
+        .that()
+        .resideOutsideOfPackage("dev.ferry.node.process..")
+        .should()
+        .dependOnClassesThat()
+        .areAssignableTo(ProcessBuilder.class)
+        .orShould()
+        .dependOnClassesThat()
+        .areAssignableTo(Runtime.class)
+        .check(MAIN);
+  }
+
+  @Test
+  void protocolDependsOnNothingOfOurs() {
+    noClasses()
+        .that()
+        .resideInAPackage("dev.ferry.protocol..")
+        .should()
+        .dependOnClassesThat()
+        .resideInAnyPackage("dev.ferry.node..", "dev.ferry.api..")
+        .allowEmptyShould(true)
+        .check(MAIN);
+  }
+}

@@ -1,0 +1,213 @@
+package dev.ferry.node.testbed;
+
+import dev.ferry.node.process.LocalProcessRunner;
+import dev.ferry.node.process.PrefixedProcessRunner;
+import dev.ferry.node.process.ProcessResult;
+import dev.ferry.node.process.ProcessRunner;
+import dev.ferry.node.process.ProcessSpec;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * The project's multi-host libvirt/QEMU test bed ({@code testbed/testbed.sh}) seen from a test: one
+ * bed per test JVM, brought up on first use and torn down when the JVM exits. If the bed cannot
+ * start, the test fails with the script's own error: these tests are never skipped.
+ */
+public final class Testbed {
+  public static final String DATASTORE = "/var/lib/one/datastores/0";
+  private static Testbed shared;
+
+  private final Path repo;
+  private final Path script;
+  private final Path state;
+  private final LocalProcessRunner runner = new LocalProcessRunner();
+  private int hosts;
+
+  private Testbed(Path repo) {
+    this.repo = repo;
+    this.script = repo.resolve("testbed/testbed.sh");
+    String env = System.getenv("FERRY_TB");
+    this.state = Path.of(env == null || env.isEmpty() ? "/var/tmp/ferry-tb" : env);
+  }
+
+  /** The shared bed, with at least {@code n} hosts up. */
+  public static synchronized Testbed shared(int n) {
+    if (shared == null) {
+      shared = new Testbed(findRepo());
+      Runtime.getRuntime().addShutdownHook(new Thread(() -> shared.downQuietly(), "testbed-down"));
+    }
+    if (shared.hosts < n) {
+      shared.down();
+      shared.up(n);
+    }
+    return shared;
+  }
+
+  /** The shared bed as it is (up or down), for tests that manage the bed themselves. */
+  public static synchronized Testbed controller() {
+    if (shared == null) {
+      shared(0);
+    }
+    return shared;
+  }
+
+  private static Path findRepo() {
+    Path dir = Path.of("").toAbsolutePath();
+    while (dir != null && !Files.isRegularFile(dir.resolve("testbed/testbed.sh"))) {
+      dir = dir.getParent();
+    }
+    if (dir == null) {
+      throw new IllegalStateException(
+          "testbed/testbed.sh not found above " + Path.of("").toAbsolutePath());
+    }
+    return dir;
+  }
+
+  public Path repo() {
+    return repo;
+  }
+
+  public Path stateDir() {
+    return state;
+  }
+
+  public int hosts() {
+    return hosts;
+  }
+
+  public synchronized void up(int n) {
+    ProcessResult r =
+        runner.run(
+            ProcessSpec.of(script.toString(), "up", Integer.toString(n))
+                .withTimeout(Duration.ofMinutes(3))
+                .withEnv("FERRY_TB", state.toString()),
+            line -> {});
+    if (!r.accepted()) {
+      throw new IllegalStateException(
+          "the test bed did not come up (are we root, and did scripts/install-deps.sh run?): "
+              + r.stderrTail());
+    }
+    hosts = n;
+  }
+
+  public synchronized void down() {
+    runner
+        .run(
+            ProcessSpec.of(script.toString(), "down")
+                .withTimeout(Duration.ofMinutes(2))
+                .withEnv("FERRY_TB", state.toString()),
+            line -> {})
+        .orThrow();
+    hosts = 0;
+  }
+
+  private void downQuietly() {
+    try {
+      if (hosts > 0) {
+        down();
+      }
+    } catch (RuntimeException e) {
+      System.err.println("testbed down failed: " + e.getMessage());
+    }
+  }
+
+  /** What a bed that is down left behind; empty when clean. */
+  public List<String> leftovers() {
+    ProcessRunner.Output out =
+        runner.capture(
+            ProcessSpec.of(script.toString(), "leftovers")
+                .withAcceptedExitCodes(0, 1)
+                .withEnv("FERRY_TB", state.toString()));
+    out.result().orThrow();
+    return out.stdout().isBlank() ? List.of() : Arrays.asList(out.stdout().split("\n"));
+  }
+
+  /** A runner whose commands run inside {@code host}. */
+  public ProcessRunner in(String host) {
+    return new PrefixedProcessRunner(runner, List.of(script.toString(), "exec", host));
+  }
+
+  /** Runs a command inside a host and returns its result and stdout. */
+  public ProcessRunner.Output exec(String host, String... argv) {
+    return in(host).capture(ProcessSpec.of(argv).withTimeout(Duration.ofMinutes(5)));
+  }
+
+  /** Runs a command inside a host; its stdout, or an exception with its stderr. */
+  public String execOk(String host, String... argv) {
+    ProcessRunner.Output out = exec(host, argv);
+    if (!out.result().accepted()) {
+      throw new IllegalStateException(
+          "[" + host + "] " + String.join(" ", argv) + " -> " + out.result().describe());
+    }
+    return out.stdout();
+  }
+
+  /** {@code virsh} on a host. */
+  public String virsh(String host, String... args) {
+    List<String> argv = new ArrayList<>(List.of("virsh", "-q"));
+    argv.addAll(List.of(args));
+    return execOk(host, argv.toArray(String[]::new)).strip();
+  }
+
+  /** Defines and starts a test guest (see {@code testbed.sh mkvm}). */
+  public GuestConsole mkvm(String host, String vm, String... options) {
+    List<String> argv = new ArrayList<>(List.of(script.toString(), "mkvm", host, vm));
+    argv.addAll(List.of(options));
+    ProcessResult r =
+        runner.run(
+            ProcessSpec.of(argv)
+                .withTimeout(Duration.ofMinutes(5))
+                .withEnv("FERRY_TB", state.toString()),
+            line -> {});
+    if (!r.accepted()) {
+      throw new IllegalStateException("mkvm " + vm + " on " + host + ": " + r.stderrTail());
+    }
+    return console(host, vm);
+  }
+
+  /** The serial console log of {@code vm} on {@code host}. */
+  public GuestConsole console(String host, String vm) {
+    return new GuestConsole(
+        host, vm, state.resolve("hosts/" + host + "/log-libvirt/qemu/" + vm + ".serial.log"));
+  }
+
+  /** Destroys and undefines a guest if it exists on {@code host}; for test clean-up. */
+  public void removeVm(String host, String vm) {
+    exec(host, "virsh", "destroy", vm);
+    exec(host, "virsh", "undefine", "--snapshots-metadata", vm);
+    exec(host, "rm", "-rf", DATASTORE + "/" + vm);
+  }
+
+  /** libvirt URI for a client in the root namespace: the host's own socket. */
+  public String libvirtUri(String host) {
+    return "qemu+unix:///system?socket="
+        + state.resolve("hosts/" + host + "/run/libvirt/libvirt-sock");
+  }
+
+  /** A file of {@code host}'s private datastore, as seen from the root namespace. */
+  public Path datastoreFile(String host, String pathInHost) {
+    if (!pathInHost.startsWith(DATASTORE + "/")) {
+      throw new IllegalArgumentException(pathInHost + " is not in " + DATASTORE);
+    }
+    return state.resolve(
+        "hosts/" + host + "/datastore/" + pathInHost.substring(DATASTORE.length() + 1));
+  }
+
+  public Path hostDir(String host) {
+    return state.resolve("hosts/" + host);
+  }
+
+  public String ip(String host) {
+    String net = System.getenv().getOrDefault("FERRY_TB_NET", "10.79.0");
+    return net + "." + (10 + Integer.parseInt(host.substring("host".length())));
+  }
+
+  /** The root namespace's address on the test-bed bridge. */
+  public String rootIp() {
+    return System.getenv().getOrDefault("FERRY_TB_NET", "10.79.0") + ".1";
+  }
+}
