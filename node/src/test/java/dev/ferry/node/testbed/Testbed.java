@@ -206,6 +206,55 @@ public final class Testbed {
     return net + "." + (10 + Integer.parseInt(host.substring("host".length())));
   }
 
+  /** PIDs of processes inside {@code host} whose command line contains every given word. */
+  public List<Long> pidsInHost(String host, String... words) {
+    String holder;
+    try {
+      holder = Files.readString(hostDir(host).resolve("holder.pid")).trim();
+      String netns = Files.readSymbolicLink(Path.of("/proc", holder, "ns/net")).toString();
+      List<Long> pids = new ArrayList<>();
+      try (var procs = Files.list(Path.of("/proc"))) {
+        for (Path p : procs.filter(x -> x.getFileName().toString().matches("\\d+")).toList()) {
+          try {
+            if (!Files.readSymbolicLink(p.resolve("ns/net")).toString().equals(netns)) {
+              continue;
+            }
+            String cmd =
+                new String(
+                        Files.readAllBytes(p.resolve("cmdline")),
+                        java.nio.charset.StandardCharsets.UTF_8)
+                    .replace('\0', ' ');
+            if (java.util.Arrays.stream(words).allMatch(cmd::contains)) {
+              pids.add(Long.parseLong(p.getFileName().toString()));
+            }
+          } catch (java.io.IOException gone) {
+            // exited while we looked
+          }
+        }
+      }
+      return pids;
+    } catch (java.io.IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+  }
+
+  /** Stops {@code host}'s sshd (the listener only: sessions already open go on). */
+  public void stopSshd(String host) {
+    try {
+      long pid = Long.parseLong(Files.readString(hostDir(host).resolve("run/sshd.pid")).trim());
+      ProcessHandle.of(pid).ifPresent(ProcessHandle::destroy);
+      org.awaitility.Awaitility.await()
+          .atMost(Duration.ofSeconds(10))
+          .until(() -> ProcessHandle.of(pid).map(p -> !p.isAlive()).orElse(true));
+    } catch (java.io.IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+  }
+
+  public void startSshd(String host) {
+    execOk(host, "/usr/sbin/sshd", "-f", hostDir(host).resolve("sshd_config").toString());
+  }
+
   /** The root namespace's address on the test-bed bridge. */
   public String rootIp() {
     return System.getenv().getOrDefault("FERRY_TB_NET", "10.79.0") + ".1";

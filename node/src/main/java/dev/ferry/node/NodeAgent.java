@@ -1,0 +1,100 @@
+package dev.ferry.node;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import dev.ferry.node.agent.AgentGuardian;
+import dev.ferry.node.host.OpenFiles;
+import dev.ferry.node.image.QemuImgTool;
+import dev.ferry.node.journal.FileMigrationJournal;
+import dev.ferry.node.libvirt.LibvirtHypervisor;
+import dev.ferry.node.migration.MigrationServices;
+import dev.ferry.node.process.LocalProcessRunner;
+import dev.ferry.node.settings.NodeSettings;
+import dev.ferry.node.validation.DatastorePaths;
+import java.util.concurrent.Executor;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.DispatcherSelector;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.cluster.typed.Cluster;
+import org.apache.pekko.cluster.typed.SelfUp;
+import org.apache.pekko.cluster.typed.Subscribe;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The node agent every hypervisor host runs: a Pekko Cluster member that registers this host's
+ * migration engine with the Receptionist. Configuration: {@code reference.conf} plus an overlay
+ * ({@code -Dconfig.file=...}).
+ */
+public final class NodeAgent {
+  private static final Logger log = LoggerFactory.getLogger(NodeAgent.class);
+
+  /** Printed once the agent is a cluster member and serves requests; harnesses wait for it. */
+  public static final String READY = "FERRY-AGENT-READY";
+
+  private NodeAgent() {}
+
+  public static void main(String[] args) {
+    Config config = ConfigFactory.load();
+    NodeSettings settings = NodeSettings.from(config);
+    ActorSystem<Void> system = start(settings, config);
+    Runtime.getRuntime().addShutdownHook(new Thread(system::terminate, "agent-shutdown"));
+  }
+
+  /** Starts an agent with the given settings and configuration. */
+  public static ActorSystem<Void> start(NodeSettings settings, Config config) {
+    return ActorSystem.create(root(settings), "ferry", config);
+  }
+
+  static Behavior<Void> root(NodeSettings settings) {
+    return Behaviors.setup(
+        ctx -> {
+          Executor blocking =
+              ctx.getSystem()
+                  .dispatchers()
+                  .lookup(DispatcherSelector.fromConfig("ferry.blocking-dispatcher"));
+          LocalProcessRunner runner = new LocalProcessRunner();
+          LibvirtHypervisor hypervisor = new LibvirtHypervisor(settings.libvirtUri());
+          MigrationServices services =
+              new MigrationServices(
+                  hypervisor,
+                  new QemuImgTool(
+                      runner, settings.tools().qemuImg(), settings.tools().commandTimeout()),
+                  runner,
+                  new DatastorePaths(settings.datastores()),
+                  new OpenFiles(settings.qemuRunDir()),
+                  new FileMigrationJournal(settings.stateDir().resolve("journal")),
+                  settings,
+                  blocking);
+          ctx.spawn(AgentGuardian.create(services), "agent");
+          Cluster cluster = Cluster.get(ctx.getSystem());
+          ctx.spawn(
+              Behaviors.<SelfUp>setup(
+                  c -> {
+                    cluster.subscriptions().tell(Subscribe.create(c.getSelf(), SelfUp.class));
+                    return Behaviors.receiveMessage(
+                        up -> {
+                          log.info(
+                              "{} host={} address={} libvirt={} datastores={}",
+                              READY,
+                              settings.host(),
+                              cluster.selfMember().address(),
+                              settings.libvirtUri(),
+                              settings.datastores());
+                          return Behaviors.same();
+                        });
+                  }),
+              "ready-announcer");
+          return Behaviors.receive(Void.class)
+              .onSignal(
+                  org.apache.pekko.actor.typed.PostStop.class,
+                  s -> {
+                    hypervisor.close();
+                    runner.close();
+                    return Behaviors.same();
+                  })
+              .build();
+        });
+  }
+}

@@ -1,0 +1,252 @@
+package dev.ferry.node.agent;
+
+import dev.ferry.node.journal.JournalEntry;
+import dev.ferry.node.journal.MigrationJournal;
+import dev.ferry.node.migration.MigrationServices;
+import dev.ferry.node.migration.MigrationTargetActor;
+import dev.ferry.node.migration.Recovery;
+import dev.ferry.node.migration.VmMigrationActor;
+import dev.ferry.node.validation.InvalidInputException;
+import dev.ferry.node.validation.Names;
+import dev.ferry.protocol.AgentProtocol;
+import dev.ferry.protocol.HostInventory;
+import dev.ferry.protocol.Manifest;
+import dev.ferry.protocol.ManifestDisk;
+import dev.ferry.protocol.MigrationEvent;
+import dev.ferry.protocol.MigrationResult;
+import dev.ferry.protocol.TargetProtocol;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.receptionist.Receptionist;
+
+/**
+ * The root of a node agent: registers this host with the Receptionist, starts one {@link
+ * VmMigrationActor} per outgoing and one {@link MigrationTargetActor} per incoming migration,
+ * answers for migrations that already ended from the journal, and on start-up reconciles the
+ * journal with libvirt's truth ({@link Recovery}).
+ *
+ * <p>Every request is validated before anything is spawned: names against strict patterns, paths
+ * confined to the datastores.
+ */
+public final class AgentGuardian {
+
+  /** What the guardian handles: requests from other nodes, wrapped, and its own messages. */
+  public sealed interface Message {}
+
+  /** A request through the adapter registered with the Receptionist. */
+  public record Request(AgentProtocol.Command command) implements Message {}
+
+  private record Stopped(String migrationId, String vm) implements Message {}
+
+  private record Inventory(
+      HostInventory inventory, Throwable error, ActorRef<HostInventory> replyTo)
+      implements Message {}
+
+  public static Behavior<Message> create(MigrationServices services) {
+    return Behaviors.setup(
+        ctx -> {
+          String host = services.settings().host();
+          ActorRef<AgentProtocol.Command> requests =
+              ctx.messageAdapter(AgentProtocol.Command.class, Request::new);
+          new Recovery(services, ctx.getLog(), ctx.getSystem()).reconcile();
+          ctx.getSystem()
+              .receptionist()
+              .tell(Receptionist.register(AgentProtocol.agentKey(host), requests));
+          ctx.getSystem()
+              .receptionist()
+              .tell(Receptionist.register(AgentProtocol.AGENTS, requests));
+          return new AgentGuardian(ctx, services).running();
+        });
+  }
+
+  private final ActorContext<Message> ctx;
+  private final MigrationServices services;
+  private final InventoryReader inventory;
+  private final Map<String, ActorRef<VmMigrationActor.Command>> outgoing = new HashMap<>();
+  private final Map<String, String> vmByMigration = new HashMap<>();
+  private final Map<String, ActorRef<MigrationTargetActor.Message>> incoming = new HashMap<>();
+
+  private AgentGuardian(ActorContext<Message> ctx, MigrationServices services) {
+    this.ctx = ctx;
+    this.services = services;
+    this.inventory = new InventoryReader(services);
+  }
+
+  private Behavior<Message> running() {
+    return Behaviors.receive(Message.class)
+        .onMessage(Request.class, r -> onRequest(r.command()))
+        .onMessage(
+            Inventory.class,
+            m -> {
+              if (m.error() == null) {
+                m.replyTo().tell(m.inventory());
+              } else {
+                ctx.getLog().warn("reading the inventory failed: {}", m.error().getMessage());
+              }
+              return Behaviors.same();
+            })
+        .onMessage(
+            Stopped.class,
+            m -> {
+              outgoing.remove(m.migrationId());
+              incoming.remove(m.migrationId());
+              vmByMigration.remove(m.migrationId());
+              return Behaviors.same();
+            })
+        .build();
+  }
+
+  private Behavior<Message> onRequest(AgentProtocol.Command command) {
+    if (command instanceof AgentProtocol.StartMigration m) {
+      return onStart(m);
+    } else if (command instanceof AgentProtocol.WatchMigration m) {
+      return onWatch(m);
+    } else if (command instanceof AgentProtocol.CancelMigration m) {
+      return onCancel(m);
+    } else if (command instanceof AgentProtocol.PrepareIncoming m) {
+      return onIncoming(m);
+    } else if (command instanceof AgentProtocol.GetInventory m) {
+      return onInventory(m);
+    }
+    throw new IllegalArgumentException("unknown agent command " + command);
+  }
+
+  private Behavior<Message> onStart(AgentProtocol.StartMigration m) {
+    try {
+      Names.id("migration id", m.migrationId());
+      Names.vmName(m.vm());
+      Names.hostName("destination", m.destination());
+    } catch (InvalidInputException e) {
+      m.replyTo().tell(new MigrationEvent.Rejected(m.migrationId(), e.getMessage()));
+      return Behaviors.same();
+    }
+    ActorRef<VmMigrationActor.Command> running = outgoing.get(m.migrationId());
+    if (running != null) {
+      running.tell(new VmMigrationActor.Watch(m.replyTo())); // a retry of the same request
+      return Behaviors.same();
+    }
+    Optional<MigrationResult> ended = resultOf(m.migrationId());
+    if (ended.isPresent()) {
+      m.replyTo().tell(new MigrationEvent.Finished(ended.get()));
+      return Behaviors.same();
+    }
+    if (m.destination().equals(services.settings().host())) {
+      m.replyTo()
+          .tell(
+              new MigrationEvent.Rejected(
+                  m.migrationId(), m.vm() + " already runs on " + m.destination()));
+      return Behaviors.same();
+    }
+    Optional<String> other =
+        vmByMigration.entrySet().stream()
+            .filter(e -> e.getValue().equals(m.vm()))
+            .map(Map.Entry::getKey)
+            .findFirst();
+    if (other.isPresent()) {
+      m.replyTo()
+          .tell(
+              new MigrationEvent.Rejected(
+                  m.migrationId(), m.vm() + " is already being migrated (" + other.get() + ")"));
+      return Behaviors.same();
+    }
+    ActorRef<VmMigrationActor.Command> actor =
+        ctx.spawn(
+            VmMigrationActor.create(
+                m.migrationId(), m.vm(), m.destination(), m.options(), m.replyTo(), services),
+            "migration-" + m.migrationId());
+    ctx.watchWith(actor, new Stopped(m.migrationId(), m.vm()));
+    outgoing.put(m.migrationId(), actor);
+    vmByMigration.put(m.migrationId(), m.vm());
+    return Behaviors.same();
+  }
+
+  private Behavior<Message> onWatch(AgentProtocol.WatchMigration m) {
+    ActorRef<VmMigrationActor.Command> running = outgoing.get(m.migrationId());
+    if (running != null) {
+      running.tell(new VmMigrationActor.Watch(m.replyTo()));
+    } else {
+      m.replyTo()
+          .tell(
+              resultOf(m.migrationId())
+                  .<MigrationEvent>map(MigrationEvent.Finished::new)
+                  .orElse(
+                      new MigrationEvent.Unknown(
+                          m.migrationId(),
+                          "no migration "
+                              + m.migrationId()
+                              + " from "
+                              + services.settings().host())));
+    }
+    return Behaviors.same();
+  }
+
+  private Behavior<Message> onCancel(AgentProtocol.CancelMigration m) {
+    ActorRef<VmMigrationActor.Command> running = outgoing.get(m.migrationId());
+    if (running == null) {
+      String why =
+          resultOf(m.migrationId())
+              .map(r -> "it already ended: " + r.outcome())
+              .orElse("no such migration from " + services.settings().host());
+      m.replyTo().tell(new AgentProtocol.CancelReply(m.migrationId(), false, why));
+    } else {
+      running.tell(new VmMigrationActor.Cancel(m.reason(), m.replyTo()));
+    }
+    return Behaviors.same();
+  }
+
+  private Behavior<Message> onIncoming(AgentProtocol.PrepareIncoming m) {
+    Manifest manifest = m.manifest();
+    try {
+      Names.id("migration id", manifest.migrationId());
+      Names.vmName(manifest.vm());
+      Names.hostName("source", manifest.sourceHost());
+      for (ManifestDisk d : manifest.disks()) {
+        services.datastores().confine("disk " + d.target(), d.path());
+        for (String b : d.backingChain()) {
+          services.datastores().confine("backing file", b);
+        }
+      }
+      for (String dir : manifest.directories()) {
+        services.datastores().confine("directory", dir);
+      }
+    } catch (InvalidInputException e) {
+      m.replyTo().tell(new TargetProtocol.Refused(manifest.migrationId(), e.getMessage()));
+      return Behaviors.same();
+    }
+    if (incoming.containsKey(manifest.migrationId())) {
+      m.replyTo()
+          .tell(
+              new TargetProtocol.Refused(
+                  manifest.migrationId(), "already receiving " + manifest.migrationId()));
+      return Behaviors.same();
+    }
+    ActorRef<MigrationTargetActor.Message> actor =
+        ctx.spawn(
+            MigrationTargetActor.create(manifest, m.options(), m.replyTo(), services),
+            "incoming-" + manifest.migrationId());
+    ctx.watchWith(actor, new Stopped(manifest.migrationId(), manifest.vm()));
+    incoming.put(manifest.migrationId(), actor);
+    return Behaviors.same();
+  }
+
+  private Behavior<Message> onInventory(AgentProtocol.GetInventory m) {
+    ctx.pipeToSelf(
+        CompletableFuture.supplyAsync(inventory::read, services.blocking()),
+        (inv, err) -> new Inventory(inv, err, m.replyTo()));
+    return Behaviors.same();
+  }
+
+  private Optional<MigrationResult> resultOf(String migrationId) {
+    return services.journal().read(migrationId, MigrationJournal.Role.SOURCE).stream()
+        .filter(JournalEntry::terminal)
+        .map(JournalEntry::result)
+        .filter(r -> r != null)
+        .reduce((a, b) -> b);
+  }
+}

@@ -1,0 +1,34 @@
+package dev.ferry.node.migration;
+
+import dev.ferry.node.host.OpenFiles;
+import dev.ferry.node.image.ImageTool;
+import dev.ferry.node.journal.MigrationJournal;
+import dev.ferry.node.libvirt.Hypervisor;
+import dev.ferry.node.process.ProcessRunner;
+import dev.ferry.node.settings.NodeSettings;
+import dev.ferry.node.validation.DatastorePaths;
+import java.util.concurrent.Executor;
+
+/** What a migration actor works with on its host: the ports, the journal, the settings. */
+public record MigrationServices(
+    Hypervisor hypervisor,
+    ImageTool images,
+    ProcessRunner runner,
+    DatastorePaths datastores,
+    OpenFiles openFiles,
+    MigrationJournal journal,
+    NodeSettings settings,
+    Executor blocking) {
+
+  SourceHost source() {
+    return new SourceHost(hypervisor, images, datastores, settings, usage());
+  }
+
+  public DiskUsage usage() {
+    return new DiskUsage(runner, settings.tools().commandTimeout());
+  }
+
+  TargetHost target() {
+    return new TargetHost(hypervisor, images, datastores, openFiles, settings);
+  }
+}

@@ -1,0 +1,264 @@
+package dev.ferry.node.migration;
+
+import dev.ferry.node.journal.JournalEntry;
+import dev.ferry.node.journal.MigrationJournal;
+import dev.ferry.node.libvirt.DomainState;
+import dev.ferry.protocol.Manifest;
+import dev.ferry.protocol.ManifestDisk;
+import dev.ferry.protocol.MigrationOptions;
+import dev.ferry.protocol.MigrationOutcome;
+import dev.ferry.protocol.MigrationResult;
+import dev.ferry.protocol.TargetProtocol;
+import dev.ferry.protocol.Verification;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Optional;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.ActorRefResolver;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.slf4j.Logger;
+
+/**
+ * Reconciles migrations a previous run of this agent left unfinished with libvirt's truth, when the
+ * agent starts (invariant I4). Before the switchover the source rolls back (bitmaps removed,
+ * snapshot metadata restored, the destination asked to clean up) and the destination removes the
+ * directories it created; an acknowledged migration finishes its clean-up; a migration caught
+ * between the switchover and the acknowledgement is left alone and reported, because only a human
+ * can tell which host should win if both were touched.
+ */
+public final class Recovery {
+  private final MigrationServices services;
+  private final Logger log;
+  private final ActorSystem<?> system;
+
+  public Recovery(MigrationServices services, Logger log, ActorSystem<?> system) {
+    this.services = services;
+    this.log = log;
+    this.system = system;
+  }
+
+  public void reconcile() {
+    for (String id : services.journal().unfinished(MigrationJournal.Role.SOURCE)) {
+      try {
+        recoverSource(id);
+      } catch (RuntimeException e) {
+        log.error("recovery of outgoing migration {} failed: {}", id, e.getMessage());
+      }
+    }
+    for (String id : services.journal().unfinished(MigrationJournal.Role.TARGET)) {
+      try {
+        recoverTarget(id);
+      } catch (RuntimeException e) {
+        log.error("recovery of incoming migration {} failed: {}", id, e.getMessage());
+      }
+    }
+  }
+
+  private static boolean has(List<JournalEntry> entries, String event) {
+    return entries.stream().anyMatch(e -> event.equals(e.event()));
+  }
+
+  private static Optional<String> fact(List<JournalEntry> entries, String event, String key) {
+    return entries.stream()
+        .filter(e -> event.equals(e.event()) && e.facts() != null)
+        .map(e -> e.facts().get(key))
+        .filter(Objects::nonNull)
+        .reduce((a, b) -> b);
+  }
+
+  private void recoverSource(String id) {
+    List<JournalEntry> entries = services.journal().read(id, MigrationJournal.Role.SOURCE);
+    Optional<JournalEntry> start = entries.stream().filter(e -> e.manifest() != null).findFirst();
+    if (start.isEmpty()) {
+      return;
+    }
+    Manifest m = start.get().manifest();
+    MigrationOptions options = start.get().options();
+    String phase = entries.get(entries.size() - 1).phase();
+    String vm = m.vm();
+    SourceHost source = services.source();
+    if (has(entries, "acknowledged")) {
+      String message =
+          "verified and running on "
+              + m.destinationHost()
+              + "; the agent restarted before removing the source's files";
+      try {
+        if (services.settings().migration().removeSourceFiles()) {
+          source.removeFiles(m);
+          message += ", which it did on restart";
+        }
+      } catch (Exception e) {
+        message += "; removing them failed: " + e.getMessage();
+      }
+      finish(id, m, options, MigrationOutcome.COMPLETED, m.destinationHost(), message);
+      return;
+    }
+    if (has(entries, "switched-over") || has(entries, "migrating-back")) {
+      String message =
+          "the agent restarted after the switchover ("
+              + phase
+              + "): "
+              + vm
+              + " may be paused on "
+              + m.destinationHost()
+              + " while the files on "
+              + m.sourceHost()
+              + " are authoritative; left for an operator";
+      log.error("{}: {}", id, message);
+      finish(id, m, options, MigrationOutcome.FAILED, "", message);
+      return;
+    }
+    List<String> undone = new ArrayList<>();
+    DomainState state = source.state(vm);
+    if (state.active()) {
+      if (has(entries, "bitmaps-added")) {
+        String bitmap = fact(entries, "bitmaps-added", "bitmap").orElse("ferry-" + id);
+        try {
+          Map<String, String> nodes = source.blockNodes(vm);
+          for (ManifestDisk d : m.writableDisks()) {
+            String node = nodes.get(d.path());
+            if (node != null) {
+              try {
+                source.removeBitmap(vm, node, bitmap);
+              } catch (RuntimeException absent) {
+                // not on this disk (raw, or never added)
+              }
+            }
+          }
+          undone.add("dirty bitmaps removed");
+        } catch (Exception e) {
+          undone.add("bitmaps not removed: " + e.getMessage());
+        }
+      }
+      if (has(entries, "metadata-dropping")) {
+        source.restoreSnapshotMetadata(vm, m);
+        undone.add("snapshot metadata restored");
+      }
+      if (state == DomainState.PAUSED) {
+        services.hypervisor().resume(vm);
+        undone.add(vm + " resumed");
+      }
+      fact(entries, "target-ready", "target")
+          .ifPresent(
+              ref -> {
+                ActorRef<TargetProtocol.Command> target =
+                    ActorRefResolver.get(system).resolveActorRef(ref);
+                target.tell(
+                    new TargetProtocol.Abort("the source agent restarted", system.ignoreRef()));
+                undone.add("asked " + m.destinationHost() + " to remove its files");
+              });
+      finish(
+          id,
+          m,
+          options,
+          MigrationOutcome.ROLLED_BACK,
+          m.sourceHost(),
+          "the agent restarted during "
+              + phase
+              + "; rolled back: "
+              + String.join("; ", undone)
+              + "; "
+              + vm
+              + " runs on "
+              + m.sourceHost());
+    } else {
+      finish(
+          id,
+          m,
+          options,
+          MigrationOutcome.FAILED,
+          "",
+          "the agent restarted during "
+              + phase
+              + " and "
+              + vm
+              + " is not active on "
+              + m.sourceHost()
+              + ": check "
+              + m.destinationHost());
+    }
+  }
+
+  private void recoverTarget(String id) {
+    List<JournalEntry> entries = services.journal().read(id, MigrationJournal.Role.TARGET);
+    Optional<Manifest> manifest =
+        entries.stream().map(JournalEntry::manifest).filter(Objects::nonNull).findFirst();
+    if (manifest.isEmpty()) {
+      return;
+    }
+    Manifest m = manifest.get();
+    TargetHost target = services.target();
+    try {
+      if (has(entries, "resumed") || has(entries, "verified")) {
+        target.adopt(m);
+        services
+            .journal()
+            .append(
+                id,
+                MigrationJournal.Role.TARGET,
+                JournalEntry.of("finished", "running", "adopted on restart"));
+        return;
+      }
+      if (has(entries, "paused")) {
+        log.error(
+            "{}: {} was paused here after the switchover when the agent stopped; left for the source or an operator",
+            id,
+            m.vm());
+        return;
+      }
+      DomainState state = target.state(m.vm());
+      if (state.active()) {
+        log.error(
+            "{}: {} is {} here but the journal shows no switchover; left alone", id, m.vm(), state);
+        return;
+      }
+      List<String> removed = target.cleanup(m);
+      services
+          .journal()
+          .append(
+              id,
+              MigrationJournal.Role.TARGET,
+              JournalEntry.of(
+                  "finished", "aborted", "cleaned up on restart: " + removed.size() + " file(s)"));
+      log.info(
+          "{}: removed {} leftover file(s) of an incoming migration of {}",
+          id,
+          removed.size(),
+          m.vm());
+    } catch (Exception e) {
+      log.error("{}: cleaning up the incoming migration failed: {}", id, e.getMessage());
+    }
+  }
+
+  private void finish(
+      String id,
+      Manifest m,
+      MigrationOptions options,
+      MigrationOutcome outcome,
+      String where,
+      String message) {
+    long now = System.currentTimeMillis();
+    MigrationResult result =
+        new MigrationResult(
+            id,
+            m.vm(),
+            m.sourceHost(),
+            m.destinationHost(),
+            outcome,
+            where,
+            message,
+            options == null ? null : options.strategy(),
+            List.of(),
+            Verification.none(),
+            0,
+            0,
+            0,
+            now,
+            now,
+            m.snapshots().stream().map(s -> s.name()).toList());
+    services.journal().append(id, MigrationJournal.Role.SOURCE, JournalEntry.finished(result));
+    log.info("{}: recovered as {}: {}", id, outcome, message);
+  }
+}

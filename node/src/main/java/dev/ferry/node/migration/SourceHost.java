@@ -1,0 +1,286 @@
+package dev.ferry.node.migration;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.ferry.node.image.ImageInfo;
+import dev.ferry.node.image.ImageSnapshot;
+import dev.ferry.node.image.ImageTool;
+import dev.ferry.node.libvirt.DiskDefinition;
+import dev.ferry.node.libvirt.DomainDefinition;
+import dev.ferry.node.libvirt.DomainState;
+import dev.ferry.node.libvirt.DomainSummary;
+import dev.ferry.node.libvirt.Hypervisor;
+import dev.ferry.node.libvirt.SnapshotDefinition;
+import dev.ferry.node.settings.NodeSettings;
+import dev.ferry.node.validation.DatastorePaths;
+import dev.ferry.protocol.Manifest;
+import dev.ferry.protocol.ManifestDisk;
+import dev.ferry.protocol.ManifestSnapshot;
+import dev.ferry.protocol.SnapshotEntry;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+
+/** The blocking steps a migration runs on its source host. */
+final class SourceHost {
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  private final Hypervisor hypervisor;
+  private final ImageTool images;
+  private final DatastorePaths datastores;
+  private final NodeSettings settings;
+  private final DiskUsage usage;
+
+  SourceHost(
+      Hypervisor hypervisor,
+      ImageTool images,
+      DatastorePaths datastores,
+      NodeSettings settings,
+      DiskUsage usage) {
+    this.hypervisor = hypervisor;
+    this.images = images;
+    this.datastores = datastores;
+    this.settings = settings;
+    this.usage = usage;
+  }
+
+  /**
+   * Preflight and manifest: the VM runs here, every disk is a qcow2 or raw file inside the
+   * datastores, and what must arrive intact is written down (snapshot tables, libvirt snapshot XML,
+   * current snapshot, the VM directories).
+   */
+  Manifest manifest(String migrationId, String vm, String destination) throws IOException {
+    DomainSummary summary =
+        hypervisor
+            .lookup(vm)
+            .orElseThrow(
+                () -> new MigrationFailure("no domain '" + vm + "' on " + settings.host()));
+    if (summary.state() != DomainState.RUNNING) {
+      throw new MigrationFailure(
+          vm
+              + " is "
+              + summary.state().name().toLowerCase()
+              + ", not running: nothing to migrate live");
+    }
+    if (!summary.persistent()) {
+      throw new MigrationFailure(
+          vm + " is a transient domain; only persistent domains are migrated");
+    }
+    DomainDefinition def = hypervisor.definition(vm, false);
+    List<ManifestDisk> disks = new ArrayList<>();
+    Set<Path> directories = new LinkedHashSet<>();
+    List<Path> writable = new ArrayList<>();
+    for (DiskDefinition d : def.disks()) {
+      if (d.sourceFile().isEmpty()) {
+        if ("file".equals(d.sourceType()) || "cdrom".equals(d.device())) {
+          continue; // an empty CD-ROM drive
+        }
+        throw new MigrationFailure(
+            "disk "
+                + d.target()
+                + " is a "
+                + d.sourceType()
+                + " disk: only file-backed disks are supported");
+      }
+      if (!"file".equals(d.sourceType())) {
+        throw new MigrationFailure(
+            "disk "
+                + d.target()
+                + " is a "
+                + d.sourceType()
+                + " disk: only file-backed disks are supported");
+      }
+      if (d.shareable()) {
+        throw new MigrationFailure(
+            "disk " + d.target() + " is shareable: it would be written by two hosts");
+      }
+      Path path = datastores.confine("disk " + d.target(), d.sourceFile().get());
+      String format = d.driverType().orElse("raw");
+      if (!format.equals("qcow2") && !format.equals("raw")) {
+        throw new MigrationFailure(
+            "disk " + d.target() + " is " + format + ": only qcow2 and raw are supported");
+      }
+      List<ImageInfo> chain = images.chain(path, ImageTool.Access.SHARED);
+      ImageInfo top = chain.get(0);
+      List<String> backing = new ArrayList<>();
+      for (ImageInfo b : chain.subList(1, chain.size())) {
+        Path bp = datastores.confine("backing file of " + d.target(), b.filename());
+        backing.add(bp.toString());
+        directories.add(bp.getParent());
+      }
+      directories.add(path.getParent());
+      boolean isWritable = d.writableFile();
+      if (isWritable) {
+        writable.add(path);
+      }
+      disks.add(
+          new ManifestDisk(
+              d.target(),
+              path.toString(),
+              format,
+              isWritable,
+              top.virtualSize(),
+              Files.size(path),
+              usage.allocated(path),
+              top.snapshots().stream().map(SourceHost::entry).toList(),
+              backing));
+    }
+    if (disks.stream().noneMatch(ManifestDisk::writable)) {
+      throw new MigrationFailure(vm + " has no writable file-backed disk");
+    }
+    List<ManifestSnapshot> snapshots = new ArrayList<>();
+    for (SnapshotDefinition s : hypervisor.snapshots(vm)) {
+      snapshots.add(new ManifestSnapshot(s.name(), s.parent().orElse(""), s.xml()));
+    }
+    String current = hypervisor.currentSnapshot(vm).orElse("");
+    List<String> dirs = new ArrayList<>();
+    long ancillary = 0;
+    for (Path dir : directories) {
+      if (datastores.rootOf(dir).isEmpty()) {
+        throw new MigrationFailure(
+            dir + " is a datastore root: refusing to copy a whole datastore");
+      }
+      dirs.add(dir.toString());
+      if (settings.migration().copyWholeVmDirectory()) {
+        ancillary += usage.allocatedBelow(dir, writable);
+      }
+    }
+    if (!settings.migration().copyWholeVmDirectory()) {
+      for (ManifestDisk d : disks) {
+        if (!d.writable()) {
+          ancillary += usage.allocated(Path.of(d.path()));
+        }
+        for (String b : d.backingChain()) {
+          ancillary += usage.allocated(Path.of(b));
+        }
+      }
+    }
+    return new Manifest(
+        migrationId,
+        vm,
+        def.uuid(),
+        settings.host(),
+        destination,
+        def.memoryKiB(),
+        def.vcpus(),
+        disks,
+        snapshots,
+        current,
+        dirs,
+        ancillary);
+  }
+
+  static SnapshotEntry entry(ImageSnapshot s) {
+    return new SnapshotEntry(
+        s.id(),
+        s.name(),
+        s.vmStateSize(),
+        s.dateSec(),
+        s.dateNsec(),
+        s.vmClockSec(),
+        s.vmClockNsec());
+  }
+
+  /** QEMU's block node of each disk file ({@code query-block}): where a dirty bitmap attaches. */
+  Map<String, String> blockNodes(String vm) throws IOException {
+    JsonNode reply =
+        JSON.readTree(hypervisor.qemuMonitorCommand(vm, "{\"execute\":\"query-block\"}"));
+    Map<String, String> nodes = new HashMap<>();
+    for (JsonNode dev : reply.path("return")) {
+      JsonNode inserted = dev.path("inserted");
+      if (inserted.has("node-name") && inserted.has("file")) {
+        nodes.put(inserted.get("file").asText(), inserted.get("node-name").asText());
+      }
+    }
+    return nodes;
+  }
+
+  /**
+   * A persistent dirty bitmap on the disk's format node, added through QMP before the bulk copy.
+   * libvirt does not know it (raw QMP taints the domain as custom-monitor); libvirt's own
+   * checkpoints would make the migration refuse.
+   */
+  void addBitmap(String vm, String node, String bitmap) {
+    hypervisor.qemuMonitorCommand(
+        vm,
+        "{\"execute\":\"block-dirty-bitmap-add\",\"arguments\":{\"node\":\""
+            + node
+            + "\",\"name\":\""
+            + bitmap
+            + "\",\"persistent\":true}}");
+  }
+
+  void removeBitmap(String vm, String node, String bitmap) {
+    hypervisor.qemuMonitorCommand(
+        vm,
+        "{\"execute\":\"block-dirty-bitmap-remove\",\"arguments\":{\"node\":\""
+            + node
+            + "\",\"name\":\""
+            + bitmap
+            + "\"}}");
+  }
+
+  /** libvirt refuses to migrate a domain with snapshot metadata: drop it, children first. */
+  void dropSnapshotMetadata(String vm, List<ManifestSnapshot> snapshots) {
+    Set<String> present = new LinkedHashSet<>();
+    hypervisor.snapshots(vm).forEach(s -> present.add(s.name()));
+    for (int i = snapshots.size() - 1; i >= 0; i--) {
+      String name = snapshots.get(i).name();
+      if (present.contains(name)) {
+        hypervisor.deleteSnapshotMetadata(vm, name);
+      }
+    }
+  }
+
+  /** Puts back what {@link #dropSnapshotMetadata} removed, parents first, and the current one. */
+  void restoreSnapshotMetadata(String vm, Manifest manifest) {
+    restore(hypervisor, vm, manifest);
+  }
+
+  static void restore(Hypervisor hypervisor, String vm, Manifest manifest) {
+    Set<String> present = new LinkedHashSet<>();
+    hypervisor.snapshots(vm).forEach(s -> present.add(s.name()));
+    for (ManifestSnapshot s : manifest.snapshots()) {
+      if (!present.contains(s.name())) {
+        hypervisor.redefineSnapshot(vm, s.xml(), s.name().equals(manifest.currentSnapshot()));
+      }
+    }
+    if (!manifest.currentSnapshot().isEmpty()
+        && !hypervisor.currentSnapshot(vm).equals(Optional.of(manifest.currentSnapshot()))) {
+      manifest.snapshots().stream()
+          .filter(s -> s.name().equals(manifest.currentSnapshot()))
+          .findFirst()
+          .ifPresent(s -> hypervisor.redefineSnapshot(vm, s.xml(), true));
+    }
+  }
+
+  /** Removes the VM's directories on this host once the destination acknowledged. */
+  List<String> removeFiles(Manifest manifest) throws IOException {
+    List<String> removed = new ArrayList<>();
+    for (String dir : manifest.directories()) {
+      Path d = datastores.confine("directory", dir);
+      if (settings.migration().copyWholeVmDirectory()) {
+        removed.addAll(Files2.deleteTree(d));
+      } else {
+        for (ManifestDisk disk : manifest.disks()) {
+          if (Path.of(disk.path()).getParent().equals(d)
+              && Files.deleteIfExists(Path.of(disk.path()))) {
+            removed.add(disk.path());
+          }
+        }
+      }
+    }
+    return removed;
+  }
+
+  DomainState state(String vm) {
+    return hypervisor.lookup(vm).map(DomainSummary::state).orElse(DomainState.NOSTATE);
+  }
+}

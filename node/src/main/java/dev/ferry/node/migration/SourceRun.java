@@ -1,0 +1,157 @@
+package dev.ferry.node.migration;
+
+import dev.ferry.node.disksync.CopyPipelines;
+import dev.ferry.node.disksync.DiskJob;
+import dev.ferry.node.disksync.DiskSyncActor;
+import dev.ferry.protocol.DiskProgress;
+import dev.ferry.protocol.DiskResult;
+import dev.ferry.protocol.Manifest;
+import dev.ferry.protocol.MemoryProgress;
+import dev.ferry.protocol.MigrationEvent;
+import dev.ferry.protocol.MigrationOptions;
+import dev.ferry.protocol.MigrationPhase;
+import dev.ferry.protocol.MigrationProgress;
+import dev.ferry.protocol.TargetProtocol;
+import dev.ferry.protocol.Verification;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicLong;
+import org.apache.pekko.actor.typed.ActorRef;
+
+/**
+ * What a source migration knows and has done so far. Owned by one {@link VmMigrationActor} and
+ * touched only from its thread; every fact that matters for undoing is also journaled.
+ */
+final class SourceRun {
+  final String id;
+  final String vm;
+  final String destination;
+  final MigrationOptions options;
+  final long startedAt = System.currentTimeMillis();
+  final Set<ActorRef<MigrationEvent>> watchers = new LinkedHashSet<>();
+
+  Manifest manifest;
+  Map<String, String> blockNodes = Map.of();
+  List<DiskJob> jobs = List.of();
+  ActorRef<TargetProtocol.Command> target;
+  final Map<String, ActorRef<DiskSyncActor.Command>> disks = new LinkedHashMap<>();
+  final Map<String, DiskProgress> diskProgress = new LinkedHashMap<>();
+  final Map<String, String> bulkMethod = new LinkedHashMap<>();
+  final Map<String, Long> bulkBytes = new LinkedHashMap<>();
+  final Map<String, String> finalMethod = new LinkedHashMap<>();
+  final Map<String, Long> finalBytes = new LinkedHashMap<>();
+  final List<TargetProtocol.DiskBitmap> bitmapsLeft = new ArrayList<>();
+  CopyPipelines.Copy ancillaryCopy;
+  final AtomicLong ancillaryDone = new AtomicLong();
+
+  MigrationPhase phase = MigrationPhase.PREFLIGHT;
+  boolean bitmapsAdded;
+  boolean metadataDropped;
+  boolean memoryStarted;
+  boolean memoryReturned;
+  Throwable memoryError;
+  boolean switchoverStarted;
+  boolean cancelRequested;
+  long sourceSuspendedAt;
+  long destinationPausedAt;
+  long resumedAt;
+  MemoryProgress memory = MemoryProgress.none();
+  long memoryLastProcessed = -1;
+  long memoryLastChangeAt;
+  boolean downtimeSet;
+  Verification verification = Verification.none();
+  final List<String> notes = new ArrayList<>();
+
+  private long rateBytes;
+  private long rateAt;
+  private long rate;
+
+  SourceRun(String id, String vm, String destination, MigrationOptions options) {
+    this.id = id;
+    this.vm = vm;
+    this.destination = destination;
+    this.options = options;
+  }
+
+  void note(String what) {
+    notes.add(what);
+  }
+
+  long bytesDone() {
+    long disks = diskProgress.values().stream().mapToLong(DiskProgress::bytesDone).sum();
+    return disks + ancillaryDone.get() + memory.processed();
+  }
+
+  long bytesTotal() {
+    long files = manifest == null ? 0 : manifest.totalBytes();
+    long disks = diskProgress.values().stream().mapToLong(DiskProgress::bytesTotal).sum();
+    long memTotal =
+        memory.total() > 0 ? memory.total() : manifest == null ? 0 : manifest.memoryKiB() * 1024;
+    return Math.max(files, disks + (manifest == null ? 0 : manifest.ancillaryBytes())) + memTotal;
+  }
+
+  /** Bytes sent over the wire: copies, final syncs and memory. */
+  long bytesMoved() {
+    return bulkBytes.values().stream().mapToLong(Long::longValue).sum()
+        + finalBytes.values().stream().mapToLong(Long::longValue).sum()
+        + ancillaryDone.get()
+        + memory.processed();
+  }
+
+  MigrationProgress progress(String source, String message) {
+    long now = System.currentTimeMillis();
+    long done = bytesDone();
+    if (rateAt == 0) {
+      rateAt = now;
+      rateBytes = done;
+    } else if (now - rateAt >= 1000) {
+      long r = (done - rateBytes) * 1000 / (now - rateAt);
+      rate = rate == 0 ? r : (rate + r) / 2;
+      rateAt = now;
+      rateBytes = done;
+    }
+    long total = bytesTotal();
+    long eta = rate > 0 && total > done ? (total - done) / rate : -1;
+    long paused = sourceSuspendedAt > 0 && resumedAt == 0 ? now - sourceSuspendedAt : 0;
+    return new MigrationProgress(
+        id,
+        vm,
+        source,
+        destination,
+        phase,
+        new ArrayList<>(diskProgress.values()),
+        memory,
+        done,
+        total,
+        Math.max(0, rate),
+        eta,
+        paused,
+        startedAt,
+        now,
+        message);
+  }
+
+  List<DiskResult> diskResults() {
+    List<DiskResult> out = new ArrayList<>();
+    if (manifest == null) {
+      return out;
+    }
+    manifest
+        .writableDisks()
+        .forEach(
+            d ->
+                out.add(
+                    new DiskResult(
+                        d.target(),
+                        d.path(),
+                        bulkMethod.getOrDefault(d.target(), ""),
+                        finalMethod.getOrDefault(d.target(), ""),
+                        bulkBytes.getOrDefault(d.target(), 0L),
+                        finalBytes.getOrDefault(d.target(), 0L))));
+    return out;
+  }
+}

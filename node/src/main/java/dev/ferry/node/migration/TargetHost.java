@@ -1,0 +1,377 @@
+package dev.ferry.node.migration;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.ferry.node.host.OpenFiles;
+import dev.ferry.node.image.CheckResult;
+import dev.ferry.node.image.ImageInfo;
+import dev.ferry.node.image.ImageTool;
+import dev.ferry.node.libvirt.DomainState;
+import dev.ferry.node.libvirt.DomainSummary;
+import dev.ferry.node.libvirt.Hypervisor;
+import dev.ferry.node.libvirt.MigrationFlag;
+import dev.ferry.node.libvirt.MigrationRequest;
+import dev.ferry.node.libvirt.SnapshotDefinition;
+import dev.ferry.node.settings.NodeSettings;
+import dev.ferry.node.validation.DatastorePaths;
+import dev.ferry.protocol.Manifest;
+import dev.ferry.protocol.ManifestDisk;
+import dev.ferry.protocol.ManifestSnapshot;
+import dev.ferry.protocol.SnapshotEntry;
+import dev.ferry.protocol.TargetProtocol;
+import dev.ferry.protocol.Verification;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.EnumSet;
+import java.util.List;
+import java.util.Optional;
+import java.util.OptionalLong;
+
+/** The blocking steps a migration runs on its destination host. */
+final class TargetHost {
+  /** Written into every VM directory the target creates; only such directories are ever removed. */
+  static final String MARKER = ".ferry-incoming";
+
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  private final Hypervisor hypervisor;
+  private final ImageTool images;
+  private final DatastorePaths datastores;
+  private final OpenFiles openFiles;
+  private final NodeSettings settings;
+
+  TargetHost(
+      Hypervisor hypervisor,
+      ImageTool images,
+      DatastorePaths datastores,
+      OpenFiles openFiles,
+      NodeSettings settings) {
+    this.hypervisor = hypervisor;
+    this.images = images;
+    this.datastores = datastores;
+    this.openFiles = openFiles;
+    this.settings = settings;
+  }
+
+  /**
+   * Can this host take the VM? The domain must not exist here, each VM directory must be absent (or
+   * a leftover of an earlier attempt of ours, which is removed), and there must be room. Creates
+   * the directories with our marker.
+   */
+  void prepare(Manifest m) throws IOException {
+    Optional<DomainSummary> existing = hypervisor.lookup(m.vm());
+    if (existing.isPresent()) {
+      throw new MigrationFailure(
+          "a domain named "
+              + m.vm()
+              + " is already defined on "
+              + settings.host()
+              + " ("
+              + existing.get().state().name().toLowerCase()
+              + ")");
+    }
+    for (String dir : m.directories()) {
+      Path d = datastores.confine("directory", dir);
+      if (Files.exists(d, LinkOption.NOFOLLOW_LINKS)) {
+        if (!Files.exists(d.resolve(MARKER))) {
+          throw new MigrationFailure(
+              d
+                  + " already exists on "
+                  + settings.host()
+                  + " and was not created by Ferry: refusing to overwrite it");
+        }
+        Files2.deleteTree(d); // our own leftover from an attempt that did not finish
+      }
+    }
+    long needed = m.totalBytes() + m.totalBytes() / 20 + (64L << 20);
+    for (String dir : m.directories()) {
+      Path root = datastores.rootOf(Path.of(dir)).orElseThrow();
+      long usable = Files.getFileStore(existingAncestor(Path.of(dir))).getUsableSpace();
+      if (usable < needed) {
+        throw new MigrationFailure(
+            "not enough space in "
+                + root
+                + " on "
+                + settings.host()
+                + ": "
+                + mib(usable)
+                + " MiB free, "
+                + mib(needed)
+                + " MiB needed");
+      }
+    }
+    long freeMemory = hypervisor.hostInfo().freeMemoryBytes();
+    if (freeMemory < m.memoryKiB() * 1024) {
+      throw new MigrationFailure(
+          "not enough free memory on "
+              + settings.host()
+              + ": "
+              + mib(freeMemory)
+              + " MiB free, "
+              + m.memoryKiB() / 1024
+              + " MiB needed");
+    }
+    for (String dir : m.directories()) {
+      Path d = Path.of(dir);
+      Files.createDirectories(d);
+      Files.writeString(
+          d.resolve(MARKER),
+          m.migrationId() + " " + m.vm() + " from " + m.sourceHost() + "\n",
+          StandardCharsets.UTF_8);
+    }
+  }
+
+  private static Path existingAncestor(Path p) {
+    Path e = p;
+    while (e != null && !Files.exists(e)) {
+      e = e.getParent();
+    }
+    return e == null ? Path.of("/") : e;
+  }
+
+  private static long mib(long bytes) {
+    return bytes >> 20;
+  }
+
+  /**
+   * The paused VM's files against the manifest: bitmaps the delta carried along removed, every
+   * snapshot table equal, qemu-img check clean. Opening without {@code -U} also proves the paused
+   * QEMU has not activated the images (it would hold their lock).
+   */
+  Verification verifyFiles(Manifest m, List<TargetProtocol.DiskBitmap> bitmaps) {
+    List<String> details = new ArrayList<>();
+    for (TargetProtocol.DiskBitmap b : bitmaps) {
+      images.removeBitmap(datastores.confine("disk", b.path()), b.bitmap());
+      details.add(b.path() + ": dirty bitmap " + b.bitmap() + " removed");
+    }
+    boolean tables = true;
+    boolean clean = true;
+    for (ManifestDisk d : m.disks()) {
+      Path path = datastores.confine("disk " + d.target(), d.path());
+      ImageInfo info = images.info(path, ImageTool.Access.EXCLUSIVE);
+      List<SnapshotEntry> found = info.snapshots().stream().map(SourceHost::entry).toList();
+      if (!found.equals(d.snapshots())) {
+        tables = false;
+        details.add(
+            d.target()
+                + ": snapshot table differs: expected "
+                + names(d.snapshots())
+                + ", found "
+                + names(found));
+      } else {
+        details.add(d.target() + ": snapshot table equal (" + d.snapshots().size() + " snapshots)");
+      }
+      if (!info.bitmaps().isEmpty()) {
+        clean = false;
+        details.add(d.target() + ": unexpected dirty bitmaps left: " + info.bitmaps());
+      }
+      if (d.writable() && "qcow2".equals(d.format()) && settings.migration().imageCheck()) {
+        CheckResult check = images.check(path, ImageTool.Access.EXCLUSIVE);
+        clean &= check.clean();
+        details.add(d.target() + ": qemu-img check " + check.describe());
+      }
+    }
+    return new Verification(tables, clean, false, false, details);
+  }
+
+  private static List<String> names(List<SnapshotEntry> entries) {
+    return entries.stream().map(e -> e.id() + ":" + e.name()).toList();
+  }
+
+  /** Redefines the snapshot metadata here and checks libvirt's list and current snapshot. */
+  Verification redefine(Manifest m, Verification v) {
+    SourceHost.restore(hypervisor, m.vm(), m);
+    List<String> listed =
+        hypervisor.snapshots(m.vm()).stream().map(SnapshotDefinition::name).toList();
+    List<String> expected = m.snapshots().stream().map(ManifestSnapshot::name).toList();
+    String current = hypervisor.currentSnapshot(m.vm()).orElse("");
+    boolean equal = listed.equals(expected) && current.equals(m.currentSnapshot());
+    List<String> details = new ArrayList<>(v.details());
+    details.add(
+        "libvirt snapshots "
+            + listed
+            + " current '"
+            + current
+            + "'"
+            + (equal
+                ? " equal to the source's"
+                : " DIFFER from " + expected + " current '" + m.currentSnapshot() + "'"));
+    return new Verification(v.snapshotTablesEqual(), v.imageCheckClean(), equal, false, details);
+  }
+
+  void resume(String vm) {
+    hypervisor.resume(vm);
+  }
+
+  /** After the resume: the inode QEMU has open for each disk is the inode at the disk's path. */
+  Verification inodeCheck(Manifest m, Verification v) throws IOException {
+    List<String> details = new ArrayList<>(v.details());
+    long pid =
+        openFiles
+            .qemuPid(m.vm())
+            .orElseThrow(
+                () ->
+                    new MigrationFailure(
+                        "no QEMU pid file for " + m.vm() + " in " + settings.qemuRunDir()));
+    List<OpenFiles.OpenFile> open = openFiles.openFiles(pid);
+    boolean ok = true;
+    for (ManifestDisk d : m.disks()) {
+      Path path = Path.of(d.path());
+      Path real = path.toRealPath();
+      long expected = OpenFiles.inodeAt(path);
+      List<OpenFiles.OpenFile> fds =
+          open.stream()
+              .filter(f -> f.target().equals(real.toString()) || f.target().startsWith(real + " "))
+              .toList();
+      if (fds.isEmpty()) {
+        ok = false;
+        details.add(d.target() + ": QEMU (pid " + pid + ") has no descriptor open on " + real);
+      } else {
+        for (OpenFiles.OpenFile f : fds) {
+          boolean same = !f.deleted() && f.inode() == expected;
+          ok &= same;
+          details.add(
+              d.target()
+                  + ": fd "
+                  + f.fd()
+                  + " -> inode "
+                  + f.inode()
+                  + (same ? " = " : " != ")
+                  + "inode "
+                  + expected
+                  + " at "
+                  + real);
+        }
+      }
+    }
+    return new Verification(
+        v.snapshotTablesEqual(), v.imageCheckClean(), v.libvirtSnapshotsEqual(), ok, details);
+  }
+
+  DomainState state(String vm) {
+    return hypervisor.lookup(vm).map(DomainSummary::state).orElse(DomainState.NOSTATE);
+  }
+
+  /**
+   * Removes what this target created: VM directories that carry our marker. A domain that libvirt
+   * left defined here (it should not, after a failed migration) is undefined if it is not running.
+   */
+  List<String> cleanup(Manifest m) throws IOException {
+    List<String> removed = new ArrayList<>();
+    Optional<DomainSummary> d = hypervisor.lookup(m.vm());
+    if (d.isPresent()) {
+      if (d.get().state().active()) {
+        throw new MigrationFailure(
+            m.vm()
+                + " is "
+                + d.get().state().name().toLowerCase()
+                + " on "
+                + settings.host()
+                + ": not removing its files");
+      }
+      if (d.get().uuid().equals(m.uuid())) {
+        hypervisor.undefine(m.vm());
+        removed.add("domain definition " + m.vm());
+      }
+    }
+    for (String dir : m.directories()) {
+      Path p = datastores.confine("directory", dir);
+      if (Files.exists(p.resolve(MARKER))) {
+        removed.addAll(Files2.deleteTree(p));
+      }
+    }
+    return removed;
+  }
+
+  /** Drops the marker once the VM lives here for good: the directory is the VM's now. */
+  void adopt(Manifest m) throws IOException {
+    for (String dir : m.directories()) {
+      Files.deleteIfExists(Path.of(dir).resolve(MARKER));
+    }
+  }
+
+  /**
+   * Activates every block node of a VM that is paused here after an incoming migration, without
+   * running its vCPUs. QEMU before 10.0 aborts when it migrates out a VM whose images were never
+   * activated ({@code bdrv_inactivate_recurse: Assertion '!(bs->open_flags & BDRV_O_INACTIVE)'},
+   * seen on the test bed with 7.2, and by Nova with paused live migration): the VM's memory would
+   * be lost. QEMU 10.0 has {@code blockdev-set-active}; before it, exporting a node over NBD
+   * activates it, as libvirt's own storage migration relies on. The exports are read-only and
+   * removed at once. The destination's files may be wrong (that is why we go back); they are
+   * discarded afterwards and the source's files, untouched, are what the VM resumes on.
+   */
+  void activateImages(String vm) throws IOException {
+    JsonNode version =
+        JSON.readTree(hypervisor.qemuMonitorCommand(vm, "{\"execute\":\"query-version\"}"));
+    if (version.path("return").path("qemu").path("major").asInt() >= 10) {
+      hypervisor.qemuMonitorCommand(
+          vm, "{\"execute\":\"blockdev-set-active\",\"arguments\":{\"active\":true}}");
+      return;
+    }
+    List<String> nodes = new ArrayList<>();
+    for (JsonNode dev :
+        JSON.readTree(hypervisor.qemuMonitorCommand(vm, "{\"execute\":\"query-block\"}"))
+            .path("return")) {
+      String node = dev.path("inserted").path("node-name").asText("");
+      if (!node.isEmpty()) {
+        nodes.add(node);
+      }
+    }
+    String socket = settings.qemuRunDir().resolve("ferry-activate-" + vm + ".sock").toString();
+    hypervisor.qemuMonitorCommand(
+        vm,
+        "{\"execute\":\"nbd-server-start\",\"arguments\":{\"addr\":{\"type\":\"unix\",\"data\":{\"path\":\""
+            + socket
+            + "\"}}}}");
+    try {
+      for (int i = 0; i < nodes.size(); i++) {
+        hypervisor.qemuMonitorCommand(
+            vm,
+            "{\"execute\":\"block-export-add\",\"arguments\":{\"type\":\"nbd\",\"id\":\"ferry-activate-"
+                + i
+                + "\",\"node-name\":\""
+                + nodes.get(i)
+                + "\",\"writable\":false}}");
+        hypervisor.qemuMonitorCommand(
+            vm,
+            "{\"execute\":\"block-export-del\",\"arguments\":{\"id\":\"ferry-activate-"
+                + i
+                + "\"}}");
+      }
+    } finally {
+      hypervisor.qemuMonitorCommand(vm, "{\"execute\":\"nbd-server-stop\"}");
+      Files.deleteIfExists(Path.of(socket));
+    }
+  }
+
+  /**
+   * Sends the paused VM back to the source, paused: its files there are still authoritative. The
+   * source then resumes it.
+   */
+  /** Whether libvirt still runs a job (the incoming migration's Finish) on the domain. */
+  boolean jobActive(String vm) {
+    return hypervisor.jobStats(vm).active();
+  }
+
+  void migrateBack(String vm, String sourceHost) throws IOException {
+    activateImages(vm);
+    hypervisor.migrate(
+        vm,
+        new MigrationRequest(
+            settings.migration().destinationUri(sourceHost),
+            EnumSet.of(
+                MigrationFlag.LIVE,
+                MigrationFlag.PEER2PEER,
+                MigrationFlag.PERSIST_DEST,
+                MigrationFlag.UNDEFINE_SOURCE,
+                MigrationFlag.PAUSED,
+                MigrationFlag.UNSAFE),
+            OptionalLong.empty(),
+            List.of(),
+            Optional.empty()));
+  }
+}

@@ -1,0 +1,1499 @@
+package dev.ferry.node.migration;
+
+import dev.ferry.node.disksync.CopyPipelines;
+import dev.ferry.node.disksync.DiskJob;
+import dev.ferry.node.disksync.DiskSyncActor;
+import dev.ferry.node.journal.JournalEntry;
+import dev.ferry.node.journal.MigrationJournal;
+import dev.ferry.node.libvirt.DomainState;
+import dev.ferry.node.libvirt.JobStats;
+import dev.ferry.node.libvirt.LifecycleEvent;
+import dev.ferry.node.libvirt.MigrationFlag;
+import dev.ferry.node.libvirt.MigrationRequest;
+import dev.ferry.protocol.AgentProtocol;
+import dev.ferry.protocol.DiskProgress;
+import dev.ferry.protocol.FinalSyncMethod;
+import dev.ferry.protocol.Manifest;
+import dev.ferry.protocol.ManifestDisk;
+import dev.ferry.protocol.ManifestSnapshot;
+import dev.ferry.protocol.MemoryProgress;
+import dev.ferry.protocol.MigrationEvent;
+import dev.ferry.protocol.MigrationOptions;
+import dev.ferry.protocol.MigrationOutcome;
+import dev.ferry.protocol.MigrationPhase;
+import dev.ferry.protocol.MigrationResult;
+import dev.ferry.protocol.TargetProtocol;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.EnumSet;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.OptionalLong;
+import java.util.Set;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.atomic.AtomicReference;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.ActorRefResolver;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.BehaviorBuilder;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
+import org.apache.pekko.actor.typed.receptionist.Receptionist;
+import org.apache.pekko.stream.Materializer;
+
+/**
+ * Migrates one VM from this host with the suspend-sync flow (DESIGN.md section 4). One actor per
+ * migrating VM, on the source host; the destination's {@link MigrationTargetActor} prepares,
+ * watches the switchover, verifies and resumes.
+ *
+ * <pre>
+ * state                 does                                             next
+ * preflight             manifest: disks, snapshot tables, libvirt XML   contacting | finished(rejected)
+ * contacting            find the destination agent, PrepareIncoming     preparingDestination | rollingBack
+ * preparingDestination  copy the VM directories minus writable disks   dirtyTracking | rollingBack
+ * dirtyTracking         persistent dirty bitmap per delta disk (QMP)    copying | rollingBack
+ * copying               DiskSyncActor bulk copy per disk, concurrently  droppingMetadata | rollingBack
+ * droppingMetadata      libvirt snapshot metadata, children first       migratingMemory | rollingBack
+ * migratingMemory       arm target + appliers; migrate LIVE P2P PAUSED  finalSync | rollingBack
+ *                       UNSAFE; on the destination's "paused" event
+ * finalSync(n)          every disk: delta or rsync --inplace, in place  verifying | finalSync(n+1) | migratingBack
+ * verifying(n)          target: bitmaps, tables, check, redefine,       acknowledging | finalSync(n+1) | migratingBack
+ *                       resume, open inode
+ * acknowledging         result to watchers, then remove source files    stopped
+ * rollingBack           stop copies, abort job, remove bitmaps,          finished(rolled-back | cancelled)
+ *                       restore metadata, target removes its files
+ * migratingBack         target sends the paused VM back; source removes  finished(migrated-back | failed)
+ *                       bitmaps, restores metadata, resumes
+ * </pre>
+ *
+ * Before the source pauses for the switchover, a cancel or any failure rolls back. Once it paused,
+ * cancel is refused: the VM's memory is on its way and finishing is safer than undoing.
+ */
+public final class VmMigrationActor {
+
+  /** Messages to a migration. */
+  public sealed interface Command {}
+
+  /** Add a watcher; it gets the current progress at once. */
+  public record Watch(ActorRef<MigrationEvent> watcher) implements Command {}
+
+  public record Cancel(String reason, ActorRef<AgentProtocol.CancelReply> replyTo)
+      implements Command {}
+
+  private record Tick() implements Command {}
+
+  private record PhaseTimeout(MigrationPhase phase) implements Command {}
+
+  private record StepDone(String step, Object value, Throwable error) implements Command {}
+
+  private record AgentListing(Set<ActorRef<AgentProtocol.Command>> agents) implements Command {}
+
+  private record RetryContact() implements Command {}
+
+  private record FromTarget(TargetProtocol.Reply reply) implements Command {}
+
+  private record TargetGone() implements Command {}
+
+  private record Disk(DiskSyncActor.Event event) implements Command {}
+
+  private record SourceEvent(LifecycleEvent event) implements Command {}
+
+  private record MemoryDone(Throwable error) implements Command {}
+
+  private record JobPolled(JobStats stats, Throwable error) implements Command {}
+
+  private record PollJob() implements Command {}
+
+  public static Behavior<Command> create(
+      String migrationId,
+      String vm,
+      String destination,
+      MigrationOptions options,
+      ActorRef<MigrationEvent> firstWatcher,
+      MigrationServices services) {
+    return Behaviors.setup(
+        ctx ->
+            Behaviors.withTimers(
+                timers -> {
+                  ctx.setLoggerName("dev.ferry.migration");
+                  SourceRun run = new SourceRun(migrationId, vm, destination, options);
+                  run.watchers.add(firstWatcher);
+                  VmMigrationActor actor = new VmMigrationActor(ctx, timers, run, services);
+                  return withCleanup(actor.preflight(), actor.lifecycleSubscription);
+                }));
+  }
+
+  private final ActorContext<Command> ctx;
+  private final TimerScheduler<Command> timers;
+  private final SourceRun run;
+  private final MigrationServices services;
+  private final SourceHost source;
+  private final MigrationJournal journal;
+  private final ActorRef<TargetProtocol.Reply> targetReplies;
+  private final ActorRef<DiskSyncActor.Event> diskEvents;
+  private final AtomicReference<AutoCloseable> lifecycleSubscription = new AtomicReference<>();
+
+  private VmMigrationActor(
+      ActorContext<Command> ctx,
+      TimerScheduler<Command> timers,
+      SourceRun run,
+      MigrationServices services) {
+    this.ctx = ctx;
+    this.timers = timers;
+    this.run = run;
+    this.services = services;
+    this.source = services.source();
+    this.journal = services.journal();
+    this.targetReplies = ctx.messageAdapter(TargetProtocol.Reply.class, FromTarget::new);
+    this.diskEvents = ctx.messageAdapter(DiskSyncActor.Event.class, Disk::new);
+    ctx.getLog()
+        .info(
+            "migration {} of {} to {} starting ({})", run.id, run.vm, run.destination, run.options);
+    timers.startTimerAtFixedRate(
+        Tick.class, new Tick(), services.settings().migration().progressInterval());
+  }
+
+  // ---------------------------------------------------------------- states
+
+  /** Reads the VM, its disks and snapshots on this host into the manifest. */
+  private Behavior<Command> preflight() {
+    enter(
+        MigrationPhase.PREFLIGHT,
+        "reading " + run.vm + " and its disks",
+        services.settings().migration().timeouts().preflight());
+    blocking(
+        "manifest",
+        () -> {
+          Manifest m = source.manifest(run.id, run.vm, run.destination);
+          boolean anyDelta = m.writableDisks().stream().anyMatch(d -> wantsDelta(d));
+          run.blockNodes = anyDelta ? source.blockNodes(run.vm) : Map.of();
+          return m;
+        });
+    return withCommon(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                StepDone.class,
+                m -> m.step().equals("manifest"),
+                m -> {
+                  if (m.error() != null) {
+                    return finish(
+                        MigrationOutcome.ROLLED_BACK,
+                        "refused in preflight: "
+                            + MigrationFailure.reason(m.error())
+                            + "; nothing was changed");
+                  }
+                  run.manifest = (Manifest) m.value();
+                  journal.append(
+                      run.id,
+                      MigrationJournal.Role.SOURCE,
+                      JournalEntry.started(run.manifest, run.options));
+                  subscribeToSourceEvents();
+                  return contacting();
+                })
+            .onMessage(Cancel.class, m -> cancelBeforeStart(m))
+            .onMessage(
+                PhaseTimeout.class,
+                m ->
+                    finish(
+                        MigrationOutcome.ROLLED_BACK, "preflight timed out; nothing was changed")));
+  }
+
+  /** Finds the destination's agent (retrying while it registers) and asks it to prepare. */
+  private Behavior<Command> contacting() {
+    enter(
+        MigrationPhase.PREPARING_DESTINATION,
+        "contacting the agent on " + run.destination,
+        services.settings().migration().timeouts().contact());
+    findDestinationAgent();
+    return withCommon(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                AgentListing.class,
+                m -> {
+                  if (m.agents().isEmpty()) {
+                    timers.startSingleTimer(
+                        RetryContact.class, new RetryContact(), Duration.ofSeconds(1));
+                  } else {
+                    m.agents()
+                        .iterator()
+                        .next()
+                        .tell(
+                            new AgentProtocol.PrepareIncoming(
+                                run.manifest, run.options, targetReplies));
+                  }
+                  return Behaviors.same();
+                })
+            .onMessage(
+                RetryContact.class,
+                m -> {
+                  findDestinationAgent();
+                  return Behaviors.same();
+                })
+            .onMessage(
+                FromTarget.class,
+                m -> m.reply() instanceof TargetProtocol.Ready,
+                m -> {
+                  run.target = ((TargetProtocol.Ready) m.reply()).target();
+                  ctx.watchWith(run.target, new TargetGone());
+                  journal.append(
+                      run.id,
+                      MigrationJournal.Role.SOURCE,
+                      JournalEntry.fact(
+                          "target-ready",
+                          "preparing-destination",
+                          Map.of(
+                              "target",
+                              ActorRefResolver.get(ctx.getSystem())
+                                  .toSerializationFormat(run.target),
+                              "host",
+                              run.destination)));
+                  return preparingDestination();
+                })
+            .onMessage(
+                FromTarget.class,
+                m -> m.reply() instanceof TargetProtocol.Refused,
+                m ->
+                    finish(
+                        MigrationOutcome.ROLLED_BACK,
+                        "refused by "
+                            + run.destination
+                            + ": "
+                            + ((TargetProtocol.Refused) m.reply()).reason()
+                            + "; nothing was changed"))
+            .onMessage(Cancel.class, m -> cancelBeforeStart(m))
+            .onMessage(
+                PhaseTimeout.class,
+                m ->
+                    finish(
+                        MigrationOutcome.ROLLED_BACK,
+                        "no agent answered on "
+                            + run.destination
+                            + " within "
+                            + services.settings().migration().timeouts().contact().toSeconds()
+                            + " s; nothing was changed")));
+  }
+
+  private void findDestinationAgent() {
+    ctx.ask(
+        Receptionist.Listing.class,
+        ctx.getSystem().receptionist(),
+        Duration.ofSeconds(5),
+        ref -> Receptionist.find(AgentProtocol.agentKey(run.destination), ref),
+        (listing, err) ->
+            new AgentListing(
+                listing == null
+                    ? Set.of()
+                    : listing.getServiceInstances(AgentProtocol.agentKey(run.destination))));
+  }
+
+  /** Copies the VM directories, minus the writable disks, to the destination. */
+  private Behavior<Command> preparingDestination() {
+    enter(
+        MigrationPhase.PREPARING_DESTINATION,
+        "copying the VM directory to " + run.destination,
+        copyTimeout(run.manifest.ancillaryBytes()));
+    CopyPipelines pipelines =
+        new CopyPipelines(
+            services.runner(),
+            services.settings(),
+            Materializer.createMaterializer(ctx),
+            services.blocking());
+    List<String> excludes = new ArrayList<>();
+    List<CompletableFuture<Long>> copies = new ArrayList<>();
+    for (String dir : run.manifest.directories()) {
+      excludes.clear();
+      for (ManifestDisk d : run.manifest.writableDisks()) {
+        Path p = Path.of(d.path());
+        if (p.getParent().toString().equals(dir)) {
+          excludes.add("/" + p.getFileName());
+        }
+      }
+      if (!services.settings().migration().copyWholeVmDirectory()) {
+        continue;
+      }
+      CopyPipelines.Copy copy =
+          pipelines.rsyncDirectory(
+              Path.of(dir),
+              List.copyOf(excludes),
+              run.destination,
+              run.options.bandwidthBytesPerSecond(),
+              run.manifest.ancillaryBytes(),
+              run.ancillaryDone);
+      run.ancillaryCopy = copy;
+      copies.add(copy.done.toCompletableFuture());
+    }
+    if (!services.settings().migration().copyWholeVmDirectory()) {
+      // a shared directory: only what the disks need (backing files, read-only disks)
+      for (ManifestDisk d : run.manifest.disks()) {
+        List<String> files = new ArrayList<>(d.backingChain());
+        if (!d.writable()) {
+          files.add(d.path());
+        }
+        for (String f : files) {
+          CopyPipelines.Copy copy =
+              pipelines.rsync(
+                  Path.of(f),
+                  run.destination,
+                  CopyPipelines.RsyncMode.SPARSE_COPY,
+                  run.options.bandwidthBytesPerSecond(),
+                  run.manifest.ancillaryBytes(),
+                  run.ancillaryDone);
+          copies.add(copy.done.toCompletableFuture());
+        }
+      }
+    }
+    ctx.pipeToSelf(
+        CompletableFuture.allOf(copies.toArray(CompletableFuture[]::new)),
+        (ok, err) -> new StepDone("ancillary", null, err));
+    return withCommon(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                StepDone.class,
+                m -> m.step().equals("ancillary"),
+                m -> {
+                  run.ancillaryCopy = null;
+                  if (m.error() != null) {
+                    return rollingBack(
+                        MigrationOutcome.ROLLED_BACK,
+                        "copying the VM directory failed: " + MigrationFailure.reason(m.error()));
+                  }
+                  return dirtyTracking();
+                })
+            .onMessage(Cancel.class, this::cancelAndRollBack)
+            .onMessage(
+                PhaseTimeout.class,
+                m ->
+                    rollingBack(
+                        MigrationOutcome.ROLLED_BACK, "copying the VM directory timed out")));
+  }
+
+  /** Adds a persistent dirty bitmap to every disk the delta will sync, before the bulk copy. */
+  private Behavior<Command> dirtyTracking() {
+    List<ManifestDisk> delta =
+        run.manifest.writableDisks().stream().filter(this::wantsDelta).toList();
+    if (delta.isEmpty()) {
+      return copying();
+    }
+    enter(
+        MigrationPhase.DIRTY_TRACKING,
+        "adding dirty bitmaps",
+        services.settings().tools().commandTimeout());
+    blocking(
+        "bitmaps",
+        () -> {
+          for (ManifestDisk d : delta) {
+            String node = run.blockNodes.get(d.path());
+            if (node == null) {
+              throw new MigrationFailure("QEMU has no block node for " + d.path());
+            }
+            source.addBitmap(run.vm, node, bitmapName());
+            run.bitmapsAdded = true;
+          }
+          return null;
+        });
+    return withCommon(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                StepDone.class,
+                m -> m.step().equals("bitmaps"),
+                m -> {
+                  if (run.bitmapsAdded) {
+                    journal.append(
+                        run.id,
+                        MigrationJournal.Role.SOURCE,
+                        JournalEntry.fact(
+                            "bitmaps-added", "dirty-tracking", Map.of("bitmap", bitmapName())));
+                  }
+                  if (m.error() != null) {
+                    return rollingBack(
+                        MigrationOutcome.ROLLED_BACK,
+                        "adding dirty bitmaps failed: " + MigrationFailure.reason(m.error()));
+                  }
+                  return copying();
+                })
+            .onMessage(Cancel.class, this::cancelAndRollBack)
+            .onMessage(
+                PhaseTimeout.class,
+                m -> rollingBack(MigrationOutcome.ROLLED_BACK, "adding dirty bitmaps timed out")));
+  }
+
+  /** One DiskSyncActor per writable disk copies its file while the VM runs. */
+  private Behavior<Command> copying() {
+    List<ManifestDisk> writable = run.manifest.writableDisks();
+    long share = run.options.bandwidthBytesPerSecond() / writable.size();
+    List<DiskJob> jobs = new ArrayList<>();
+    for (ManifestDisk d : writable) {
+      DiskJob job =
+          new DiskJob(
+              d.target(),
+              Path.of(d.path()),
+              run.destination,
+              d.allocatedBytes(),
+              wantsDelta(d) ? Optional.of(bitmapName()) : Optional.empty(),
+              run.options.bulkCopy() == dev.ferry.protocol.BulkCopyMethod.RSYNC,
+              wantsDelta(d) ? 0 : run.options.warmPasses(),
+              share);
+      jobs.add(job);
+      ActorRef<DiskSyncActor.Command> disk =
+          ctx.spawn(
+              DiskSyncActor.create(
+                  job, diskEvents, services.runner(), services.settings(), services.blocking()),
+              "disk-" + d.target());
+      run.disks.put(d.target(), disk);
+      run.diskProgress.put(
+          d.target(), new DiskProgress(d.target(), d.path(), "queued", 0, d.allocatedBytes()));
+      disk.tell(new DiskSyncActor.BulkCopy());
+    }
+    run.jobs = jobs;
+    long bytes = writable.stream().mapToLong(ManifestDisk::allocatedBytes).sum();
+    enter(
+        MigrationPhase.BULK_COPY,
+        "copying " + writable.size() + " disk(s) while " + run.vm + " runs",
+        copyTimeout(bytes));
+    Set<String> pending = new HashSet<>(run.disks.keySet());
+    return withCommon(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                Disk.class,
+                m -> m.event() instanceof DiskSyncActor.BulkCopied,
+                m -> {
+                  DiskSyncActor.BulkCopied b = (DiskSyncActor.BulkCopied) m.event();
+                  run.bulkMethod.put(b.target(), b.method());
+                  run.bulkBytes.put(b.target(), b.bytes());
+                  pending.remove(b.target());
+                  if (!pending.isEmpty()) {
+                    return Behaviors.same();
+                  }
+                  journal.append(
+                      run.id,
+                      MigrationJournal.Role.SOURCE,
+                      JournalEntry.of("copied", "bulk-copy", run.bulkBytes.toString()));
+                  if (pastDeadline()) {
+                    return rollingBack(
+                        MigrationOutcome.ROLLED_BACK, "the deadline passed before the switchover");
+                  }
+                  return droppingMetadata();
+                })
+            .onMessage(
+                Disk.class,
+                m -> m.event() instanceof DiskSyncActor.Failed,
+                m -> {
+                  DiskSyncActor.Failed f = (DiskSyncActor.Failed) m.event();
+                  return rollingBack(
+                      MigrationOutcome.ROLLED_BACK,
+                      "copying " + f.target() + " failed: " + f.reason());
+                })
+            .onMessage(Cancel.class, this::cancelAndRollBack)
+            .onMessage(
+                PhaseTimeout.class,
+                m -> rollingBack(MigrationOutcome.ROLLED_BACK, "the bulk copy timed out")));
+  }
+
+  /** libvirt refuses to migrate a domain with snapshot metadata; the manifest keeps it. */
+  private Behavior<Command> droppingMetadata() {
+    if (run.manifest.snapshots().isEmpty()) {
+      return migratingMemory();
+    }
+    enter(
+        MigrationPhase.DROPPING_METADATA,
+        "dropping libvirt snapshot metadata (kept in the journal)",
+        services.settings().tools().commandTimeout());
+    blocking(
+        "drop-metadata",
+        () -> {
+          run.metadataDropped = true;
+          journal.append(
+              run.id,
+              MigrationJournal.Role.SOURCE,
+              JournalEntry.of("metadata-dropping", "dropping-metadata", null));
+          source.dropSnapshotMetadata(run.vm, run.manifest.snapshots());
+          return null;
+        });
+    return withCommon(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                StepDone.class,
+                m -> m.step().equals("drop-metadata"),
+                m -> {
+                  if (m.error() != null) {
+                    return rollingBack(
+                        MigrationOutcome.ROLLED_BACK,
+                        "dropping snapshot metadata failed: " + MigrationFailure.reason(m.error()));
+                  }
+                  return migratingMemory();
+                })
+            .onMessage(Cancel.class, this::cancelAndRollBack)
+            .onMessage(
+                PhaseTimeout.class,
+                m ->
+                    rollingBack(
+                        MigrationOutcome.ROLLED_BACK, "dropping snapshot metadata timed out")));
+  }
+
+  /**
+   * Arms the target (it watches for the paused VM) and the delta appliers, then migrates memory.
+   * The final sync starts on the destination's "paused" event, not when libvirt's call returns: the
+   * confirm phase on the source (SIGTERM to QEMU until it is reaped) would add seconds of paused
+   * time, and the source's files are final once the destination is paused after Finish.
+   */
+  private Behavior<Command> migratingMemory() {
+    long memBytes = run.manifest.memoryKiB() * 1024;
+    enter(
+        MigrationPhase.MEMORY_MIGRATION,
+        "arming the switchover",
+        services.settings().migration().timeouts().memory(memBytes));
+    run.target.tell(new TargetProtocol.ArmSwitchover(targetReplies));
+    Set<String> armPending = new HashSet<>();
+    for (DiskJob j : run.jobs) {
+      if (j.bitmap().isPresent()) {
+        armPending.add(j.target());
+        run.disks.get(j.target()).tell(new DiskSyncActor.ArmFinalSync());
+      }
+    }
+    boolean[] targetArmed = {false};
+    return withCommon(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                FromTarget.class,
+                m -> m.reply() instanceof TargetProtocol.Armed,
+                m -> {
+                  targetArmed[0] = true;
+                  return armPending.isEmpty() ? startMemory() : Behaviors.same();
+                })
+            .onMessage(
+                Disk.class,
+                m -> m.event() instanceof DiskSyncActor.Armed,
+                m -> {
+                  DiskSyncActor.Armed a = (DiskSyncActor.Armed) m.event();
+                  if (!a.note().equals("applier ready")) {
+                    run.note(a.target() + ": " + a.note());
+                  }
+                  armPending.remove(a.target());
+                  return armPending.isEmpty() && targetArmed[0] ? startMemory() : Behaviors.same();
+                })
+            .onMessage(
+                FromTarget.class,
+                m -> m.reply() instanceof TargetProtocol.Failed,
+                m ->
+                    rollingBack(
+                        MigrationOutcome.ROLLED_BACK,
+                        "the destination could not arm: "
+                            + ((TargetProtocol.Failed) m.reply()).reason()))
+            .onMessage(Cancel.class, this::cancelAndRollBack)
+            .onMessage(
+                PhaseTimeout.class,
+                m -> rollingBack(MigrationOutcome.ROLLED_BACK, "arming the switchover timed out")));
+  }
+
+  private Behavior<Command> startMemory() {
+    run.memoryStarted = true;
+    run.memoryLastChangeAt = System.currentTimeMillis();
+    journal.append(
+        run.id,
+        MigrationJournal.Role.SOURCE,
+        JournalEntry.of("memory-started", "memory-migration", null));
+    publish("migrating memory to " + run.destination);
+    EnumSet<MigrationFlag> flags =
+        EnumSet.of(
+            MigrationFlag.LIVE,
+            MigrationFlag.PEER2PEER,
+            MigrationFlag.PERSIST_DEST,
+            MigrationFlag.UNDEFINE_SOURCE,
+            MigrationFlag.PAUSED,
+            MigrationFlag.UNSAFE);
+    if (run.options.autoConverge()) {
+      flags.add(MigrationFlag.AUTO_CONVERGE);
+    }
+    long bw = run.options.bandwidthBytesPerSecond();
+    MigrationRequest request =
+        new MigrationRequest(
+            services.settings().migration().destinationUri(run.destination),
+            flags,
+            bw > 0 ? OptionalLong.of(Math.max(1, bw >> 20)) : OptionalLong.empty(),
+            List.of(),
+            Optional.empty());
+    ctx.pipeToSelf(
+        CompletableFuture.runAsync(
+            () -> services.hypervisor().migrate(run.vm, request), services.blocking()),
+        (ok, err) -> new MemoryDone(err));
+    timers.startTimerAtFixedRate("poll-job", new PollJob(), Duration.ofMillis(500));
+    return withCommon(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                FromTarget.class,
+                m -> m.reply() instanceof TargetProtocol.DestinationPaused,
+                m -> {
+                  run.destinationPausedAt =
+                      ((TargetProtocol.DestinationPaused) m.reply()).atMillis();
+                  return switchedOver("the destination is paused after Finish");
+                })
+            .onMessage(
+                MemoryDone.class,
+                m -> {
+                  run.memoryReturned = true;
+                  if (m.error() == null) {
+                    return switchedOver("libvirt's migration call returned");
+                  }
+                  run.memoryError = m.error();
+                  String why =
+                      run.cancelRequested
+                          ? "cancelled"
+                          : "the memory migration failed: " + MigrationFailure.reason(m.error());
+                  return rollingBack(
+                      run.cancelRequested
+                          ? MigrationOutcome.CANCELLED
+                          : MigrationOutcome.ROLLED_BACK,
+                      why);
+                })
+            .onMessage(PollJob.class, m -> pollJob())
+            .onMessage(JobPolled.class, this::onJobStats)
+            .onMessage(
+                Cancel.class,
+                m -> {
+                  if (run.switchoverStarted) {
+                    m.replyTo()
+                        .tell(
+                            new AgentProtocol.CancelReply(
+                                run.id,
+                                false,
+                                "too late: "
+                                    + run.vm
+                                    + " is paused for the switchover; finishing is safer than undoing"));
+                    return Behaviors.same();
+                  }
+                  run.cancelRequested = true;
+                  m.replyTo()
+                      .tell(
+                          new AgentProtocol.CancelReply(
+                              run.id, true, "aborting the memory migration and rolling back"));
+                  abortJob("cancel: " + m.reason());
+                  return Behaviors.same();
+                })
+            .onMessage(
+                PhaseTimeout.class,
+                m -> {
+                  if (!run.switchoverStarted) {
+                    abortJob("the memory migration timed out");
+                  }
+                  return Behaviors.same();
+                }));
+  }
+
+  private Behavior<Command> switchedOver(String why) {
+    timers.cancel("poll-job");
+    run.switchoverStarted = true;
+    journal.append(
+        run.id, MigrationJournal.Role.SOURCE, JournalEntry.of("switched-over", "final-sync", why));
+    return finalSync(1);
+  }
+
+  /** Makes every destination file match the source's final file, in place, while paused. */
+  private Behavior<Command> finalSync(int attempt) {
+    enter(
+        MigrationPhase.FINAL_SYNC,
+        "final sync" + (attempt > 1 ? " (attempt " + attempt + ")" : ""),
+        services.settings().migration().timeouts().finalSync());
+    run.bitmapsLeft.clear();
+    Set<String> pending = new HashSet<>(run.disks.keySet());
+    run.disks.values().forEach(d -> d.tell(new DiskSyncActor.FinalSync(attempt > 1)));
+    return withCommon(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                Disk.class,
+                m -> m.event() instanceof DiskSyncActor.FinalSyncDone,
+                m -> {
+                  DiskSyncActor.FinalSyncDone f = (DiskSyncActor.FinalSyncDone) m.event();
+                  run.finalMethod.put(f.target(), f.method());
+                  run.finalBytes.put(f.target(), f.bytes());
+                  f.bitmapLeft()
+                      .ifPresent(
+                          b ->
+                              run.bitmapsLeft.add(
+                                  new TargetProtocol.DiskBitmap(pathOf(f.target()), b)));
+                  pending.remove(f.target());
+                  if (!pending.isEmpty()) {
+                    return Behaviors.same();
+                  }
+                  journal.append(
+                      run.id,
+                      MigrationJournal.Role.SOURCE,
+                      JournalEntry.of("final-synced", "final-sync", run.finalMethod.toString()));
+                  run.target.tell(
+                      new TargetProtocol.FinalSynced(List.copyOf(run.bitmapsLeft), targetReplies));
+                  return verifying(attempt);
+                })
+            .onMessage(
+                Disk.class,
+                m -> m.event() instanceof DiskSyncActor.Failed,
+                m -> {
+                  DiskSyncActor.Failed f = (DiskSyncActor.Failed) m.event();
+                  run.note(
+                      "final sync attempt "
+                          + attempt
+                          + " of "
+                          + f.target()
+                          + " failed: "
+                          + f.reason());
+                  return afterFailedSync(
+                      attempt, "final sync of " + f.target() + " failed: " + f.reason());
+                })
+            .onMessage(Cancel.class, this::refuseCancel)
+            .onMessage(
+                PhaseTimeout.class, m -> afterFailedSync(attempt, "the final sync timed out")));
+  }
+
+  private Behavior<Command> afterFailedSync(int attempt, String why) {
+    if (attempt < services.settings().migration().finalSyncAttempts()) {
+      return finalSync(attempt + 1);
+    }
+    return migratingBack(why);
+  }
+
+  /** The target verifies, redefines snapshot metadata, resumes and checks the open inodes. */
+  private Behavior<Command> verifying(int attempt) {
+    enter(
+        MigrationPhase.VERIFYING,
+        "verifying on " + run.destination,
+        services.settings().migration().timeouts().verify());
+    return withCommon(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                FromTarget.class,
+                m -> m.reply() instanceof TargetProtocol.Resumed,
+                m -> {
+                  TargetProtocol.Resumed r = (TargetProtocol.Resumed) m.reply();
+                  run.resumedAt = r.resumedAtMillis();
+                  run.verification = r.verification();
+                  return acknowledging();
+                })
+            .onMessage(
+                FromTarget.class,
+                m -> m.reply() instanceof TargetProtocol.VerificationFailed,
+                m -> {
+                  TargetProtocol.VerificationFailed f =
+                      (TargetProtocol.VerificationFailed) m.reply();
+                  run.verification = f.verification();
+                  run.note("verification after attempt " + attempt + " failed: " + f.reason());
+                  return afterFailedSync(attempt, "verification failed: " + f.reason());
+                })
+            .onMessage(
+                FromTarget.class,
+                m -> m.reply() instanceof TargetProtocol.Failed,
+                m -> {
+                  String reason = ((TargetProtocol.Failed) m.reply()).reason();
+                  // the target only fails after the resume if the VM already runs there
+                  return finish(
+                      MigrationOutcome.FAILED,
+                      "the destination failed after the switchover: "
+                          + reason
+                          + "; "
+                          + whereIsTheVm());
+                })
+            .onMessage(Cancel.class, this::refuseCancel)
+            .onMessage(
+                PhaseTimeout.class,
+                m ->
+                    finish(
+                        MigrationOutcome.FAILED,
+                        "no answer from "
+                            + run.destination
+                            + " while verifying; "
+                            + whereIsTheVm())));
+  }
+
+  /** Verified and running on the destination: tell the watchers, then remove the source's files. */
+  private Behavior<Command> acknowledging() {
+    journal.append(
+        run.id,
+        MigrationJournal.Role.SOURCE,
+        JournalEntry.of("acknowledged", "source-cleanup", null));
+    MigrationResult result =
+        result(
+            MigrationOutcome.COMPLETED,
+            run.destination,
+            "verified and running on " + run.destination);
+    run.watchers.forEach(w -> w.tell(new MigrationEvent.Finished(result)));
+    stopDisks();
+    enter(
+        MigrationPhase.SOURCE_CLEANUP,
+        "removing the source's files",
+        services.settings().tools().commandTimeout());
+    boolean remove = services.settings().migration().removeSourceFiles();
+    blocking("cleanup", () -> remove ? source.removeFiles(run.manifest) : List.of());
+    return Behaviors.receive(Command.class)
+        .onMessage(
+            StepDone.class,
+            m -> m.step().equals("cleanup"),
+            m -> {
+              if (m.error() != null) {
+                ctx.getLog()
+                    .warn(
+                        "{}: removing the source's files failed: {}",
+                        run.vm,
+                        MigrationFailure.reason(m.error()));
+              }
+              MigrationResult finalResult =
+                  m.error() == null
+                      ? result
+                      : result(
+                          MigrationOutcome.COMPLETED,
+                          run.destination,
+                          result.message()
+                              + "; removing the source's files failed: "
+                              + MigrationFailure.reason(m.error()));
+              journal.append(
+                  run.id, MigrationJournal.Role.SOURCE, JournalEntry.finished(finalResult));
+              run.target.tell(new TargetProtocol.Release(MigrationOutcome.COMPLETED.name()));
+              return awaitMemoryCallThenStop();
+            })
+        .onMessage(
+            Watch.class,
+            m -> {
+              m.watcher().tell(new MigrationEvent.Finished(result));
+              return Behaviors.same();
+            })
+        .onMessage(Cancel.class, this::refuseCancel)
+        .onAnyMessage(m -> Behaviors.same())
+        .build();
+  }
+
+  /**
+   * libvirt's migration call returns only after its confirm phase on this host (QEMU reaped); wait
+   * for it, so that a failure there is logged, not lost with the actor.
+   */
+  private Behavior<Command> awaitMemoryCallThenStop() {
+    if (!run.memoryStarted || run.memoryReturned) {
+      return Behaviors.stopped();
+    }
+    timers.startSingleTimer(
+        PhaseTimeout.class, new PhaseTimeout(MigrationPhase.FINISHED), Duration.ofMinutes(2));
+    return Behaviors.receive(Command.class)
+        .onMessage(
+            MemoryDone.class,
+            m -> {
+              if (m.error() != null) {
+                ctx.getLog()
+                    .warn(
+                        "{}: libvirt's confirm phase reported: {}",
+                        run.vm,
+                        MigrationFailure.reason(m.error()));
+              }
+              return Behaviors.stopped();
+            })
+        .onMessage(
+            PhaseTimeout.class,
+            m -> {
+              ctx.getLog()
+                  .warn(
+                      "{}: libvirt's migration call had not returned 2 minutes after the acknowledgement",
+                      run.vm);
+              return Behaviors.stopped();
+            })
+        .onAnyMessage(m -> Behaviors.same())
+        .build();
+  }
+
+  /**
+   * Undoes everything done before the switchover, in reverse: copies stopped, the memory job
+   * aborted, bitmaps removed, snapshot metadata restored, the destination's files removed.
+   */
+  private Behavior<Command> rollingBack(MigrationOutcome outcome, String cause) {
+    enter(
+        MigrationPhase.ROLLING_BACK, cause, services.settings().migration().timeouts().rollback());
+    timers.cancel("poll-job");
+    journal.append(
+        run.id,
+        MigrationJournal.Role.SOURCE,
+        JournalEntry.of("rolling-back", "rolling-back", cause));
+    stopDisks();
+    if (run.ancillaryCopy != null) {
+      run.ancillaryCopy.cancel();
+    }
+    List<String> undone = new ArrayList<>();
+    if (run.memoryStarted && !run.memoryReturned) {
+      abortJob("rolling back");
+      // wait for libvirt's migration call to return before touching the domain
+      return Behaviors.receive(Command.class)
+          .onMessage(
+              MemoryDone.class,
+              m -> {
+                run.memoryReturned = true;
+                if (m.error() == null) {
+                  // the migration finished after all: the VM is on the destination, paused
+                  return switchedOver(
+                      "the memory migration completed before the abort took effect");
+                }
+                return undoOnSource(outcome, cause, undone);
+              })
+          .onMessage(
+              FromTarget.class,
+              m -> m.reply() instanceof TargetProtocol.DestinationPaused,
+              m -> {
+                run.memoryReturned = true;
+                return switchedOver("the destination paused before the abort took effect");
+              })
+          .onMessage(Watch.class, this::onWatch)
+          .onMessage(Cancel.class, this::refuseCancelRollingBack)
+          .onMessage(Tick.class, m -> publishTick())
+          .onMessage(
+              PhaseTimeout.class,
+              m ->
+                  finish(
+                      MigrationOutcome.FAILED,
+                      cause + "; the memory job did not end after an abort; " + whereIsTheVm()))
+          .onAnyMessage(m -> Behaviors.same())
+          .build();
+    }
+    return undoOnSource(outcome, cause, undone);
+  }
+
+  private Behavior<Command> undoOnSource(
+      MigrationOutcome outcome, String cause, List<String> undone) {
+    blocking(
+        "undo-source",
+        () -> {
+          DomainState state = source.state(run.vm);
+          if (run.bitmapsAdded && state.active()) {
+            for (ManifestDisk d : run.manifest.writableDisks()) {
+              String node = run.blockNodes.get(d.path());
+              if (node != null && wantsDelta(d)) {
+                try {
+                  source.removeBitmap(run.vm, node, bitmapName());
+                } catch (RuntimeException e) {
+                  undone.add("bitmap on " + d.target() + " not removed: " + e.getMessage());
+                }
+              }
+            }
+            undone.add("dirty bitmaps removed");
+          }
+          if (run.metadataDropped) {
+            source.restoreSnapshotMetadata(run.vm, run.manifest);
+            undone.add("snapshot metadata restored");
+          }
+          if (state == DomainState.PAUSED) {
+            services.hypervisor().resume(run.vm);
+            undone.add(run.vm + " resumed");
+          }
+          return null;
+        });
+    return Behaviors.receive(Command.class)
+        .onMessage(
+            StepDone.class,
+            m -> m.step().equals("undo-source"),
+            m -> {
+              if (m.error() != null) {
+                undone.add(
+                    "undoing on "
+                        + services.settings().host()
+                        + " failed: "
+                        + MigrationFailure.reason(m.error()));
+              }
+              if (run.target == null) {
+                return finishRollback(outcome, cause, undone, m.error() == null);
+              }
+              run.target.tell(new TargetProtocol.Abort(cause, targetReplies));
+              return Behaviors.receive(Command.class)
+                  .onMessage(
+                      FromTarget.class,
+                      r -> r.reply() instanceof TargetProtocol.Aborted,
+                      r -> {
+                        int n = ((TargetProtocol.Aborted) r.reply()).removed().size();
+                        undone.add(n + " file(s) of this migration removed on " + run.destination);
+                        return finishRollback(outcome, cause, undone, m.error() == null);
+                      })
+                  .onMessage(
+                      FromTarget.class,
+                      r -> r.reply() instanceof TargetProtocol.Failed,
+                      r -> {
+                        undone.add(
+                            "the destination could not clean up: "
+                                + ((TargetProtocol.Failed) r.reply()).reason());
+                        return finishRollback(outcome, cause, undone, m.error() == null);
+                      })
+                  .onMessage(
+                      TargetGone.class,
+                      r -> {
+                        undone.add(
+                            "the destination agent is gone; it removes its leftovers when it restarts");
+                        return finishRollback(outcome, cause, undone, m.error() == null);
+                      })
+                  .onMessage(
+                      PhaseTimeout.class,
+                      r -> {
+                        undone.add("the destination did not confirm its clean-up");
+                        return finishRollback(outcome, cause, undone, m.error() == null);
+                      })
+                  .onMessage(Watch.class, this::onWatch)
+                  .onMessage(Cancel.class, this::refuseCancelRollingBack)
+                  .onMessage(Tick.class, t -> publishTick())
+                  .onAnyMessage(x -> Behaviors.same())
+                  .build();
+            })
+        .onMessage(Watch.class, this::onWatch)
+        .onMessage(Cancel.class, this::refuseCancelRollingBack)
+        .onMessage(Tick.class, t -> publishTick())
+        .onMessage(
+            PhaseTimeout.class,
+            m -> finish(MigrationOutcome.FAILED, cause + "; undoing timed out; " + whereIsTheVm()))
+        .onAnyMessage(x -> Behaviors.same())
+        .build();
+  }
+
+  private Behavior<Command> finishRollback(
+      MigrationOutcome outcome, String cause, List<String> undone, boolean sourceOk) {
+    String message = cause + (undone.isEmpty() ? "" : "; " + String.join("; ", undone));
+    if (!sourceOk) {
+      return finish(MigrationOutcome.FAILED, message + "; " + whereIsTheVm());
+    }
+    return finish(outcome, message + "; " + run.vm + " runs on " + services.settings().host());
+  }
+
+  /**
+   * Verification failed after the switchover: the paused VM's memory goes back to the source, whose
+   * files were never touched, and it resumes there.
+   */
+  private Behavior<Command> migratingBack(String cause) {
+    enter(
+        MigrationPhase.MIGRATING_BACK,
+        cause + ": migrating " + run.vm + " back",
+        services.settings().migration().timeouts().memory(run.manifest.memoryKiB() * 1024));
+    journal.append(
+        run.id,
+        MigrationJournal.Role.SOURCE,
+        JournalEntry.of("migrating-back", "migrating-back", cause));
+    stopDisks();
+    if (run.memoryStarted && !run.memoryReturned) {
+      // until libvirt's call returns, the confirm phase still holds this host's domain object,
+      // and an incoming migration of the same domain would be refused
+      return Behaviors.receive(Command.class)
+          .onMessage(
+              MemoryDone.class,
+              m -> {
+                run.memoryReturned = true;
+                return sendBack(cause);
+              })
+          .onMessage(Watch.class, this::onWatch)
+          .onMessage(Cancel.class, this::refuseCancel)
+          .onMessage(Tick.class, m -> publishTick())
+          .onMessage(
+              PhaseTimeout.class,
+              m ->
+                  finish(
+                      MigrationOutcome.FAILED,
+                      cause + "; libvirt's migration call never returned; " + whereIsTheVm()))
+          .onAnyMessage(m -> Behaviors.same())
+          .build();
+    }
+    return sendBack(cause);
+  }
+
+  private Behavior<Command> sendBack(String cause) {
+    run.target.tell(new TargetProtocol.MigrateBack(services.settings().host(), targetReplies));
+    return withCommon(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                FromTarget.class,
+                m -> m.reply() instanceof TargetProtocol.MigratedBack,
+                m -> {
+                  ctx.unwatch(run.target); // its part is done; it stops when released
+                  blocking(
+                      "resume-here",
+                      () -> {
+                        for (ManifestDisk d : run.manifest.writableDisks()) {
+                          if (wantsDelta(d) && run.bitmapsAdded) {
+                            // the source QEMU stored the bitmap in the file when it stopped; the
+                            // image is
+                            // inactive until the resume, so qemu-img may edit it
+                            if (services
+                                .images()
+                                .info(
+                                    Path.of(d.path()), dev.ferry.node.image.ImageTool.Access.SHARED)
+                                .bitmaps()
+                                .contains(bitmapName())) {
+                              services.images().removeBitmap(Path.of(d.path()), bitmapName());
+                            }
+                          }
+                        }
+                        source.restoreSnapshotMetadata(run.vm, run.manifest);
+                        services.hypervisor().resume(run.vm);
+                        return null;
+                      });
+                  return Behaviors.same();
+                })
+            .onMessage(
+                StepDone.class,
+                m -> m.step().equals("resume-here"),
+                m -> {
+                  if (m.error() != null) {
+                    return finish(
+                        MigrationOutcome.FAILED,
+                        cause
+                            + "; migrated back to "
+                            + services.settings().host()
+                            + " but resuming failed: "
+                            + MigrationFailure.reason(m.error())
+                            + "; "
+                            + whereIsTheVm());
+                  }
+                  run.resumedAt = System.currentTimeMillis();
+                  return finish(
+                      MigrationOutcome.MIGRATED_BACK,
+                      cause
+                          + "; "
+                          + run.vm
+                          + " was migrated back and resumed on "
+                          + services.settings().host()
+                          + " with its snapshot metadata restored");
+                })
+            .onMessage(
+                FromTarget.class,
+                m -> m.reply() instanceof TargetProtocol.Failed,
+                m ->
+                    finish(
+                        MigrationOutcome.FAILED,
+                        cause
+                            + "; migrating back failed: "
+                            + ((TargetProtocol.Failed) m.reply()).reason()
+                            + "; "
+                            + whereIsTheVm()))
+            .onMessage(Cancel.class, this::refuseCancel)
+            .onMessage(
+                PhaseTimeout.class,
+                m ->
+                    finish(
+                        MigrationOutcome.FAILED,
+                        cause + "; migrating back timed out; " + whereIsTheVm())));
+  }
+
+  // ---------------------------------------------------------------- shared handling
+
+  /**
+   * Adds the handlers every working state has (watchers, progress, disk progress, source events,
+   * late replies) after the state's own, which therefore win.
+   */
+  private Behavior<Command> withCommon(BehaviorBuilder<Command> state) {
+    return state
+        .onMessage(Watch.class, this::onWatch)
+        .onMessage(Tick.class, m -> publishTick())
+        .onMessage(
+            Disk.class,
+            m -> m.event() instanceof DiskSyncActor.Progress,
+            m -> {
+              DiskSyncActor.Progress p = (DiskSyncActor.Progress) m.event();
+              run.diskProgress.put(
+                  p.target(),
+                  new DiskProgress(
+                      p.target(), pathOf(p.target()), p.method(), p.bytesDone(), p.bytesTotal()));
+              return Behaviors.same();
+            })
+        .onMessage(
+            SourceEvent.class,
+            m -> {
+              LifecycleEvent e = m.event();
+              if (e.is(LifecycleEvent.Type.SUSPENDED, "MIGRATED") && run.sourceSuspendedAt == 0) {
+                run.sourceSuspendedAt = e.at().toEpochMilli();
+                run.switchoverStarted = true;
+              }
+              return Behaviors.same();
+            })
+        .onMessage(
+            MemoryDone.class,
+            m -> {
+              run.memoryReturned = true;
+              if (m.error() != null) {
+                run.note(
+                    "libvirt reported after the switchover: " + MigrationFailure.reason(m.error()));
+              }
+              return Behaviors.same();
+            })
+        .onMessage(PollJob.class, m -> Behaviors.same())
+        .onMessage(JobPolled.class, m -> Behaviors.same())
+        .onMessage(
+            TargetGone.class,
+            m -> {
+              if (run.phase.beforeSwitchover()) {
+                run.target = null;
+                return rollingBack(
+                    MigrationOutcome.ROLLED_BACK, "the agent on " + run.destination + " stopped");
+              }
+              return finish(
+                  MigrationOutcome.FAILED,
+                  "the agent on "
+                      + run.destination
+                      + " stopped after the switchover; "
+                      + whereIsTheVm());
+            })
+        .onAnyMessage(
+            m -> {
+              ctx.getLog().debug("{}: ignored in {}: {}", run.vm, run.phase, m);
+              return Behaviors.same();
+            })
+        .build();
+  }
+
+  private Behavior<Command> onWatch(Watch m) {
+    run.watchers.add(m.watcher());
+    m.watcher().tell(new MigrationEvent.Progress(run.progress(services.settings().host(), "")));
+    return Behaviors.same();
+  }
+
+  private Behavior<Command> cancelBeforeStart(Cancel m) {
+    m.replyTo()
+        .tell(new AgentProtocol.CancelReply(run.id, true, "cancelled before anything was changed"));
+    return finish(MigrationOutcome.CANCELLED, "cancelled: " + m.reason() + "; nothing was changed");
+  }
+
+  private Behavior<Command> cancelAndRollBack(Cancel m) {
+    m.replyTo().tell(new AgentProtocol.CancelReply(run.id, true, "rolling back"));
+    return rollingBack(MigrationOutcome.CANCELLED, "cancelled: " + m.reason());
+  }
+
+  private Behavior<Command> refuseCancel(Cancel m) {
+    m.replyTo()
+        .tell(
+            new AgentProtocol.CancelReply(
+                run.id,
+                false,
+                "too late: the switchover happened; "
+                    + run.vm
+                    + " is being finished on "
+                    + run.destination));
+    return Behaviors.same();
+  }
+
+  private Behavior<Command> refuseCancelRollingBack(Cancel m) {
+    m.replyTo().tell(new AgentProtocol.CancelReply(run.id, true, "already rolling back"));
+    return Behaviors.same();
+  }
+
+  private Behavior<Command> pollJob() {
+    ctx.pipeToSelf(
+        CompletableFuture.supplyAsync(
+            () -> services.hypervisor().jobStats(run.vm), services.blocking()),
+        JobPolled::new);
+    return Behaviors.same();
+  }
+
+  private Behavior<Command> onJobStats(JobPolled m) {
+    if (m.error() != null || !m.stats().active()) {
+      return Behaviors.same();
+    }
+    JobStats s = m.stats();
+    run.memory =
+        new MemoryProgress(
+            s.memoryProcessed(),
+            s.memoryTotal(),
+            s.memoryRemaining(),
+            s.memoryBps(),
+            s.memoryDirtyRate(),
+            s.memoryIteration());
+    long now = System.currentTimeMillis();
+    if (s.memoryProcessed() != run.memoryLastProcessed) {
+      run.memoryLastProcessed = s.memoryProcessed();
+      run.memoryLastChangeAt = now;
+    } else if (!run.switchoverStarted
+        && now - run.memoryLastChangeAt
+            > services.settings().migration().timeouts().memoryProgress().toMillis()) {
+      abortJob(
+          "no memory migration progress for "
+              + services.settings().migration().timeouts().memoryProgress().toSeconds()
+              + " s");
+      run.memoryLastChangeAt = now;
+    }
+    if (!run.downtimeSet && run.options.maxDowntimeMillis() > 0) {
+      run.downtimeSet = true;
+      long downtime = run.options.maxDowntimeMillis();
+      CompletableFuture.runAsync(
+          () -> services.hypervisor().setMaxDowntime(run.vm, downtime), services.blocking());
+    }
+    return Behaviors.same();
+  }
+
+  private void abortJob(String why) {
+    ctx.getLog().info("{}: aborting the memory migration: {}", run.vm, why);
+    run.note("memory migration aborted: " + why);
+    CompletableFuture.runAsync(
+        () -> {
+          try {
+            services.hypervisor().abortJob(run.vm);
+          } catch (RuntimeException e) {
+            // no job (it ended meanwhile): the migration call's own result says what happened
+          }
+        },
+        services.blocking());
+  }
+
+  /** Stops every disk actor once (each kills its processes). */
+  private void stopDisks() {
+    run.disks.values().forEach(d -> d.tell(new DiskSyncActor.Stop()));
+    run.disks.clear();
+  }
+
+  private Behavior<Command> publishTick() {
+    publish("");
+    return Behaviors.same();
+  }
+
+  private void publish(String message) {
+    MigrationEvent.Progress p =
+        new MigrationEvent.Progress(run.progress(services.settings().host(), message));
+    run.watchers.forEach(w -> w.tell(p));
+  }
+
+  private void enter(MigrationPhase phase, String message, Duration timeout) {
+    run.phase = phase;
+    timers.startSingleTimer(PhaseTimeout.class, new PhaseTimeout(phase), timeout);
+    ctx.getLog().info("{} [{}] {}: {}", run.vm, run.id, phase, message);
+    if (run.manifest != null) {
+      journal.append(
+          run.id,
+          MigrationJournal.Role.SOURCE,
+          JournalEntry.of("phase", phaseName(phase), message));
+    }
+    publish(message);
+  }
+
+  private Behavior<Command> finish(MigrationOutcome outcome, String message) {
+    run.phase = MigrationPhase.FINISHED;
+    String where =
+        switch (outcome) {
+          case COMPLETED -> run.destination;
+          case ROLLED_BACK, CANCELLED, MIGRATED_BACK -> services.settings().host();
+          case FAILED -> "";
+        };
+    MigrationResult result = result(outcome, where, message);
+    ctx.getLog().info("{} [{}] finished {}: {}", run.vm, run.id, outcome, message);
+    if (run.manifest != null) {
+      journal.append(run.id, MigrationJournal.Role.SOURCE, JournalEntry.finished(result));
+    }
+    run.watchers.forEach(w -> w.tell(new MigrationEvent.Finished(result)));
+    stopDisks();
+    if (run.target != null) {
+      run.target.tell(new TargetProtocol.Release(outcome.name()));
+    }
+    return Behaviors.stopped();
+  }
+
+  private MigrationResult result(MigrationOutcome outcome, String runningOn, String message) {
+    long now = System.currentTimeMillis();
+    long paused =
+        run.sourceSuspendedAt > 0 && run.resumedAt > 0 ? run.resumedAt - run.sourceSuspendedAt : 0;
+    List<String> snapshots =
+        run.manifest == null
+            ? List.of()
+            : run.manifest.snapshots().stream().map(ManifestSnapshot::name).toList();
+    String notes = run.notes.isEmpty() ? "" : " (" + String.join("; ", run.notes) + ")";
+    return new MigrationResult(
+        run.id,
+        run.vm,
+        services.settings().host(),
+        run.destination,
+        outcome,
+        runningOn,
+        message + notes,
+        run.options.strategy(),
+        run.diskResults(),
+        run.verification,
+        paused,
+        now - run.startedAt,
+        run.bytesMoved(),
+        run.startedAt,
+        now,
+        snapshots);
+  }
+
+  private String whereIsTheVm() {
+    return run.vm
+        + " may be paused on "
+        + run.destination
+        + " while the files on "
+        + services.settings().host()
+        + " are authoritative: check both hosts before acting (journal "
+        + run.id
+        + ")";
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  private boolean wantsDelta(ManifestDisk d) {
+    if (!d.writable() || !"qcow2".equals(d.format())) {
+      return false;
+    }
+    return run.options.finalSync() != FinalSyncMethod.RSYNC;
+  }
+
+  private String bitmapName() {
+    return "ferry-" + run.id;
+  }
+
+  private String pathOf(String target) {
+    return run.manifest.disks().stream()
+        .filter(d -> d.target().equals(target))
+        .map(ManifestDisk::path)
+        .findFirst()
+        .orElse(target);
+  }
+
+  private boolean pastDeadline() {
+    return run.options.deadlineEpochMillis() > 0
+        && System.currentTimeMillis() > run.options.deadlineEpochMillis();
+  }
+
+  private Duration copyTimeout(long bytes) {
+    return services.settings().migration().timeouts().copy(bytes);
+  }
+
+  private void blocking(String step, Callable<?> work) {
+    ctx.pipeToSelf(
+        CompletableFuture.supplyAsync(
+            () -> {
+              try {
+                return work.call();
+              } catch (RuntimeException e) {
+                throw e;
+              } catch (Exception e) {
+                throw new CompletionException(e);
+              }
+            },
+            services.blocking()),
+        (value, err) -> new StepDone(step, value, err));
+  }
+
+  private void subscribeToSourceEvents() {
+    String vm = run.vm;
+    ActorRef<Command> self = ctx.getSelf();
+    try {
+      lifecycleSubscription.set(
+          services
+              .hypervisor()
+              .subscribe(
+                  e -> {
+                    if (e.domain().equals(vm)) {
+                      self.tell(new SourceEvent(e));
+                    }
+                  }));
+    } catch (RuntimeException e) {
+      ctx.getLog()
+          .warn(
+              "{}: no lifecycle events ({}); the paused window will not be measured",
+              vm,
+              e.getMessage());
+    }
+  }
+
+  private static String phaseName(MigrationPhase phase) {
+    return phase.name().toLowerCase().replace('_', '-');
+  }
+
+  /** Closes the lifecycle subscription when the actor stops, whatever the state. */
+  static <T> Behavior<T> withCleanup(
+      Behavior<T> behavior, AtomicReference<AutoCloseable> subscription) {
+    return ActorResources.closeOnStop(behavior, subscription);
+  }
+}

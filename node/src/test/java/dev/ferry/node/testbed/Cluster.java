@@ -1,0 +1,61 @@
+package dev.ferry.node.testbed;
+
+import dev.ferry.node.client.ClusterClient;
+import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/** The agents of the test bed's hosts and a client in the root namespace, as one cluster. */
+public final class Cluster implements AutoCloseable {
+  private final Testbed bed;
+  private final Map<String, AgentProcess> agents = new LinkedHashMap<>();
+  private ClusterClient client;
+
+  private Cluster(Testbed bed) {
+    this.bed = bed;
+  }
+
+  /** Starts an agent on each host (host1 is the seed) and joins a client. */
+  public static Cluster start(Testbed bed, String extraConfig, String... hosts) {
+    Cluster c = new Cluster(bed);
+    for (String h : hosts) {
+      AgentProcess a = new AgentProcess(bed, h, extraConfig);
+      c.agents.put(h, a);
+      a.start(hosts[0]);
+    }
+    for (AgentProcess a : c.agents.values()) {
+      a.awaitReady(Duration.ofSeconds(90));
+    }
+    c.client =
+        ClusterClient.join(bed.rootIp(), List.of(bed.ip(hosts[0]) + ":" + AgentProcess.PORT));
+    for (String h : hosts) {
+      c.client.agent(h, Duration.ofSeconds(60));
+    }
+    return c;
+  }
+
+  public ClusterClient client() {
+    return client;
+  }
+
+  public AgentProcess agent(String host) {
+    return agents.get(host);
+  }
+
+  /** Starts the agent of {@code host} again (after a stop or a kill) and waits until it serves. */
+  public void restart(String host) {
+    AgentProcess a = agents.get(host);
+    String seed = agents.keySet().stream().filter(h -> !h.equals(host)).findFirst().orElse(host);
+    a.start(seed);
+    a.awaitReady(Duration.ofSeconds(90));
+  }
+
+  @Override
+  public void close() {
+    if (client != null) {
+      client.close();
+    }
+    agents.values().forEach(AgentProcess::stop);
+  }
+}

@@ -1,0 +1,85 @@
+package dev.ferry.protocol;
+
+import java.util.List;
+import org.apache.pekko.actor.typed.ActorRef;
+
+/**
+ * The conversation between a source's migration and its destination's target actor (one per
+ * incoming VM). The source drives; the target prepares, watches the switchover, verifies and
+ * resumes, and cleans up after itself.
+ */
+public final class TargetProtocol {
+  private TargetProtocol() {}
+
+  /** Messages to a target actor. */
+  public sealed interface Command extends CborSerializable {}
+
+  /** Watch the incoming memory migration and say when the VM is paused here, after Finish. */
+  public record ArmSwitchover(ActorRef<Reply> replyTo) implements Command {}
+
+  /**
+   * The files match the source's now; verify them, remove the dirty bitmaps named, redefine the
+   * snapshot metadata, resume, check the open inodes.
+   *
+   * @param bitmaps disk path to the persistent bitmap the delta carried along (to be removed)
+   */
+  public record FinalSynced(List<DiskBitmap> bitmaps, ActorRef<Reply> replyTo) implements Command {}
+
+  /** A persistent dirty bitmap left in a file by the bitmap delta. */
+  public record DiskBitmap(String path, String bitmap) implements CborSerializable {}
+
+  /** The migration failed or was cancelled before the switchover: remove what we created. */
+  public record Abort(String reason, ActorRef<Reply> replyTo) implements Command {}
+
+  /** Verification failed after the switchover: send the paused VM back to the source. */
+  public record MigrateBack(String sourceHost, ActorRef<Reply> replyTo) implements Command {}
+
+  /** Overlay strategy: create fresh overlays over the copied files, just before migrating. */
+  public record CreateOverlays(List<OverlaySpec> overlays, ActorRef<Reply> replyTo)
+      implements Command {}
+
+  /** An overlay to pre-create on the destination. */
+  public record OverlaySpec(
+      String target, String overlay, String base, String baseFormat, long virtualSize)
+      implements CborSerializable {}
+
+  /** Overlay strategy: verify the copied frozen files against the manifest. */
+  public record VerifyCopies(ActorRef<Reply> replyTo) implements Command {}
+
+  /** Overlay strategy: the VM runs here now; merge the overlays, verify, and report. */
+  public record MergeOverlays(List<OverlaySpec> overlays, boolean shallow, ActorRef<Reply> replyTo)
+      implements Command {}
+
+  /** The source is done with this migration; the target can stop. */
+  public record Release(String outcome) implements Command {}
+
+  /** Replies from a target. */
+  public sealed interface Reply extends CborSerializable {}
+
+  public record Ready(String migrationId, ActorRef<Command> target) implements Reply {}
+
+  public record Refused(String migrationId, String reason) implements Reply {}
+
+  public record Armed() implements Reply {}
+
+  /** The VM is paused here after libvirt's Finish phase: the source's files are final. */
+  public record DestinationPaused(long atMillis) implements Reply {}
+
+  public record Resumed(Verification verification, long resumedAtMillis) implements Reply {}
+
+  /** Verification failed; the VM is still paused here. */
+  public record VerificationFailed(String reason, Verification verification) implements Reply {}
+
+  public record Aborted(List<String> removed) implements Reply {}
+
+  public record MigratedBack(long atMillis) implements Reply {}
+
+  public record CopiesVerified() implements Reply {}
+
+  public record OverlaysCreated() implements Reply {}
+
+  /** Overlays merged, metadata redefined, checks passed: the migration may be acknowledged. */
+  public record Merged(Verification verification, long mergedAtMillis) implements Reply {}
+
+  public record Failed(String reason) implements Reply {}
+}
