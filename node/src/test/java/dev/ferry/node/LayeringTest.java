@@ -2,7 +2,11 @@ package dev.ferry.node;
 
 import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.noClasses;
 
+import com.tngtech.archunit.core.domain.JavaCall;
+import com.tngtech.archunit.core.domain.JavaClass;
 import com.tngtech.archunit.core.domain.JavaClasses;
+import com.tngtech.archunit.core.domain.properties.HasName;
+import com.tngtech.archunit.core.domain.properties.HasOwner;
 import com.tngtech.archunit.core.importer.ClassFileImporter;
 import com.tngtech.archunit.core.importer.ImportOption;
 import org.junit.jupiter.api.Test;
@@ -34,8 +38,11 @@ class LayeringTest {
         .dependOnClassesThat()
         .areAssignableTo(ProcessBuilder.class)
         .orShould()
-        .dependOnClassesThat()
-        .areAssignableTo(Runtime.class)
+        .callMethodWhere(
+            JavaCall.Predicates.target(
+                    HasOwner.Predicates.With.owner(
+                        JavaClass.Predicates.assignableTo(Runtime.class)))
+                .and(JavaCall.Predicates.target(HasName.Predicates.name("exec"))))
         .check(MAIN);
   }
 
