@@ -131,6 +131,14 @@ public final class DiskSyncActor {
   }
 
   private Behavior<Command> startBulk(Optional<CopyPipelines.Applier> applier) {
+    try {
+      return bulk(applier);
+    } catch (RuntimeException e) {
+      return failed(applier, "bulk copy", e); // e.g. the program could not be started
+    }
+  }
+
+  private Behavior<Command> bulk(Optional<CopyPipelines.Applier> applier) {
     counter.set(0);
     total.set(job.bytes());
     method = job.bulkWithRsync() ? "rsync" : "tar";

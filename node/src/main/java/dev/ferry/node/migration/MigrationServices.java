@@ -1,5 +1,6 @@
 package dev.ferry.node.migration;
 
+import dev.ferry.node.host.HostFiles;
 import dev.ferry.node.host.OpenFiles;
 import dev.ferry.node.image.ImageTool;
 import dev.ferry.node.journal.MigrationJournal;
@@ -18,10 +19,33 @@ public record MigrationServices(
     OpenFiles openFiles,
     MigrationJournal journal,
     NodeSettings settings,
-    Executor blocking) {
+    Executor blocking,
+    HostFiles files) {
+
+  /** The services of a real host, where host paths are this machine's paths. */
+  public MigrationServices(
+      Hypervisor hypervisor,
+      ImageTool images,
+      ProcessRunner runner,
+      DatastorePaths datastores,
+      OpenFiles openFiles,
+      MigrationJournal journal,
+      NodeSettings settings,
+      Executor blocking) {
+    this(
+        hypervisor,
+        images,
+        runner,
+        datastores,
+        openFiles,
+        journal,
+        settings,
+        blocking,
+        HostFiles.DIRECT);
+  }
 
   SourceHost source() {
-    return new SourceHost(hypervisor, images, datastores, settings, usage());
+    return new SourceHost(hypervisor, images, datastores, settings, usage(), files);
   }
 
   public DiskUsage usage() {
@@ -29,6 +53,6 @@ public record MigrationServices(
   }
 
   TargetHost target() {
-    return new TargetHost(hypervisor, images, datastores, openFiles, settings);
+    return new TargetHost(hypervisor, images, datastores, openFiles, settings, files);
   }
 }

@@ -2,6 +2,7 @@ package dev.ferry.node.migration;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.ferry.node.host.HostFiles;
 import dev.ferry.node.image.ImageInfo;
 import dev.ferry.node.image.ImageSnapshot;
 import dev.ferry.node.image.ImageTool;
@@ -37,18 +38,21 @@ final class SourceHost {
   private final DatastorePaths datastores;
   private final NodeSettings settings;
   private final DiskUsage usage;
+  private final HostFiles files;
 
   SourceHost(
       Hypervisor hypervisor,
       ImageTool images,
       DatastorePaths datastores,
       NodeSettings settings,
-      DiskUsage usage) {
+      DiskUsage usage,
+      HostFiles files) {
     this.hypervisor = hypervisor;
     this.images = images;
     this.datastores = datastores;
     this.settings = settings;
     this.usage = usage;
+    this.files = files;
   }
 
   /**
@@ -127,7 +131,7 @@ final class SourceHost {
               format,
               isWritable,
               top.virtualSize(),
-              Files.size(path),
+              Files.size(files.local(path)),
               usage.allocated(path),
               top.snapshots().stream().map(SourceHost::entry).toList(),
               backing));
@@ -267,11 +271,11 @@ final class SourceHost {
     for (String dir : manifest.directories()) {
       Path d = datastores.confine("directory", dir);
       if (settings.migration().copyWholeVmDirectory()) {
-        removed.addAll(Files2.deleteTree(d));
+        removed.addAll(Files2.deleteTree(files.local(d)));
       } else {
         for (ManifestDisk disk : manifest.disks()) {
           if (Path.of(disk.path()).getParent().equals(d)
-              && Files.deleteIfExists(Path.of(disk.path()))) {
+              && Files.deleteIfExists(files.local(disk.path()))) {
             removed.add(disk.path());
           }
         }

@@ -2,6 +2,7 @@ package dev.ferry.node.migration;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.ferry.node.host.HostFiles;
 import dev.ferry.node.host.OpenFiles;
 import dev.ferry.node.image.CheckResult;
 import dev.ferry.node.image.ImageInfo;
@@ -43,18 +44,21 @@ final class TargetHost {
   private final DatastorePaths datastores;
   private final OpenFiles openFiles;
   private final NodeSettings settings;
+  private final HostFiles files;
 
   TargetHost(
       Hypervisor hypervisor,
       ImageTool images,
       DatastorePaths datastores,
       OpenFiles openFiles,
-      NodeSettings settings) {
+      NodeSettings settings,
+      HostFiles files) {
     this.hypervisor = hypervisor;
     this.images = images;
     this.datastores = datastores;
     this.openFiles = openFiles;
     this.settings = settings;
+    this.files = files;
   }
 
   /**
@@ -76,21 +80,21 @@ final class TargetHost {
     }
     for (String dir : m.directories()) {
       Path d = datastores.confine("directory", dir);
-      if (Files.exists(d, LinkOption.NOFOLLOW_LINKS)) {
-        if (!Files.exists(d.resolve(MARKER))) {
+      if (Files.exists(files.local(d), LinkOption.NOFOLLOW_LINKS)) {
+        if (!Files.exists(files.local(d).resolve(MARKER))) {
           throw new MigrationFailure(
               d
                   + " already exists on "
                   + settings.host()
                   + " and was not created by Ferry: refusing to overwrite it");
         }
-        Files2.deleteTree(d); // our own leftover from an attempt that did not finish
+        Files2.deleteTree(files.local(d)); // our own leftover from an attempt that did not finish
       }
     }
     long needed = m.totalBytes() + m.totalBytes() / 20 + (64L << 20);
     for (String dir : m.directories()) {
       Path root = datastores.rootOf(Path.of(dir)).orElseThrow();
-      long usable = Files.getFileStore(existingAncestor(Path.of(dir))).getUsableSpace();
+      long usable = Files.getFileStore(existingAncestor(files.local(dir))).getUsableSpace();
       if (usable < needed) {
         throw new MigrationFailure(
             "not enough space in "
@@ -116,7 +120,7 @@ final class TargetHost {
               + " MiB needed");
     }
     for (String dir : m.directories()) {
-      Path d = Path.of(dir);
+      Path d = files.local(dir);
       Files.createDirectories(d);
       Files.writeString(
           d.resolve(MARKER),
@@ -220,7 +224,7 @@ final class TargetHost {
     List<OpenFiles.OpenFile> open = openFiles.openFiles(pid);
     boolean ok = true;
     for (ManifestDisk d : m.disks()) {
-      Path path = Path.of(d.path());
+      Path path = files.local(d.path());
       Path real = path.toRealPath();
       long expected = OpenFiles.inodeAt(path);
       List<OpenFiles.OpenFile> fds =
@@ -280,8 +284,8 @@ final class TargetHost {
     }
     for (String dir : m.directories()) {
       Path p = datastores.confine("directory", dir);
-      if (Files.exists(p.resolve(MARKER))) {
-        removed.addAll(Files2.deleteTree(p));
+      if (Files.exists(files.local(p).resolve(MARKER))) {
+        removed.addAll(Files2.deleteTree(files.local(p)));
       }
     }
     return removed;
@@ -290,7 +294,7 @@ final class TargetHost {
   /** Drops the marker once the VM lives here for good: the directory is the VM's now. */
   void adopt(Manifest m) throws IOException {
     for (String dir : m.directories()) {
-      Files.deleteIfExists(Path.of(dir).resolve(MARKER));
+      Files.deleteIfExists(files.local(dir).resolve(MARKER));
     }
   }
 

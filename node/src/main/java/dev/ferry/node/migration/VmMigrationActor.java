@@ -100,6 +100,9 @@ public final class VmMigrationActor {
 
   private record TargetGone() implements Command {}
 
+  /** A disk actor stopped; unexpected unless we stopped it (then it is no longer in run.disks). */
+  private record DiskStopped(String target) implements Command {}
+
   private record Disk(DiskSyncActor.Event event) implements Command {}
 
   private record SourceEvent(LifecycleEvent event) implements Command {}
@@ -446,6 +449,7 @@ public final class VmMigrationActor {
                   job, diskEvents, services.runner(), services.settings(), services.blocking()),
               "disk-" + d.target());
       run.disks.put(d.target(), disk);
+      ctx.watchWith(disk, new DiskStopped(d.target()));
       run.diskProgress.put(
           d.target(), new DiskProgress(d.target(), d.path(), "queued", 0, d.allocatedBytes()));
       disk.tell(new DiskSyncActor.BulkCopy());
@@ -489,6 +493,13 @@ public final class VmMigrationActor {
                       MigrationOutcome.ROLLED_BACK,
                       "copying " + f.target() + " failed: " + f.reason());
                 })
+            .onMessage(
+                DiskStopped.class,
+                m -> run.disks.containsKey(m.target()),
+                m ->
+                    rollingBack(
+                        MigrationOutcome.ROLLED_BACK,
+                        "the copy of " + m.target() + " stopped unexpectedly"))
             .onMessage(Cancel.class, this::cancelAndRollBack)
             .onMessage(
                 PhaseTimeout.class,
@@ -743,6 +754,10 @@ public final class VmMigrationActor {
                   return afterFailedSync(
                       attempt, "final sync of " + f.target() + " failed: " + f.reason());
                 })
+            .onMessage(
+                DiskStopped.class,
+                m -> run.disks.containsKey(m.target()),
+                m -> migratingBack("the final sync of " + m.target() + " stopped unexpectedly"))
             .onMessage(Cancel.class, this::refuseCancel)
             .onMessage(
                 PhaseTimeout.class, m -> afterFailedSync(attempt, "the final sync timed out")));
@@ -1212,6 +1227,7 @@ public final class VmMigrationActor {
               }
               return Behaviors.same();
             })
+        .onMessage(DiskStopped.class, m -> Behaviors.same())
         .onMessage(PollJob.class, m -> Behaviors.same())
         .onMessage(JobPolled.class, m -> Behaviors.same())
         .onMessage(

@@ -19,25 +19,84 @@ import java.util.function.Predicate;
  */
 public final class ScriptedProcessRunner implements ProcessRunner {
 
-  /** What a scripted process prints and how it exits. */
-  public record Reply(int exitCode, List<String> stdout, String stderr) {
+  /**
+   * What a scripted process prints and how it exits. A hanging one runs until it is killed (then
+   * exits 143), for tests of cancels and timeouts.
+   */
+  public record Reply(int exitCode, List<String> stdout, String stderr, boolean hangs) {
     public static Reply ok(String... stdout) {
-      return new Reply(0, List.of(stdout), "");
+      return new Reply(0, List.of(stdout), "", false);
     }
 
     public static Reply fail(int code, String stderr) {
-      return new Reply(code, List.of(), stderr);
+      return new Reply(code, List.of(), stderr, false);
+    }
+
+    public static Reply hanging() {
+      return new Reply(143, List.of(), "killed", true);
     }
   }
 
-  private record Rule(Predicate<List<String>> matches, Reply reply) {}
+  private RunningProcess hanging(ProcessSpec spec) {
+    CompletableFuture<ProcessResult> exit = new CompletableFuture<>();
+    java.io.PipedInputStream stdout = new java.io.PipedInputStream();
+    java.io.PipedOutputStream feed;
+    try {
+      feed = new java.io.PipedOutputStream(stdout);
+    } catch (java.io.IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+    java.io.PipedOutputStream writer = feed;
+    return new RunningProcess() {
+      @Override
+      public long pid() {
+        return -1;
+      }
+
+      @Override
+      public OutputStream stdin() {
+        return OutputStream.nullOutputStream();
+      }
+
+      @Override
+      public InputStream stdout() {
+        return stdout;
+      }
+
+      @Override
+      public CompletionStage<ProcessResult> onExit() {
+        return exit;
+      }
+
+      @Override
+      public void kill() {
+        try {
+          writer.close();
+        } catch (java.io.IOException e) {
+          // closed already
+        }
+        exit.complete(
+            new ProcessResult(spec.redactedArgv(), 143, false, false, "killed", Duration.ZERO));
+      }
+    };
+  }
+
+  private record Rule(
+      Predicate<List<String>> matches, Reply reply, Consumer<List<String>> effect) {}
 
   private final List<Rule> rules = new CopyOnWriteArrayList<>();
   private final List<List<String>> invocations = new CopyOnWriteArrayList<>();
 
   /** Reply to commands whose argv contains every given word, in order of the calls to this. */
   public ScriptedProcessRunner on(Predicate<List<String>> matches, Reply reply) {
-    rules.add(new Rule(matches, reply));
+    rules.add(new Rule(matches, reply, argv -> {}));
+    return this;
+  }
+
+  /** As {@link #on(Predicate, Reply)}, and runs {@code effect} (e.g. creates a file) each time. */
+  public ScriptedProcessRunner on(
+      Predicate<List<String>> matches, Reply reply, Consumer<List<String>> effect) {
+    rules.add(new Rule(matches, reply, effect));
     return this;
   }
 
@@ -52,12 +111,13 @@ public final class ScriptedProcessRunner implements ProcessRunner {
   @Override
   public ProcessResult run(ProcessSpec spec, Consumer<String> onStdoutLine) {
     invocations.add(spec.argv());
-    Reply reply =
+    Rule rule =
         rules.stream()
             .filter(r -> r.matches.test(spec.argv()))
-            .map(Rule::reply)
             .findFirst()
             .orElseThrow(() -> new AssertionError("unscripted command: " + spec.argv()));
+    rule.effect().accept(spec.argv());
+    Reply reply = rule.reply();
     reply.stdout().forEach(onStdoutLine);
     return new ProcessResult(
         spec.redactedArgv(),
@@ -70,9 +130,20 @@ public final class ScriptedProcessRunner implements ProcessRunner {
 
   @Override
   public RunningProcess start(ProcessSpec spec) {
+    Reply reply =
+        rules.stream()
+            .filter(r -> r.matches.test(spec.argv()))
+            .map(Rule::reply)
+            .findFirst()
+            .orElse(null);
+    if (reply != null && reply.hangs()) {
+      invocations.add(spec.argv());
+      return hanging(spec);
+    }
     List<String> lines = new ArrayList<>();
     ProcessResult result = run(spec, lines::add);
-    byte[] out = String.join("\n", lines).getBytes(StandardCharsets.UTF_8);
+    byte[] out =
+        (String.join("\n", lines) + (lines.isEmpty() ? "" : "\n")).getBytes(StandardCharsets.UTF_8);
     return new RunningProcess() {
       @Override
       public long pid() {

@@ -1,0 +1,481 @@
+package dev.ferry.node.migration;
+
+import static dev.ferry.node.process.ScriptedProcessRunner.argvContains;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import dev.ferry.node.agent.AgentGuardian;
+import dev.ferry.node.fakes.FakeCloud;
+import dev.ferry.node.fakes.FakeHypervisor;
+import dev.ferry.node.fakes.FakeImageTool;
+import dev.ferry.node.host.HostFiles;
+import dev.ferry.node.host.OpenFiles;
+import dev.ferry.node.image.ImageSnapshot;
+import dev.ferry.node.journal.FileMigrationJournal;
+import dev.ferry.node.process.ScriptedProcessRunner;
+import dev.ferry.node.process.ScriptedProcessRunner.Reply;
+import dev.ferry.node.settings.NodeSettings;
+import dev.ferry.node.validation.DatastorePaths;
+import dev.ferry.protocol.AgentProtocol;
+import dev.ferry.protocol.FinalSyncMethod;
+import dev.ferry.protocol.MigrationEvent;
+import dev.ferry.protocol.MigrationOptions;
+import dev.ferry.protocol.MigrationOutcome;
+import dev.ferry.protocol.MigrationPhase;
+import dev.ferry.protocol.MigrationResult;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
+import org.apache.pekko.actor.testkit.typed.javadsl.ManualTime;
+import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.receptionist.Receptionist;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The suspend-sync workflow of {@link VmMigrationActor} and {@link MigrationTargetActor} with fake
+ * hypervisors, a fake qemu-img and scripted processes, on ManualTime: the order of steps, what each
+ * failure undoes, and what the caller is told. The real thing runs in the *IT tests.
+ */
+class MigrationWorkflowTest {
+  private static final Config CONFIG =
+      ManualTime.config()
+          .withFallback(
+              ConfigFactory.parseString("pekko.actor.provider = local\npekko.loglevel = WARNING"))
+          .withFallback(ConfigFactory.load());
+  private static final ActorTestKit testKit = ActorTestKit.create(CONFIG);
+  private static final ManualTime manualTime = ManualTime.get(testKit.system());
+  private static final AtomicInteger hostIds = new AtomicInteger();
+  private static final String DS = "/ds0";
+  private static final String VM = "vm1";
+  private static final String DISK = DS + "/" + VM + "/disk.0";
+
+  @TempDir Path tmp;
+  private final ExecutorService blocking = Executors.newCachedThreadPool();
+  private final List<FileChannel> qemuFds = new ArrayList<>();
+  private final Map<Path, List<ImageSnapshot>> images = new ConcurrentHashMap<>();
+  private final FakeCloud cloud = new FakeCloud();
+  private String src;
+  private String dst;
+  private FakeHypervisor srcHv;
+  private FakeHypervisor dstHv;
+  private FakeImageTool dstImages;
+  private ScriptedProcessRunner srcRunner;
+  private ScriptedProcessRunner dstRunner;
+
+  @AfterAll
+  static void stop() {
+    testKit.shutdownTestKit();
+  }
+
+  private final List<ActorRef<AgentGuardian.Message>> agents = new ArrayList<>();
+
+  @AfterEach
+  void close() throws IOException {
+    agents.forEach(testKit::stop);
+    for (FileChannel c : qemuFds) {
+      c.close();
+    }
+    blocking.shutdownNow();
+  }
+
+  private Path root(String host) {
+    return tmp.resolve(host);
+  }
+
+  @BeforeEach
+  void hosts() throws IOException {
+    int n = hostIds.incrementAndGet();
+    src = "src" + n;
+    dst = "dst" + n;
+    srcHv = cloud.host(src);
+    dstHv = cloud.host(dst);
+    Files.createDirectories(root(src).resolve("ds0/vm1"));
+    Files.createDirectories(root(dst).resolve("ds0"));
+    Files.writeString(root(src).resolve("ds0/vm1/disk.0"), "qcow2 bytes");
+    Files.writeString(root(src).resolve("ds0/vm1/deployment.0"), "<domain/>");
+    srcHv.addRunning(VM, 131072, List.of(DISK));
+    srcHv.addSnapshot(VM, "snap-0", null);
+    srcHv.addSnapshot(VM, "snap-1", "snap-0");
+    srcHv.calls.clear(); // set-up is not what the tests look at
+    images.put(
+        Path.of(DISK),
+        List.of(
+            new ImageSnapshot("1", "snap-0", 100, 1, 2, 3, 4),
+            new ImageSnapshot("2", "snap-1", 200, 5, 6, 7, 8)));
+    dstImages = new FakeImageTool(images);
+    srcRunner = new ScriptedProcessRunner();
+    dstRunner = new ScriptedProcessRunner();
+    // every copy to the destination "creates" its file there; the test JVM then holds it open
+    // as the destination QEMU would, for the open-inode check
+    srcRunner
+        .on(argvContains("find"), Reply.ok())
+        .on(argvContains("tar"), Reply.ok())
+        .on(argvContains("ssh"), Reply.ok(), argv -> arrive())
+        .on(argvContains("rsync"), Reply.ok(), argv -> arrive());
+    start(src, srcHv, new FakeImageTool(images), srcRunner);
+    start(dst, dstHv, dstImages, dstRunner);
+  }
+
+  private void arrive() {
+    try {
+      Path file = root(dst).resolve("ds0/vm1/disk.0");
+      if (Files.isDirectory(file.getParent()) && !Files.exists(file)) {
+        Files.writeString(file, "qcow2 bytes");
+        qemuFds.add(FileChannel.open(file, StandardOpenOption.READ));
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  private void start(
+      String host, FakeHypervisor hv, FakeImageTool imageTool, ScriptedProcessRunner runner)
+      throws IOException {
+    Path run = Files.createDirectories(root(host).resolve("run"));
+    // the destination's "QEMU" is this JVM: its pid file, and the fds opened in arrive()
+    Files.writeString(run.resolve(VM + ".pid"), Long.toString(ProcessHandle.current().pid()));
+    NodeSettings settings =
+        NodeSettings.from(
+            ConfigFactory.parseString(
+                    "ferry.node { host = "
+                        + host
+                        + ", datastores = [\""
+                        + DS
+                        + "\"], qemu-run-dir = \""
+                        + run
+                        + "\" }")
+                .withFallback(CONFIG));
+    MigrationServices services =
+        new MigrationServices(
+            hv,
+            imageTool,
+            runner,
+            new DatastorePaths(List.of(Path.of(DS))),
+            new OpenFiles(run),
+            new FileMigrationJournal(root(host).resolve("journal")),
+            settings,
+            blocking,
+            new HostFiles(root(host)));
+    agents.add(testKit.spawn(AgentGuardian.create(services), "agent-" + host));
+    TestProbe<Receptionist.Listing> probe = testKit.createTestProbe();
+    probe.awaitAssert(
+        () -> {
+          testKit
+              .system()
+              .receptionist()
+              .tell(Receptionist.find(AgentProtocol.agentKey(host), probe.getRef()));
+          assertFalse(
+              probe.receiveMessage().getServiceInstances(AgentProtocol.agentKey(host)).isEmpty());
+          return null;
+        });
+  }
+
+  private ActorRef<AgentProtocol.Command> agent(String host) {
+    TestProbe<Receptionist.Listing> probe = testKit.createTestProbe();
+    testKit
+        .system()
+        .receptionist()
+        .tell(Receptionist.find(AgentProtocol.agentKey(host), probe.getRef()));
+    return probe
+        .receiveMessage()
+        .getServiceInstances(AgentProtocol.agentKey(host))
+        .iterator()
+        .next();
+  }
+
+  private static MigrationOptions rsyncFinal() {
+    return MigrationOptions.defaults().withFinalSync(FinalSyncMethod.RSYNC);
+  }
+
+  /** Runs until the result arrives, letting manual time pass for timers (job polls, retries). */
+  private Outcome run(String id, MigrationOptions options) {
+    TestProbe<MigrationEvent> events = testKit.createTestProbe();
+    agent(src).tell(new AgentProtocol.StartMigration(id, VM, dst, options, events.getRef()));
+    return await(events);
+  }
+
+  private record Outcome(MigrationResult result, List<MigrationPhase> phases) {}
+
+  private Outcome await(TestProbe<MigrationEvent> events) {
+    Set<MigrationPhase> phases = new LinkedHashSet<>();
+    for (int i = 0; i < 600; i++) {
+      MigrationEvent e = pollOne(events);
+      if (e == null) {
+        manualTime.timePasses(Duration.ofMillis(200));
+        continue;
+      }
+      if (e instanceof MigrationEvent.Progress p) {
+        phases.add(p.progress().phase());
+      } else if (e instanceof MigrationEvent.Finished f) {
+        return new Outcome(f.result(), new ArrayList<>(phases));
+      }
+    }
+    throw new AssertionError("no result; phases so far " + phases);
+  }
+
+  private static MigrationEvent pollOne(TestProbe<MigrationEvent> events) {
+    try {
+      return events.receiveMessage(Duration.ofMillis(100));
+    } catch (AssertionError timeout) {
+      return null;
+    }
+  }
+
+  @Test
+  void completesVerifiesAndCleansUpInOrder() {
+    Outcome o = run("m-ok", rsyncFinal());
+    MigrationResult r = o.result();
+    assertEquals(MigrationOutcome.COMPLETED, r.outcome(), r.message());
+    assertEquals(dst, r.runningOn());
+    assertTrue(r.verification().passed(), r.verification().details().toString());
+    assertEquals(
+        List.of(
+            MigrationPhase.PREFLIGHT,
+            MigrationPhase.PREPARING_DESTINATION,
+            MigrationPhase.BULK_COPY,
+            MigrationPhase.DROPPING_METADATA,
+            MigrationPhase.MEMORY_MIGRATION,
+            MigrationPhase.FINAL_SYNC,
+            MigrationPhase.VERIFYING),
+        o.phases().subList(0, 7));
+    // children first on the source, parents first on the destination
+    assertEquals(
+        List.of("delete-metadata snap-1", "delete-metadata snap-0"),
+        srcHv.callsWith("delete-metadata"));
+    assertTrue(
+        srcHv.callsWith("migrate").get(0).contains("PAUSED")
+            && srcHv.callsWith("migrate").get(0).contains("UNSAFE"));
+    List<String> dstOrder =
+        dstHv.calls.stream()
+            .filter(c -> c.startsWith("redefine") || c.startsWith("resume"))
+            .toList();
+    assertEquals(
+        List.of("redefine snap-0", "redefine snap-1", "resume " + VM),
+        dstOrder,
+        "resumed only after the metadata was redefined");
+    assertEquals("snap-1", dstHv.domains.get(VM).current);
+    assertTrue(
+        dstImages.calls.stream().anyMatch(c -> c.startsWith("check ")),
+        "qemu-img check ran before the resume");
+    // the result is published first; the source's files go right after
+    org.awaitility.Awaitility.await()
+        .atMost(Duration.ofSeconds(10))
+        .untilAsserted(
+            () ->
+                assertFalse(
+                    Files.exists(root(src).resolve("ds0/vm1")),
+                    "the source's VM directory was removed"));
+    assertFalse(
+        Files.exists(root(dst).resolve("ds0/vm1/" + TargetHost.MARKER)),
+        "the destination adopted the directory");
+    assertFalse(srcHv.domains.containsKey(VM));
+  }
+
+  @Test
+  void aVerificationFailureIsRetriedWithRsyncThenCompletes() {
+    dstImages.misreport(Path.of(DISK), List.of(), 1);
+    MigrationResult r = run("m-retry", rsyncFinal()).result();
+    assertEquals(MigrationOutcome.COMPLETED, r.outcome(), r.message());
+    assertTrue(r.message().contains("verification after attempt 1 failed"), r.message());
+    long finalSyncs = srcRunner.invocations().stream().filter(a -> a.contains("--inplace")).count();
+    assertEquals(2, finalSyncs, "the final sync ran twice");
+  }
+
+  @Test
+  void verificationFailingTwiceSendsThePausedVmBackAndResumesItOnTheSource() {
+    dstImages.misreport(Path.of(DISK), List.of(), 2);
+    MigrationResult r = run("m-back", rsyncFinal()).result();
+    assertEquals(MigrationOutcome.MIGRATED_BACK, r.outcome(), r.message());
+    assertEquals(src, r.runningOn());
+    // QEMU 7.2 would abort: the images are activated (NBD export) before migrating out
+    List<String> qmp = dstHv.callsWith("qmp");
+    assertTrue(
+        qmp.contains("qmp block-export-add") && qmp.contains("qmp nbd-server-stop"),
+        qmp.toString());
+    FakeHypervisor.Domain back = srcHv.domains.get(VM);
+    assertEquals(dev.ferry.node.libvirt.DomainState.RUNNING, back.state);
+    assertEquals(Set.of("snap-0", "snap-1"), srcHv.snapshotNames(VM));
+    assertEquals("snap-1", back.current);
+    assertFalse(dstHv.domains.containsKey(VM));
+    assertFalse(Files.exists(root(dst).resolve("ds0/vm1")), "the destination's copy was removed");
+    assertTrue(Files.exists(root(src).resolve("ds0/vm1/disk.0")), "the source's files stay");
+  }
+
+  @Test
+  void aFailedMemoryMigrationRollsBack() {
+    srcHv.failNextMigration =
+        new dev.ferry.node.libvirt.HypervisorException(
+            "VIR_ERR_OPERATION_FAILED", "migration of disk failed: broken pipe", null);
+    MigrationResult r = run("m-mem", rsyncFinal()).result();
+    assertEquals(MigrationOutcome.ROLLED_BACK, r.outcome(), r.message());
+    assertTrue(
+        r.message().contains("broken pipe") && r.message().contains("snapshot metadata restored"),
+        r.message());
+    assertEquals(Set.of("snap-0", "snap-1"), srcHv.snapshotNames(VM));
+    assertEquals("snap-1", srcHv.domains.get(VM).current);
+    assertFalse(
+        Files.exists(root(dst).resolve("ds0/vm1")), "the destination's leftovers were removed");
+  }
+
+  @Test
+  void cancelDuringTheBulkCopyKillsItAndRollsBack() {
+    srcRunner = new ScriptedProcessRunner();
+    ScriptedProcessRunner hanging =
+        srcRunner
+            .on(argvContains("find"), Reply.ok())
+            .on(argvContains("rsync"), Reply.ok())
+            .on(argvContains("tar"), Reply.hanging())
+            .on(argvContains("ssh"), Reply.hanging());
+    String host = "srch" + hostIds.incrementAndGet();
+    srcHv = cloud.host(host);
+    srcHv.addRunning(VM, 131072, List.of(DISK));
+    srcHv.addSnapshot(VM, "snap-0", null);
+    try {
+      Files.createDirectories(root(host).resolve("ds0/vm1"));
+      Files.writeString(root(host).resolve("ds0/vm1/disk.0"), "x");
+      start(host, srcHv, new FakeImageTool(images), hanging);
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+    TestProbe<MigrationEvent> events = testKit.createTestProbe();
+    agent(host)
+        .tell(new AgentProtocol.StartMigration("m-cancel", VM, dst, rsyncFinal(), events.getRef()));
+    events.fishForMessage(
+        Duration.ofSeconds(10),
+        e ->
+            e instanceof MigrationEvent.Progress p
+                    && p.progress().phase() == MigrationPhase.BULK_COPY
+                ? org.apache.pekko.actor.testkit.typed.javadsl.FishingOutcomes.complete()
+                : org.apache.pekko.actor.testkit.typed.javadsl.FishingOutcomes.continueAndIgnore());
+    TestProbe<AgentProtocol.CancelReply> reply = testKit.createTestProbe();
+    agent(host).tell(new AgentProtocol.CancelMigration("m-cancel", "test", reply.getRef()));
+    assertTrue(reply.receiveMessage().accepted());
+    MigrationResult r = await(events).result();
+    assertEquals(MigrationOutcome.CANCELLED, r.outcome(), r.message());
+    assertEquals(Set.of("snap-0"), srcHv.snapshotNames(VM));
+    assertFalse(Files.exists(root(dst).resolve("ds0/vm1")));
+  }
+
+  @Test
+  void aBulkCopyThatNeverEndsTimesOutAndRollsBack() throws Exception {
+    String host = "srct" + hostIds.incrementAndGet();
+    FakeHypervisor hv = cloud.host(host);
+    hv.addRunning(VM, 131072, List.of(DISK));
+    Files.createDirectories(root(host).resolve("ds0/vm1"));
+    Files.writeString(root(host).resolve("ds0/vm1/disk.0"), "x");
+    ScriptedProcessRunner hanging =
+        new ScriptedProcessRunner()
+            .on(argvContains("find"), Reply.ok())
+            .on(argvContains("rsync"), Reply.ok())
+            .on(argvContains("tar"), Reply.hanging())
+            .on(argvContains("ssh"), Reply.hanging());
+    start(host, hv, new FakeImageTool(images), hanging);
+    TestProbe<MigrationEvent> events = testKit.createTestProbe();
+    agent(host)
+        .tell(
+            new AgentProtocol.StartMigration("m-timeout", VM, dst, rsyncFinal(), events.getRef()));
+    events.fishForMessage(
+        Duration.ofSeconds(10),
+        e ->
+            e instanceof MigrationEvent.Progress p
+                    && p.progress().phase() == MigrationPhase.BULK_COPY
+                ? org.apache.pekko.actor.testkit.typed.javadsl.FishingOutcomes.complete()
+                : org.apache.pekko.actor.testkit.typed.javadsl.FishingOutcomes.continueAndIgnore());
+    // the copy may take copy-base 5 min + 3 min per started GiB = 8 min
+    manualTime.timePasses(Duration.ofMinutes(7));
+    assertTrue(
+        events.receiveSeveralMessages(1, Duration.ofSeconds(1)).stream()
+                .noneMatch(e -> e instanceof MigrationEvent.Finished)
+            && pollOne(events) instanceof MigrationEvent.Progress,
+        "still copying after 7 minutes");
+    manualTime.timePasses(Duration.ofMinutes(2));
+    MigrationResult r = await(events).result();
+    assertEquals(MigrationOutcome.ROLLED_BACK, r.outcome(), r.message());
+    assertTrue(r.message().contains("the bulk copy timed out"), r.message());
+    assertTrue(hv.domains.containsKey(VM));
+  }
+
+  @Test
+  void aDestinationThatAlreadyHasTheDomainRefusesAndNothingChanges() {
+    dstHv.addRunning(VM, 131072, List.of(DISK));
+    MigrationResult r = run("m-refused", rsyncFinal()).result();
+    assertEquals(MigrationOutcome.ROLLED_BACK, r.outcome());
+    assertTrue(r.message().contains("already defined on " + dst), r.message());
+    assertEquals(Set.of("snap-0", "snap-1"), srcHv.snapshotNames(VM), "nothing was touched");
+    assertTrue(srcHv.callsWith("delete-metadata").isEmpty());
+  }
+
+  @Test
+  void aRetryOfAFinishedMigrationAnswersFromTheJournal() {
+    MigrationResult first = run("m-again", rsyncFinal()).result();
+    assertEquals(MigrationOutcome.COMPLETED, first.outcome());
+    MigrationResult again = run("m-again", rsyncFinal()).result();
+    assertEquals(first, again, "the same result, and no second migration");
+    assertEquals(1, cloud.host(src).callsWith("migrate").size());
+  }
+
+  @Test
+  void badInputIsRejectedBeforeAnythingRuns() {
+    TestProbe<MigrationEvent> events = testKit.createTestProbe();
+    agent(src)
+        .tell(
+            new AgentProtocol.StartMigration(
+                "m-bad", "vm1;reboot", dst, rsyncFinal(), events.getRef()));
+    MigrationEvent e = events.receiveMessage();
+    assertTrue(
+        e instanceof MigrationEvent.Rejected r && r.reason().startsWith("vm:"), e.toString());
+    agent(src)
+        .tell(new AgentProtocol.StartMigration("m-self", VM, src, rsyncFinal(), events.getRef()));
+    MigrationEvent self = events.receiveMessage();
+    assertTrue(
+        self instanceof MigrationEvent.Rejected r && r.reason().contains("already runs on"),
+        self.toString());
+    assertTrue(srcHv.calls.isEmpty(), "nothing reached the hypervisor: " + srcHv.calls);
+  }
+
+  @Test
+  void cancelDuringTheMemoryMigrationAbortsTheJobAndRollsBack() {
+    srcHv.migrationGate = new CountDownLatch(1);
+    TestProbe<MigrationEvent> events = testKit.createTestProbe();
+    agent(src)
+        .tell(new AgentProtocol.StartMigration("m-abort", VM, dst, rsyncFinal(), events.getRef()));
+    events.fishForMessage(
+        Duration.ofSeconds(10),
+        e ->
+            e instanceof MigrationEvent.Progress p
+                    && p.progress().phase() == MigrationPhase.MEMORY_MIGRATION
+                    && p.progress().message().startsWith("migrating memory")
+                ? org.apache.pekko.actor.testkit.typed.javadsl.FishingOutcomes.complete()
+                : org.apache.pekko.actor.testkit.typed.javadsl.FishingOutcomes.continueAndIgnore());
+    TestProbe<AgentProtocol.CancelReply> reply = testKit.createTestProbe();
+    agent(src).tell(new AgentProtocol.CancelMigration("m-abort", "test", reply.getRef()));
+    assertTrue(reply.receiveMessage().accepted());
+    MigrationResult r = await(events).result();
+    assertEquals(MigrationOutcome.CANCELLED, r.outcome(), r.message());
+    assertEquals(1, srcHv.aborts.get(), "the running memory migration was aborted");
+    assertEquals(Set.of("snap-0", "snap-1"), srcHv.snapshotNames(VM));
+  }
+}
