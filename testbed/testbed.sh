@@ -289,7 +289,8 @@ usage_mkvm() {
     cat >&2 <<EOF
 usage: testbed.sh mkvm HOST NAME [options]
   --mem MIB           guest RAM (192)            --disk MIB      virtual size of disk.0 (512)
-  --format F          qcow2 | raw for disk.0     --prefill MIB   random data written at 256 MiB (64)
+  --format F          qcow2 | raw for disk.0     --prefill MIB   random data written at 256 MiB (64);
+                                                 disk.0 grows to hold it
   --snapshots N       internal snapshots snap-0..snap-N-1 taken while the guest runs (0)
   --extra F:MIB       hot-plug another disk after the snapshots (repeatable; vdb, vdc, ...)
   --cdrom             attach a read-only ISO (disk.9)
@@ -317,12 +318,17 @@ cmd_mkvm() {
         shift
     done
     local DIR=$DS/$NAME HDIR=$HD/$H/datastore/$NAME
+    [ $((256 + PRE)) -le "$DISK" ] || DISK=$((256 + PRE + 64))
     nsx "$H" mkdir -p "$DIR" || die "mkdir"
     nsx "$H" qemu-img create -q -f "$FMT" "$DIR/disk.0" "${DISK}M" || die "qemu-img create"
     if [ "$PRE" -gt 0 ]; then
-        head -c "${PRE}M" /dev/urandom > "$HDIR/prefill.raw"
-        nsx "$H" qemu-io -f "$FMT" -c "write -s $DIR/prefill.raw 256M ${PRE}M" "$DIR/disk.0" >/dev/null || die "prefill"
-        rm -f "$HDIR/prefill.raw"
+        # one random file per size, kept: a 4 GiB prefill costs 20 s to generate
+        local R=$TB/prefill/$PRE.raw
+        if [ ! -f "$R" ]; then
+            mkdir -p "$TB/prefill"
+            head -c "${PRE}M" /dev/urandom > "$R.tmp" && mv "$R.tmp" "$R"
+        fi
+        nsx "$H" qemu-io -f "$FMT" -c "write -s $R 256M ${PRE}M" "$DIR/disk.0" >/dev/null || die "prefill"
     fi
     local CDXML=""
     if [ "$CDROM" = 1 ]; then

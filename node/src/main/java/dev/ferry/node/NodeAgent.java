@@ -75,6 +75,8 @@ public final class NodeAgent {
                     cluster.subscriptions().tell(Subscribe.create(c.getSelf(), SelfUp.class));
                     return Behaviors.receiveMessage(
                         up -> {
+                          // a signal for supervisors and harnesses, whatever the log level
+                          System.out.println(READY + " host=" + settings.host());
                           log.info(
                               "{} host={} address={} libvirt={} datastores={}",
                               READY,

@@ -25,10 +25,12 @@ public record MigrationOptions(
     implements CborSerializable {
 
   public static MigrationOptions defaults() {
+    // rsync --sparse, not tar -S: GNU tar 1.34 scans every data block for zeros and extracts
+    // sparse members slowly (631 MB on the test bed: tar -S | ssh tar -x 9.3 s, rsync 4.7 s)
     return new MigrationOptions(
         MigrationStrategy.SUSPEND_SYNC,
         FinalSyncMethod.AUTO,
-        BulkCopyMethod.TAR,
+        BulkCopyMethod.RSYNC,
         0,
         0,
         0,

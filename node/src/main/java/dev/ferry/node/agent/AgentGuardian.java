@@ -16,6 +16,7 @@ import dev.ferry.protocol.MigrationEvent;
 import dev.ferry.protocol.MigrationResult;
 import dev.ferry.protocol.TargetProtocol;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
@@ -72,6 +73,12 @@ public final class AgentGuardian {
   private final Map<String, String> vmByMigration = new HashMap<>();
   private final Map<String, ActorRef<MigrationTargetActor.Message>> incoming = new HashMap<>();
 
+  /**
+   * Watchers sent on to a running migration. One that ends right then may stop before it reads the
+   * Watch (a dead letter); when it has stopped, they are answered from the journal.
+   */
+  private final Map<String, List<ActorRef<MigrationEvent>>> forwarded = new HashMap<>();
+
   private AgentGuardian(ActorContext<Message> ctx, MigrationServices services) {
     this.ctx = ctx;
     this.services = services;
@@ -97,6 +104,11 @@ public final class AgentGuardian {
               outgoing.remove(m.migrationId());
               incoming.remove(m.migrationId());
               vmByMigration.remove(m.migrationId());
+              List<ActorRef<MigrationEvent>> waiting = forwarded.remove(m.migrationId());
+              if (waiting != null) {
+                resultOf(m.migrationId())
+                    .ifPresent(r -> waiting.forEach(w -> w.tell(new MigrationEvent.Finished(r))));
+              }
               return Behaviors.same();
             })
         .build();
@@ -126,14 +138,16 @@ public final class AgentGuardian {
       m.replyTo().tell(new MigrationEvent.Rejected(m.migrationId(), e.getMessage()));
       return Behaviors.same();
     }
-    ActorRef<VmMigrationActor.Command> running = outgoing.get(m.migrationId());
-    if (running != null) {
-      running.tell(new VmMigrationActor.Watch(m.replyTo())); // a retry of the same request
-      return Behaviors.same();
-    }
+    // the journal first: a migration that just ended may still be in the map (its termination
+    // not processed yet), and only the journal is sure to answer
     Optional<MigrationResult> ended = resultOf(m.migrationId());
     if (ended.isPresent()) {
       m.replyTo().tell(new MigrationEvent.Finished(ended.get()));
+      return Behaviors.same();
+    }
+    ActorRef<VmMigrationActor.Command> running = outgoing.get(m.migrationId());
+    if (running != null) {
+      forward(m.migrationId(), running, m.replyTo()); // a retry of the same request
       return Behaviors.same();
     }
     if (m.destination().equals(services.settings().host())) {
@@ -167,21 +181,18 @@ public final class AgentGuardian {
   }
 
   private Behavior<Message> onWatch(AgentProtocol.WatchMigration m) {
+    Optional<MigrationResult> ended = resultOf(m.migrationId());
     ActorRef<VmMigrationActor.Command> running = outgoing.get(m.migrationId());
-    if (running != null) {
-      running.tell(new VmMigrationActor.Watch(m.replyTo()));
+    if (ended.isPresent()) {
+      m.replyTo().tell(new MigrationEvent.Finished(ended.get()));
+    } else if (running != null) {
+      forward(m.migrationId(), running, m.replyTo());
     } else {
       m.replyTo()
           .tell(
-              resultOf(m.migrationId())
-                  .<MigrationEvent>map(MigrationEvent.Finished::new)
-                  .orElse(
-                      new MigrationEvent.Unknown(
-                          m.migrationId(),
-                          "no migration "
-                              + m.migrationId()
-                              + " from "
-                              + services.settings().host())));
+              new MigrationEvent.Unknown(
+                  m.migrationId(),
+                  "no migration " + m.migrationId() + " from " + services.settings().host()));
     }
     return Behaviors.same();
   }
@@ -240,6 +251,14 @@ public final class AgentGuardian {
         CompletableFuture.supplyAsync(inventory::read, services.blocking()),
         (inv, err) -> new Inventory(inv, err, m.replyTo()));
     return Behaviors.same();
+  }
+
+  private void forward(
+      String migrationId,
+      ActorRef<VmMigrationActor.Command> running,
+      ActorRef<MigrationEvent> watcher) {
+    running.tell(new VmMigrationActor.Watch(watcher));
+    forwarded.computeIfAbsent(migrationId, k -> new java.util.ArrayList<>()).add(watcher);
   }
 
   private Optional<MigrationResult> resultOf(String migrationId) {

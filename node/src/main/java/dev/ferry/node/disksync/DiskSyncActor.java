@@ -209,16 +209,22 @@ public final class DiskSyncActor {
       return Behaviors.same();
     }
     ctx.pipeToSelf(pipelines.startApplier(job.path(), job.destination()), ApplierReady::new);
-    return arming();
+    return arming(Optional.empty());
   }
 
-  private Behavior<Command> arming() {
+  /**
+   * The applier starts on the destination. The memory migration does not wait for it, so the final
+   * sync may be asked for before it is ready: it then starts as soon as it is.
+   */
+  private Behavior<Command> arming(Optional<Boolean> finalSyncWaiting) {
     return Behaviors.receive(Command.class)
+        .onMessage(FinalSync.class, m -> arming(Optional.of(m.forceRsync())))
         .onMessage(
             ApplierReady.class,
             m -> {
+              Optional<CopyPipelines.Applier> applier = Optional.ofNullable(m.applier());
               if (m.error() != null) {
-                // not fatal: the final sync will start one (or fall back to rsync)
+                // not fatal: the final sync starts one, or falls back to rsync
                 ctx.getLog()
                     .warn(
                         "{}: delta applier did not start: {}",
@@ -226,13 +232,31 @@ public final class DiskSyncActor {
                         m.error().getMessage());
                 parent.tell(
                     new Armed(job.target(), "applier failed to start: " + m.error().getMessage()));
-                return idle(Optional.empty());
+                applier = Optional.empty();
+              } else {
+                parent.tell(new Armed(job.target(), "applier ready"));
               }
-              parent.tell(new Armed(job.target(), "applier ready"));
-              return idle(Optional.of(m.applier()));
+              return finalSyncWaiting.isPresent()
+                  ? startFinal(applier, finalSyncWaiting.get())
+                  : idle(applier);
             })
-        .onMessage(Stop.class, m -> stop(Optional.empty()))
+        .onMessage(Stop.class, m -> stoppingWhileArming())
         .onMessage(Tick.class, m -> Behaviors.same())
+        .build();
+  }
+
+  /** Stopped while the applier starts: wait for it, so it does not outlive us on either host. */
+  private Behavior<Command> stoppingWhileArming() {
+    return Behaviors.receive(Command.class)
+        .onMessage(
+            ApplierReady.class,
+            m -> {
+              if (m.applier() != null) {
+                m.applier().process.kill();
+              }
+              return Behaviors.stopped();
+            })
+        .onAnyMessage(m -> Behaviors.same())
         .build();
   }
 

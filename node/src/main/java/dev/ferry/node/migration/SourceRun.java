@@ -45,7 +45,9 @@ final class SourceRun {
   final Map<String, String> finalMethod = new LinkedHashMap<>();
   final Map<String, Long> finalBytes = new LinkedHashMap<>();
   final List<TargetProtocol.DiskBitmap> bitmapsLeft = new ArrayList<>();
-  CopyPipelines.Copy ancillaryCopy;
+  final List<CopyPipelines.Copy> ancillaryCopies = new ArrayList<>();
+  boolean ancillaryPending;
+  Throwable ancillaryError;
   final AtomicLong ancillaryDone = new AtomicLong();
 
   MigrationPhase phase = MigrationPhase.PREFLIGHT;

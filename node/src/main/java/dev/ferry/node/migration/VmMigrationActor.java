@@ -256,7 +256,8 @@ public final class VmMigrationActor {
                                   .toSerializationFormat(run.target),
                               "host",
                               run.destination)));
-                  return preparingDestination();
+                  startDirectoryCopy();
+                  return dirtyTracking();
                 })
             .onMessage(
                 FromTarget.class,
@@ -295,12 +296,11 @@ public final class VmMigrationActor {
                     : listing.getServiceInstances(AgentProtocol.agentKey(run.destination))));
   }
 
-  /** Copies the VM directories, minus the writable disks, to the destination. */
-  private Behavior<Command> preparingDestination() {
-    enter(
-        MigrationPhase.PREPARING_DESTINATION,
-        "copying the VM directory to " + run.destination,
-        copyTimeout(run.manifest.ancillaryBytes()));
+  /**
+   * Starts copying the VM directories, minus the writable disks, to the destination. It runs
+   * alongside the dirty tracking and the disk copies; {@link #copying} waits for it.
+   */
+  private void startDirectoryCopy() {
     CopyPipelines pipelines =
         new CopyPipelines(
             services.runner(),
@@ -328,7 +328,7 @@ public final class VmMigrationActor {
               run.options.bandwidthBytesPerSecond(),
               run.manifest.ancillaryBytes(),
               run.ancillaryDone);
-      run.ancillaryCopy = copy;
+      run.ancillaryCopies.add(copy);
       copies.add(copy.done.toCompletableFuture());
     }
     if (!services.settings().migration().copyWholeVmDirectory()) {
@@ -347,33 +347,15 @@ public final class VmMigrationActor {
                   run.options.bandwidthBytesPerSecond(),
                   run.manifest.ancillaryBytes(),
                   run.ancillaryDone);
+          run.ancillaryCopies.add(copy);
           copies.add(copy.done.toCompletableFuture());
         }
       }
     }
+    run.ancillaryPending = true;
     ctx.pipeToSelf(
         CompletableFuture.allOf(copies.toArray(CompletableFuture[]::new)),
         (ok, err) -> new StepDone("ancillary", null, err));
-    return withCommon(
-        Behaviors.receive(Command.class)
-            .onMessage(
-                StepDone.class,
-                m -> m.step().equals("ancillary"),
-                m -> {
-                  run.ancillaryCopy = null;
-                  if (m.error() != null) {
-                    return rollingBack(
-                        MigrationOutcome.ROLLED_BACK,
-                        "copying the VM directory failed: " + MigrationFailure.reason(m.error()));
-                  }
-                  return dirtyTracking();
-                })
-            .onMessage(Cancel.class, this::cancelAndRollBack)
-            .onMessage(
-                PhaseTimeout.class,
-                m ->
-                    rollingBack(
-                        MigrationOutcome.ROLLED_BACK, "copying the VM directory timed out")));
   }
 
   /** Adds a persistent dirty bitmap to every disk the delta will sync, before the bulk copy. */
@@ -461,8 +443,25 @@ public final class VmMigrationActor {
         "copying " + writable.size() + " disk(s) while " + run.vm + " runs",
         copyTimeout(bytes));
     Set<String> pending = new HashSet<>(run.disks.keySet());
+    if (run.ancillaryError != null) {
+      return rollingBack(
+          MigrationOutcome.ROLLED_BACK,
+          "copying the VM directory failed: " + MigrationFailure.reason(run.ancillaryError));
+    }
     return withCommon(
         Behaviors.receive(Command.class)
+            .onMessage(
+                StepDone.class,
+                m -> m.step().equals("ancillary"),
+                m -> {
+                  recordDirectoryCopy(m);
+                  if (m.error() != null) {
+                    return rollingBack(
+                        MigrationOutcome.ROLLED_BACK,
+                        "copying the VM directory failed: " + MigrationFailure.reason(m.error()));
+                  }
+                  return pending.isEmpty() ? copied() : Behaviors.same();
+                })
             .onMessage(
                 Disk.class,
                 m -> m.event() instanceof DiskSyncActor.BulkCopied,
@@ -471,18 +470,7 @@ public final class VmMigrationActor {
                   run.bulkMethod.put(b.target(), b.method());
                   run.bulkBytes.put(b.target(), b.bytes());
                   pending.remove(b.target());
-                  if (!pending.isEmpty()) {
-                    return Behaviors.same();
-                  }
-                  journal.append(
-                      run.id,
-                      MigrationJournal.Role.SOURCE,
-                      JournalEntry.of("copied", "bulk-copy", run.bulkBytes.toString()));
-                  if (pastDeadline()) {
-                    return rollingBack(
-                        MigrationOutcome.ROLLED_BACK, "the deadline passed before the switchover");
-                  }
-                  return droppingMetadata();
+                  return pending.isEmpty() && !run.ancillaryPending ? copied() : Behaviors.same();
                 })
             .onMessage(
                 Disk.class,
@@ -504,6 +492,24 @@ public final class VmMigrationActor {
             .onMessage(
                 PhaseTimeout.class,
                 m -> rollingBack(MigrationOutcome.ROLLED_BACK, "the bulk copy timed out")));
+  }
+
+  /** Every disk and the VM directory arrived: on to the switchover, unless it is too late. */
+  private Behavior<Command> copied() {
+    journal.append(
+        run.id,
+        MigrationJournal.Role.SOURCE,
+        JournalEntry.of("copied", "bulk-copy", run.bulkBytes.toString()));
+    if (pastDeadline()) {
+      return rollingBack(MigrationOutcome.ROLLED_BACK, "the deadline passed before the switchover");
+    }
+    return droppingMetadata();
+  }
+
+  private void recordDirectoryCopy(StepDone m) {
+    run.ancillaryPending = false;
+    run.ancillaryError = m.error();
+    run.ancillaryCopies.clear();
   }
 
   /** libvirt refuses to migrate a domain with snapshot metadata; the manifest keeps it. */
@@ -560,34 +566,18 @@ public final class VmMigrationActor {
         "arming the switchover",
         services.settings().migration().timeouts().memory(memBytes));
     run.target.tell(new TargetProtocol.ArmSwitchover(targetReplies));
-    Set<String> armPending = new HashSet<>();
+    // the delta appliers' JVMs start on the destination meanwhile; a final sync waits for its own
     for (DiskJob j : run.jobs) {
       if (j.bitmap().isPresent()) {
-        armPending.add(j.target());
         run.disks.get(j.target()).tell(new DiskSyncActor.ArmFinalSync());
       }
     }
-    boolean[] targetArmed = {false};
     return withCommon(
         Behaviors.receive(Command.class)
             .onMessage(
                 FromTarget.class,
                 m -> m.reply() instanceof TargetProtocol.Armed,
-                m -> {
-                  targetArmed[0] = true;
-                  return armPending.isEmpty() ? startMemory() : Behaviors.same();
-                })
-            .onMessage(
-                Disk.class,
-                m -> m.event() instanceof DiskSyncActor.Armed,
-                m -> {
-                  DiskSyncActor.Armed a = (DiskSyncActor.Armed) m.event();
-                  if (!a.note().equals("applier ready")) {
-                    run.note(a.target() + ": " + a.note());
-                  }
-                  armPending.remove(a.target());
-                  return armPending.isEmpty() && targetArmed[0] ? startMemory() : Behaviors.same();
-                })
+                m -> startMemory())
             .onMessage(
                 FromTarget.class,
                 m -> m.reply() instanceof TargetProtocol.Failed,
@@ -865,7 +855,7 @@ public final class VmMigrationActor {
               journal.append(
                   run.id, MigrationJournal.Role.SOURCE, JournalEntry.finished(finalResult));
               run.target.tell(new TargetProtocol.Release(MigrationOutcome.COMPLETED.name()));
-              return awaitMemoryCallThenStop();
+              return awaitMemoryCallThenStop(finalResult);
             })
         .onMessage(
             Watch.class,
@@ -882,7 +872,7 @@ public final class VmMigrationActor {
    * libvirt's migration call returns only after its confirm phase on this host (QEMU reaped); wait
    * for it, so that a failure there is logged, not lost with the actor.
    */
-  private Behavior<Command> awaitMemoryCallThenStop() {
+  private Behavior<Command> awaitMemoryCallThenStop(MigrationResult result) {
     if (!run.memoryStarted || run.memoryReturned) {
       return Behaviors.stopped();
     }
@@ -910,6 +900,13 @@ public final class VmMigrationActor {
                       run.vm);
               return Behaviors.stopped();
             })
+        .onMessage(
+            Watch.class,
+            m -> {
+              m.watcher().tell(new MigrationEvent.Finished(result));
+              return Behaviors.same();
+            })
+        .onMessage(Cancel.class, this::refuseCancel)
         .onAnyMessage(m -> Behaviors.same())
         .build();
   }
@@ -927,9 +924,7 @@ public final class VmMigrationActor {
         MigrationJournal.Role.SOURCE,
         JournalEntry.of("rolling-back", "rolling-back", cause));
     stopDisks();
-    if (run.ancillaryCopy != null) {
-      run.ancillaryCopy.cancel();
-    }
+    run.ancillaryCopies.forEach(CopyPipelines.Copy::cancel);
     List<String> undone = new ArrayList<>();
     if (run.memoryStarted && !run.memoryReturned) {
       abortJob("rolling back");
@@ -1228,6 +1223,23 @@ public final class VmMigrationActor {
               return Behaviors.same();
             })
         .onMessage(DiskStopped.class, m -> Behaviors.same())
+        .onMessage(
+            Disk.class,
+            m -> m.event() instanceof DiskSyncActor.Armed,
+            m -> {
+              DiskSyncActor.Armed a = (DiskSyncActor.Armed) m.event();
+              if (!a.note().equals("applier ready") && !a.note().equals("rsync needs no applier")) {
+                run.note(a.target() + ": " + a.note());
+              }
+              return Behaviors.same();
+            })
+        .onMessage(
+            StepDone.class,
+            m -> m.step().equals("ancillary"),
+            m -> {
+              recordDirectoryCopy(m);
+              return Behaviors.same();
+            })
         .onMessage(PollJob.class, m -> Behaviors.same())
         .onMessage(JobPolled.class, m -> Behaviors.same())
         .onMessage(

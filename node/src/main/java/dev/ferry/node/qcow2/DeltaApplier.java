@@ -47,6 +47,9 @@ public final class DeltaApplier {
       return 2;
     }
     try (FileChannel ch = FileChannel.open(file, StandardOpenOption.WRITE)) {
+      // flush what the bulk copy left in the page cache now, while the VM still runs on the
+      // source: the fsync at the end then only has the delta to write, inside the paused window
+      ch.force(false);
       out.println(READY);
       out.flush();
       DataInputStream data = new DataInputStream(new BufferedInputStream(in, 1 << 20));

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.ferry.node.testbed.Cluster;
 import dev.ferry.node.testbed.GuestChecks;
 import dev.ferry.node.testbed.Testbed;
+import dev.ferry.protocol.BulkCopyMethod;
 import dev.ferry.protocol.DiskResult;
 import dev.ferry.protocol.FinalSyncMethod;
 import dev.ferry.protocol.MigrationOptions;
@@ -101,8 +102,14 @@ class SuspendSyncIT {
     long before = bed.console("host1", vm).lastProgress();
     MigrationResult r =
         migrate(
-            vm, "host1", "host2", MigrationOptions.defaults().withFinalSync(FinalSyncMethod.RSYNC));
+            vm,
+            "host1",
+            "host2",
+            MigrationOptions.defaults()
+                .withFinalSync(FinalSyncMethod.RSYNC)
+                .withBulkCopy(BulkCopyMethod.TAR));
     assertEquals(MigrationOutcome.COMPLETED, r.outcome(), r.message());
+    assertEquals("tar", r.disks().get(0).bulkMethod(), "tar -S stays selectable");
     assertEquals("rsync-inplace", r.disks().get(0).finalSyncMethod());
     checks.runsOnlyOn(vm, "host2", HOSTS);
     long after = bed.console("host2", vm).awaitProgress(Duration.ofSeconds(60));

@@ -346,7 +346,7 @@ class MigrationWorkflowTest {
     ScriptedProcessRunner hanging =
         srcRunner
             .on(argvContains("find"), Reply.ok())
-            .on(argvContains("rsync"), Reply.ok())
+            .on(argvContains("rsync"), Reply.hanging())
             .on(argvContains("tar"), Reply.hanging())
             .on(argvContains("ssh"), Reply.hanging());
     String host = "srch" + hostIds.incrementAndGet();
@@ -389,7 +389,7 @@ class MigrationWorkflowTest {
     ScriptedProcessRunner hanging =
         new ScriptedProcessRunner()
             .on(argvContains("find"), Reply.ok())
-            .on(argvContains("rsync"), Reply.ok())
+            .on(argvContains("rsync"), Reply.hanging())
             .on(argvContains("tar"), Reply.hanging())
             .on(argvContains("ssh"), Reply.hanging());
     start(host, hv, new FakeImageTool(images), hanging);

@@ -82,8 +82,10 @@ public final class AgentProcess {
                 "-Xmx512m",
                 "-XX:+UseSerialGC",
                 "-Dconfig.file=/var/lib/ferry/agent.conf",
+                // the agent's own logging, not the tests' (logback-test.xml is on this class path)
+                "-Dlogback.configurationFile=logback.xml",
                 "-cp",
-                System.getProperty("java.class.path"),
+                absoluteClassPath(),
                 NodeAgent.class.getName()));
     process =
         runner.start(
@@ -123,6 +125,14 @@ public final class AgentProcess {
             "agent-log-" + host);
     pump.setDaemon(true);
     pump.start();
+  }
+
+  /** nsenter starts the agent in the namespace holder's working directory, not ours. */
+  private static String absoluteClassPath() {
+    return java.util.Arrays.stream(
+            System.getProperty("java.class.path").split(java.io.File.pathSeparator))
+        .map(p -> Path.of(p).toAbsolutePath().toString())
+        .collect(java.util.stream.Collectors.joining(java.io.File.pathSeparator));
   }
 
   public void awaitReady(Duration timeout) {
