@@ -209,6 +209,7 @@ public final class DiskSyncActor {
       return Behaviors.same();
     }
     ctx.pipeToSelf(pipelines.startApplier(job.path(), job.destination()), ApplierReady::new);
+    pipelines.warmUp(job.path());
     return arming(Optional.empty());
   }
 

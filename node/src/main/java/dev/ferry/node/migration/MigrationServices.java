@@ -53,6 +53,6 @@ public record MigrationServices(
   }
 
   TargetHost target() {
-    return new TargetHost(hypervisor, images, datastores, openFiles, settings, files);
+    return new TargetHost(hypervisor, images, datastores, openFiles, settings, files, blocking);
   }
 }

@@ -59,6 +59,8 @@ final class SourceRun {
   boolean switchoverStarted;
   boolean cancelRequested;
   long sourceSuspendedAt;
+  long switchedOverAt;
+  long finalSyncedAt;
   long destinationPausedAt;
   long resumedAt;
   MemoryProgress memory = MemoryProgress.none();

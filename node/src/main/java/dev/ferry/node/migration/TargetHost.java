@@ -31,6 +31,7 @@ import java.util.EnumSet;
 import java.util.List;
 import java.util.Optional;
 import java.util.OptionalLong;
+import java.util.concurrent.CompletableFuture;
 
 /** The blocking steps a migration runs on its destination host. */
 final class TargetHost {
@@ -45,6 +46,7 @@ final class TargetHost {
   private final OpenFiles openFiles;
   private final NodeSettings settings;
   private final HostFiles files;
+  private final java.util.concurrent.Executor parallel;
 
   TargetHost(
       Hypervisor hypervisor,
@@ -52,13 +54,15 @@ final class TargetHost {
       DatastorePaths datastores,
       OpenFiles openFiles,
       NodeSettings settings,
-      HostFiles files) {
+      HostFiles files,
+      java.util.concurrent.Executor parallel) {
     this.hypervisor = hypervisor;
     this.images = images;
     this.datastores = datastores;
     this.openFiles = openFiles;
     this.settings = settings;
     this.files = files;
+    this.parallel = parallel;
   }
 
   /**
@@ -152,11 +156,25 @@ final class TargetHost {
       images.removeBitmap(datastores.confine("disk", b.path()), b.bitmap());
       details.add(b.path() + ": dirty bitmap " + b.bitmap() + " removed");
     }
-    boolean tables = true;
-    boolean clean = true;
+    // every qemu-img below only reads (shared locks): run them all at once, it is paused time
+    List<CompletableFuture<ImageInfo>> infos = new ArrayList<>();
+    List<CompletableFuture<CheckResult>> checks = new ArrayList<>();
     for (ManifestDisk d : m.disks()) {
       Path path = datastores.confine("disk " + d.target(), d.path());
-      ImageInfo info = images.info(path, ImageTool.Access.EXCLUSIVE);
+      infos.add(
+          CompletableFuture.supplyAsync(
+              () -> images.info(path, ImageTool.Access.EXCLUSIVE), parallel));
+      checks.add(
+          d.writable() && "qcow2".equals(d.format()) && settings.migration().imageCheck()
+              ? CompletableFuture.supplyAsync(
+                  () -> images.check(path, ImageTool.Access.EXCLUSIVE), parallel)
+              : null);
+    }
+    boolean tables = true;
+    boolean clean = true;
+    for (int k = 0; k < m.disks().size(); k++) {
+      ManifestDisk d = m.disks().get(k);
+      ImageInfo info = infos.get(k).join();
       List<SnapshotEntry> found = info.snapshots().stream().map(SourceHost::entry).toList();
       if (!found.equals(d.snapshots())) {
         tables = false;
@@ -173,8 +191,8 @@ final class TargetHost {
         clean = false;
         details.add(d.target() + ": unexpected dirty bitmaps left: " + info.bitmaps());
       }
-      if (d.writable() && "qcow2".equals(d.format()) && settings.migration().imageCheck()) {
-        CheckResult check = images.check(path, ImageTool.Access.EXCLUSIVE);
+      if (checks.get(k) != null) {
+        CheckResult check = checks.get(k).join();
         clean &= check.clean();
         details.add(d.target() + ": qemu-img check " + check.describe());
       }
@@ -361,7 +379,10 @@ final class TargetHost {
     return hypervisor.jobStats(vm).active();
   }
 
-  void migrateBack(String vm, String sourceHost) throws IOException {
+  void migrateBack(String vm, String sourceHost, Manifest m) throws IOException {
+    // snapshot metadata may have been redefined here already; libvirt refuses to migrate with it
+    new SourceHost(hypervisor, images, datastores, settings, null, files)
+        .dropSnapshotMetadata(vm, m.snapshots());
     activateImages(vm);
     hypervisor.migrate(
         vm,

@@ -691,6 +691,7 @@ public final class VmMigrationActor {
     run.switchoverStarted = true;
     journal.append(
         run.id, MigrationJournal.Role.SOURCE, JournalEntry.of("switched-over", "final-sync", why));
+    run.switchedOverAt = System.currentTimeMillis();
     return finalSync(1);
   }
 
@@ -725,6 +726,7 @@ public final class VmMigrationActor {
                       run.id,
                       MigrationJournal.Role.SOURCE,
                       JournalEntry.of("final-synced", "final-sync", run.finalMethod.toString()));
+                  run.finalSyncedAt = System.currentTimeMillis();
                   run.target.tell(
                       new TargetProtocol.FinalSynced(List.copyOf(run.bitmapsLeft), targetReplies));
                   return verifying(attempt);
@@ -822,7 +824,7 @@ public final class VmMigrationActor {
         result(
             MigrationOutcome.COMPLETED,
             run.destination,
-            "verified and running on " + run.destination);
+            "verified and running on " + run.destination + pausedBreakdown());
     run.watchers.forEach(w -> w.tell(new MigrationEvent.Finished(result)));
     stopDisks();
     enter(
@@ -1434,6 +1436,23 @@ public final class VmMigrationActor {
         run.startedAt,
         now,
         snapshots);
+  }
+
+  /** Where the paused window went, for operators and the benchmark. */
+  private String pausedBreakdown() {
+    if (run.sourceSuspendedAt == 0
+        || run.switchedOverAt == 0
+        || run.finalSyncedAt == 0
+        || run.resumedAt == 0) {
+      return "";
+    }
+    return String.format(
+        "; paused %d ms: switchover until the destination was paused %d ms, final sync %d ms,"
+            + " verification and resume %d ms",
+        run.resumedAt - run.sourceSuspendedAt,
+        run.switchedOverAt - run.sourceSuspendedAt,
+        run.finalSyncedAt - run.switchedOverAt,
+        run.resumedAt - run.finalSyncedAt);
   }
 
   private String whereIsTheVm() {

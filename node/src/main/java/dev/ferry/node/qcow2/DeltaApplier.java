@@ -12,8 +12,8 @@ import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.security.MessageDigest;
 import java.util.Arrays;
+import java.util.zip.CRC32C;
 
 /**
  * Applies a {@link DeltaStream} to a file in place: positional writes into the existing inode (the
@@ -22,7 +22,7 @@ import java.util.Arrays;
  * so no JVM starts inside the paused window; it prints {@code READY} once the file is open and
  * {@code APPLIED <ranges> <bytes>} at the end. Plain JDK only, for a fast start.
  *
- * <p>Exit codes: 0 applied, 2 usage or file error, 3 stream cut or corrupt (digest mismatch; the
+ * <p>Exit codes: 0 applied, 2 usage or file error, 3 stream cut or corrupt (checksum mismatch; the
  * file may be partly written, the caller must sync again).
  */
 public final class DeltaApplier {
@@ -39,6 +39,35 @@ public final class DeltaApplier {
     System.exit(run(Path.of(args[0]), System.in, System.out, System.err));
   }
 
+  /**
+   * Runs the decoding path on a dummy stream before READY, so the JVM has loaded and compiled it
+   * before the real stream arrives inside the paused window.
+   */
+  static void warmUp() throws IOException {
+    java.io.ByteArrayOutputStream buf = new java.io.ByteArrayOutputStream();
+    java.io.DataOutputStream w = new java.io.DataOutputStream(buf);
+    byte[] block = new byte[64 * 1024];
+    for (int i = 0; i < 64; i++) {
+      w.writeLong(i * (long) block.length);
+      w.writeInt(block.length);
+      w.write(block);
+    }
+    for (int round = 0; round < 4; round++) {
+      DataInputStream in =
+          new DataInputStream(
+              new BufferedInputStream(
+                  new java.io.ByteArrayInputStream(buf.toByteArray()), 1 << 20));
+      CRC32C crc = new CRC32C();
+      for (int i = 0; i < 64; i++) {
+        ByteBuffer header =
+            ByteBuffer.allocate(12).putLong(in.readLong()).putInt(in.readInt()).flip();
+        crc.update(header);
+        in.readFully(block);
+        crc.update(block, 0, block.length);
+      }
+    }
+  }
+
   /** Applies the stream on {@code in} to {@code file}; returns the exit code. */
   public static int run(Path file, InputStream in, PrintStream out, PrintStream err) {
     if (!Files.isRegularFile(file, LinkOption.NOFOLLOW_LINKS)) {
@@ -50,10 +79,11 @@ public final class DeltaApplier {
       // flush what the bulk copy left in the page cache now, while the VM still runs on the
       // source: the fsync at the end then only has the delta to write, inside the paused window
       ch.force(false);
+      warmUp();
       out.println(READY);
       out.flush();
       DataInputStream data = new DataInputStream(new BufferedInputStream(in, 1 << 20));
-      MessageDigest digest = DeltaStream.sha256();
+      CRC32C digest = new CRC32C();
       byte[] head = new byte[DeltaStream.MAGIC.length + 4];
       data.readFully(head);
       digest.update(head);
@@ -69,10 +99,9 @@ public final class DeltaApplier {
         long offset = data.readLong();
         if (offset == DeltaStream.END) {
           long size = data.readLong();
-          byte[] expected = new byte[32];
-          data.readFully(expected);
-          if (!MessageDigest.isEqual(expected, digest.digest())) {
-            err.println("DeltaApplier: digest mismatch: the stream was corrupted");
+          int expected = data.readInt();
+          if (expected != (int) digest.getValue()) {
+            err.println("DeltaApplier: checksum mismatch: the stream was corrupted");
             return 3;
           }
           ch.truncate(size);

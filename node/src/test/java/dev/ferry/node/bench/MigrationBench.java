@@ -155,8 +155,7 @@ public final class MigrationBench {
   }
 
   private Run run(String variant, double gib, int rep) {
-    String vm =
-        "b" + variant.replaceAll("[^a-z]", "").substring(0, 6) + (int) (gib * 10) + "r" + rep;
+    String vm = "b" + ALL.indexOf(variant) + "-" + (int) (gib * 10) + "r" + rep;
     int prefill = (int) Math.round(gib * 1024);
     bed.mkvm(
         "host1", vm, "--mem", "192", "--prefill", Integer.toString(prefill), "--snapshots", "1");
@@ -191,7 +190,9 @@ public final class MigrationBench {
           outcome = r.outcome().name().toLowerCase(Locale.ROOT);
           notes =
               r.outcome() == MigrationOutcome.COMPLETED
-                  ? "engine paused " + r.pausedMillis() + " ms"
+                  ? r.message().replaceFirst("^verified and running on host2; ", "")
+                      + "; "
+                      + r.verification().details().get(r.verification().details().size() - 1)
                   : r.message();
         }
         case "copy-storage-all" -> {

@@ -119,9 +119,10 @@ class EngineFaultsIT {
         p ->
             p.phase() == MigrationPhase.BULK_COPY
                 && p.disks().stream().anyMatch(d -> d.bytesDone() > (2 << 20)));
-    List<Long> tars = bed.pidsInHost("host1", "tar", "-cSf", vm);
-    assertFalse(tars.isEmpty(), "the bulk copy's tar runs on host1");
-    tars.forEach(pid -> ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly));
+    // the bulk copy is rsync --sparse by default: kill the sender of this disk
+    List<Long> copies = bed.pidsInHost("host1", "rsync", "--sparse", vm + "/disk.0");
+    assertFalse(copies.isEmpty(), "the bulk copy's rsync runs on host1");
+    copies.forEach(pid -> ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly));
 
     MigrationResult r = w.run().await(Duration.ofMinutes(3));
     assertEquals(MigrationOutcome.ROLLED_BACK, r.outcome(), r.message());

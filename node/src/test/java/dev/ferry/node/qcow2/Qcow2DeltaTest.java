@@ -180,7 +180,7 @@ class Qcow2DeltaTest {
             new ByteArrayInputStream(corrupt),
             new PrintStream(new ByteArrayOutputStream()),
             new PrintStream(err)));
-    assertTrue(err.toString(StandardCharsets.UTF_8).contains("digest mismatch"));
+    assertTrue(err.toString(StandardCharsets.UTF_8).contains("checksum mismatch"));
   }
 
   @Test
