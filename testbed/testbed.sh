@@ -294,6 +294,7 @@ usage: testbed.sh mkvm HOST NAME [options]
   --snapshots N       internal snapshots snap-0..snap-N-1 taken while the guest runs (0)
   --extra F:MIB       hot-plug another disk after the snapshots (repeatable; vdb, vdc, ...)
   --cdrom             attach a read-only ISO (disk.9)
+  --backing           OpenNebula's layout: disk.0 is a qcow2 over disk.0.snap/0 (the prefill lives there)
   --tick S --ram MIB  guest write period and RAM dirtied per tick (0.2, 1)
   --no-start          define only
 EOF
@@ -306,13 +307,14 @@ cmd_mkvm() {
     [ $# -ge 2 ] || usage_mkvm
     local H; H=$(hname "$1"); local NAME=$2; shift 2
     [[ $NAME =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$ ]] || die "bad VM name '$NAME'"
-    local MEM=192 DISK=512 FMT=qcow2 PRE=64 SNAPS=0 CDROM=0 TICK=0.2 RAM=1 START=1 EXTRA=()
+    local MEM=192 DISK=512 FMT=qcow2 PRE=64 SNAPS=0 CDROM=0 TICK=0.2 RAM=1 START=1 BACKING=0 EXTRA=()
     local TYPE=${FERRY_TB_VIRT:-qemu}
     while [ $# -gt 0 ]; do
         case $1 in
             --mem) MEM=$2; shift ;; --disk) DISK=$2; shift ;; --format) FMT=$2; shift ;;
             --prefill) PRE=$2; shift ;; --snapshots) SNAPS=$2; shift ;; --extra) EXTRA+=("$2"); shift ;;
             --cdrom) CDROM=1 ;; --tick) TICK=$2; shift ;; --ram) RAM=$2; shift ;; --no-start) START=0 ;;
+            --backing) BACKING=1 ;;
             *) usage_mkvm ;;
         esac
         shift
@@ -320,7 +322,13 @@ cmd_mkvm() {
     local DIR=$DS/$NAME HDIR=$HD/$H/datastore/$NAME
     [ $((256 + PRE)) -le "$DISK" ] || DISK=$((256 + PRE + 64))
     nsx "$H" mkdir -p "$DIR" || die "mkdir"
-    nsx "$H" qemu-img create -q -f "$FMT" "$DIR/disk.0" "${DISK}M" || die "qemu-img create"
+    local TOP=$DIR/disk.0
+    if [ "$BACKING" = 1 ]; then
+        # the prefill goes into the base; disk.0 is a qcow2 over it with a relative backing path
+        nsx "$H" mkdir -p "$DIR/disk.0.snap" || die "mkdir"
+        TOP=$DIR/disk.0.snap/0
+    fi
+    nsx "$H" qemu-img create -q -f "$FMT" "$TOP" "${DISK}M" || die "qemu-img create"
     if [ "$PRE" -gt 0 ]; then
         # one random file per size, kept: a 4 GiB prefill costs 20 s to generate
         local R=$TB/prefill/$PRE.raw
@@ -328,7 +336,10 @@ cmd_mkvm() {
             mkdir -p "$TB/prefill"
             head -c "${PRE}M" /dev/urandom > "$R.tmp" && mv "$R.tmp" "$R"
         fi
-        nsx "$H" qemu-io -f "$FMT" -c "write -s $R 256M ${PRE}M" "$DIR/disk.0" >/dev/null || die "prefill"
+        nsx "$H" qemu-io -f "$FMT" -c "write -s $R 256M ${PRE}M" "$TOP" >/dev/null || die "prefill"
+    fi
+    if [ "$BACKING" = 1 ]; then
+        nsx "$H" sh -c "cd $DIR && qemu-img create -q -f qcow2 -F $FMT -b disk.0.snap/0 disk.0 ${DISK}M" || die "qemu-img create disk.0"
     fi
     local CDXML=""
     if [ "$CDROM" = 1 ]; then
