@@ -50,6 +50,36 @@ public final class AgentProtocol {
       Manifest manifest, MigrationOptions options, ActorRef<TargetProtocol.Reply> replyTo)
       implements Command {}
 
+  /**
+   * Where an incoming migration stands on this host, from its journal: how a source learns that a
+   * restarted destination agent finished what its predecessor started.
+   */
+  public record QueryIncoming(String migrationId, ActorRef<IncomingStatus> replyTo)
+      implements Command {}
+
+  /**
+   * @param state {@code unknown}, {@code in-progress}, {@code merged} (running on its own files
+   *     here, verified) or {@code aborted}
+   */
+  public record IncomingStatus(
+      String migrationId,
+      String state,
+      Verification verification,
+      long resumedAtMillis,
+      String detail)
+      implements CborSerializable {}
+
+  /**
+   * Take an internal snapshot of a VM on this host. Refused while the VM is being migrated: with
+   * the overlay strategy its disks sit on a temporary two-file chain, and a snapshot taken there
+   * lands in the overlay and is lost at the merge.
+   */
+  public record CreateSnapshot(String vm, String name, ActorRef<SnapshotReply> replyTo)
+      implements Command {}
+
+  public record SnapshotReply(String vm, String name, boolean created, String message)
+      implements CborSerializable {}
+
   /** Host capacity and use, for placement. */
   public record GetInventory(ActorRef<HostInventory> replyTo) implements Command {}
 }

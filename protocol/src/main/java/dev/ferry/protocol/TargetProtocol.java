@@ -38,16 +38,30 @@ public final class TargetProtocol {
   public record CreateOverlays(List<OverlaySpec> overlays, ActorRef<Reply> replyTo)
       implements Command {}
 
-  /** An overlay to pre-create on the destination. */
+  /**
+   * A temporary overlay over one disk.
+   *
+   * @param overlay the overlay file (same path on both hosts)
+   * @param base the disk's own file, frozen under the overlay
+   * @param baseFormat {@code qcow2} or {@code raw}
+   * @param virtualSize the overlay's size, the disk's virtual size
+   * @param shallow the base has a backing file of its own: commit into the base only (a default
+   *     commit would merge into the deepest image and silently break snapshots)
+   */
   public record OverlaySpec(
-      String target, String overlay, String base, String baseFormat, long virtualSize)
+      String target,
+      String overlay,
+      String base,
+      String baseFormat,
+      long virtualSize,
+      boolean shallow)
       implements CborSerializable {}
 
   /** Overlay strategy: verify the copied frozen files against the manifest. */
   public record VerifyCopies(ActorRef<Reply> replyTo) implements Command {}
 
   /** Overlay strategy: the VM runs here now; merge the overlays, verify, and report. */
-  public record MergeOverlays(List<OverlaySpec> overlays, boolean shallow, ActorRef<Reply> replyTo)
+  public record MergeOverlays(List<OverlaySpec> overlays, ActorRef<Reply> replyTo)
       implements Command {}
 
   /** The source is done with this migration; the target can stop. */
@@ -79,7 +93,8 @@ public final class TargetProtocol {
   public record OverlaysCreated() implements Reply {}
 
   /** Overlays merged, metadata redefined, checks passed: the migration may be acknowledged. */
-  public record Merged(Verification verification, long mergedAtMillis) implements Reply {}
+  public record Merged(Verification verification, long resumedAtMillis, long mergedAtMillis)
+      implements Reply {}
 
   public record Failed(String reason) implements Reply {}
 }

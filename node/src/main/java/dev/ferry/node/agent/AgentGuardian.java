@@ -15,6 +15,7 @@ import dev.ferry.protocol.ManifestDisk;
 import dev.ferry.protocol.MigrationEvent;
 import dev.ferry.protocol.MigrationResult;
 import dev.ferry.protocol.TargetProtocol;
+import dev.ferry.protocol.Verification;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -55,14 +56,32 @@ public final class AgentGuardian {
           String host = services.settings().host();
           ActorRef<AgentProtocol.Command> requests =
               ctx.messageAdapter(AgentProtocol.Command.class, Request::new);
-          new Recovery(services, ctx.getLog(), ctx.getSystem()).reconcile();
+          Recovery recovery = new Recovery(services, ctx.getLog(), ctx.getSystem());
+          List<Manifest> unmerged = recovery.reconcile();
+          List<Manifest> toMergeBack = recovery.toMergeBack();
           ctx.getSystem()
               .receptionist()
               .tell(Receptionist.register(AgentProtocol.agentKey(host), requests));
           ctx.getSystem()
               .receptionist()
               .tell(Receptionist.register(AgentProtocol.AGENTS, requests));
-          return new AgentGuardian(ctx, services).running();
+          AgentGuardian guardian = new AgentGuardian(ctx, services);
+          for (Manifest m : unmerged) {
+            ActorRef<MigrationTargetActor.Message> actor =
+                ctx.spawn(MigrationTargetActor.recover(m, services), "incoming-" + m.migrationId());
+            // snapshots stay refused until the merge is done, then allowed again
+            ctx.watchWith(actor, new Stopped(m.migrationId(), m.vm()));
+            guardian.incoming.put(m.migrationId(), actor);
+            guardian.incomingVm.put(m.migrationId(), m.vm());
+          }
+          for (Manifest m : toMergeBack) {
+            // the VM runs here on its temporary chain until this is done: no snapshots meanwhile
+            ActorRef<?> actor =
+                ctx.spawn(Recovery.mergeBack(m, services), "merge-back-" + m.migrationId());
+            ctx.watchWith(actor, new Stopped(m.migrationId(), m.vm()));
+            guardian.vmByMigration.put(m.migrationId(), m.vm());
+          }
+          return guardian.running();
         });
   }
 
@@ -72,6 +91,7 @@ public final class AgentGuardian {
   private final Map<String, ActorRef<VmMigrationActor.Command>> outgoing = new HashMap<>();
   private final Map<String, String> vmByMigration = new HashMap<>();
   private final Map<String, ActorRef<MigrationTargetActor.Message>> incoming = new HashMap<>();
+  private final Map<String, String> incomingVm = new HashMap<>();
 
   /**
    * Watchers sent on to a running migration. One that ends right then may stop before it reads the
@@ -103,6 +123,7 @@ public final class AgentGuardian {
             m -> {
               outgoing.remove(m.migrationId());
               incoming.remove(m.migrationId());
+              incomingVm.remove(m.migrationId());
               vmByMigration.remove(m.migrationId());
               List<ActorRef<MigrationEvent>> waiting = forwarded.remove(m.migrationId());
               if (waiting != null) {
@@ -125,6 +146,11 @@ public final class AgentGuardian {
       return onIncoming(m);
     } else if (command instanceof AgentProtocol.GetInventory m) {
       return onInventory(m);
+    } else if (command instanceof AgentProtocol.QueryIncoming m) {
+      m.replyTo().tell(incomingStatus(m.migrationId()));
+      return Behaviors.same();
+    } else if (command instanceof AgentProtocol.CreateSnapshot m) {
+      return onSnapshot(m);
     }
     throw new IllegalArgumentException("unknown agent command " + command);
   }
@@ -250,6 +276,90 @@ public final class AgentGuardian {
     ctx.pipeToSelf(
         CompletableFuture.supplyAsync(inventory::read, services.blocking()),
         (inv, err) -> new Inventory(inv, err, m.replyTo()));
+    return Behaviors.same();
+  }
+
+  /** An incoming migration's state, from this host's journal (see {@link Recovery}). */
+  private AgentProtocol.IncomingStatus incomingStatus(String id) {
+    List<JournalEntry> entries = services.journal().read(id, MigrationJournal.Role.TARGET);
+    if (entries.isEmpty()) {
+      return new AgentProtocol.IncomingStatus(
+          id,
+          "unknown",
+          Verification.none(),
+          0,
+          "no incoming migration " + id + " on " + services.settings().host());
+    }
+    long resumedAt =
+        entries.stream()
+            .filter(e -> "resumed".equals(e.event()))
+            .mapToLong(JournalEntry::atMillis)
+            .findFirst()
+            .orElse(0);
+    Optional<JournalEntry> verified =
+        entries.stream().filter(e -> "verified".equals(e.event())).findFirst();
+    if (verified.isPresent()) {
+      List<String> details =
+          verified.get().detail() == null
+              ? List.of()
+              : List.of(verified.get().detail().split("; "));
+      return new AgentProtocol.IncomingStatus(
+          id,
+          "merged",
+          new Verification(true, true, true, true, details),
+          resumedAt,
+          "verified on " + services.settings().host());
+    }
+    JournalEntry last = entries.get(entries.size() - 1);
+    if (last.terminal() && "aborted".equals(last.phase())) {
+      return new AgentProtocol.IncomingStatus(
+          id, "aborted", Verification.none(), resumedAt, String.valueOf(last.detail()));
+    }
+    return new AgentProtocol.IncomingStatus(
+        id, "in-progress", Verification.none(), resumedAt, last.event());
+  }
+
+  /**
+   * Snapshots are refused while the VM is migrating, on either host: with the overlay strategy a
+   * snapshot taken on the temporary chain lands in the overlay and is lost at the merge, and a
+   * later revert breaks the domain's definition (TESTBED-OVERLAY.md, K2/K5).
+   */
+  private Behavior<Message> onSnapshot(AgentProtocol.CreateSnapshot m) {
+    try {
+      Names.vmName(m.vm());
+      Names.snapshotName(m.name());
+    } catch (InvalidInputException e) {
+      m.replyTo().tell(new AgentProtocol.SnapshotReply(m.vm(), m.name(), false, e.getMessage()));
+      return Behaviors.same();
+    }
+    if (vmByMigration.containsValue(m.vm()) || incomingVm.containsValue(m.vm())) {
+      m.replyTo()
+          .tell(
+              new AgentProtocol.SnapshotReply(
+                  m.vm(),
+                  m.name(),
+                  false,
+                  "refused: " + m.vm() + " is being migrated; take snapshots before or after"));
+      return Behaviors.same();
+    }
+    CompletableFuture.runAsync(
+            () ->
+                services
+                    .hypervisor()
+                    .createSnapshot(
+                        m.vm(), "<domainsnapshot><name>" + m.name() + "</name></domainsnapshot>"),
+            services.blocking())
+        .whenComplete(
+            (ok, err) ->
+                m.replyTo()
+                    .tell(
+                        new AgentProtocol.SnapshotReply(
+                            m.vm(),
+                            m.name(),
+                            err == null,
+                            err == null
+                                ? "created"
+                                : dev.ferry.node.migration.MigrationFailure.reason(err))));
     return Behaviors.same();
   }
 

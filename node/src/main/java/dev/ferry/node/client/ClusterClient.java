@@ -186,6 +186,17 @@ public final class ClusterClient implements AutoCloseable {
         .join();
   }
 
+  /** Asks the agent on {@code host} to take an internal snapshot of a running VM. */
+  public AgentProtocol.SnapshotReply createSnapshot(String host, String vm, String name) {
+    return AskPattern.<AgentProtocol.Command, AgentProtocol.SnapshotReply>ask(
+            agent(host, Duration.ofSeconds(30)),
+            ref -> new AgentProtocol.CreateSnapshot(vm, name, ref),
+            Duration.ofMinutes(2),
+            system.scheduler())
+        .toCompletableFuture()
+        .join();
+  }
+
   private static void sleep(long millis) {
     try {
       Thread.sleep(millis);

@@ -48,6 +48,10 @@ public record MigrationServices(
     return new SourceHost(hypervisor, images, datastores, settings, usage(), files);
   }
 
+  OverlayOps overlays() {
+    return new OverlayOps(hypervisor, images, files);
+  }
+
   public DiskUsage usage() {
     return new DiskUsage(runner, settings.tools().commandTimeout());
   }

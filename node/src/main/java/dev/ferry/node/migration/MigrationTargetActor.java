@@ -84,6 +84,12 @@ public final class MigrationTargetActor {
   /** Snapshot metadata redefined while the source syncs the files (see armed()). */
   private CompletableFuture<Verification> earlyRedefine;
 
+  /** Started by Recovery to finish a merge; nobody waits on our replies. */
+  private boolean recovery;
+
+  /** When libvirt resumed the VM here (overlay strategy), from the lifecycle event. */
+  private long resumedAt;
+
   private MigrationTargetActor(
       ActorContext<Message> ctx,
       TimerScheduler<Message> timers,
@@ -162,7 +168,89 @@ public final class MigrationTargetActor {
                   journal("armed", null);
                   m.replyTo().tell(new TargetProtocol.Armed());
                   return armed();
+                })
+            .onMessage(
+                Remote.class,
+                r -> r.command() instanceof TargetProtocol.VerifyCopies,
+                r -> verifyingCopies(((TargetProtocol.VerifyCopies) r.command()).replyTo()))
+            .onMessage(
+                Remote.class,
+                r -> r.command() instanceof TargetProtocol.CreateOverlays,
+                r -> {
+                  TargetProtocol.CreateOverlays m = (TargetProtocol.CreateOverlays) r.command();
+                  return creatingOverlays(m.overlays(), m.replyTo());
                 }));
+  }
+
+  /** Overlay strategy: the frozen files copied here against the manifest, before migrating. */
+  private Behavior<Message> verifyingCopies(ActorRef<TargetProtocol.Reply> replyTo) {
+    blocking("verify-copies", () -> host.verifyCopies(manifest));
+    return Behaviors.receive(Message.class)
+        .onMessage(
+            StepDone.class,
+            m -> m.step().equals("verify-copies"),
+            m -> {
+              if (m.error() != null) {
+                replyTo.tell(
+                    new TargetProtocol.Failed(
+                        "verifying the copies failed: " + MigrationFailure.reason(m.error())));
+              } else {
+                Verification v = (Verification) m.value();
+                if (v.snapshotTablesEqual() && v.imageCheckClean()) {
+                  journal("copies-verified", String.join("; ", v.details()));
+                  replyTo.tell(new TargetProtocol.CopiesVerified());
+                } else {
+                  replyTo.tell(
+                      new TargetProtocol.Failed(
+                          "the copies differ from the source: " + String.join("; ", v.details())));
+                }
+              }
+              return waiting();
+            })
+        .onMessage(
+            Remote.class,
+            r -> r.command() instanceof TargetProtocol.Abort,
+            r -> {
+              TargetProtocol.Abort a = (TargetProtocol.Abort) r.command();
+              return aborting(a.reason(), a.replyTo());
+            })
+        .onAnyMessage(m -> Behaviors.same())
+        .build();
+  }
+
+  /** Overlay strategy: fresh overlays over the copies, immediately before the migration. */
+  private Behavior<Message> creatingOverlays(
+      List<TargetProtocol.OverlaySpec> specs, ActorRef<TargetProtocol.Reply> replyTo) {
+    blocking(
+        "create-overlays",
+        () -> {
+          services.overlays().createOnDestination(specs);
+          return null;
+        });
+    return Behaviors.receive(Message.class)
+        .onMessage(
+            StepDone.class,
+            m -> m.step().equals("create-overlays"),
+            m -> {
+              if (m.error() != null) {
+                replyTo.tell(
+                    new TargetProtocol.Failed(
+                        "creating the overlays failed: " + MigrationFailure.reason(m.error())));
+              } else {
+                journal("overlays-created", null);
+                replyTo.tell(new TargetProtocol.OverlaysCreated());
+              }
+              return waiting();
+            })
+        .onMessage(
+            Remote.class,
+            r -> r.command() instanceof TargetProtocol.Abort,
+            r -> {
+              TargetProtocol.Abort a = (TargetProtocol.Abort) r.command();
+              return aborting(a.reason(), a.replyTo());
+            })
+        .onAnyMessage(m -> Behaviors.same())
+        .build();
   }
 
   /** Waiting for the incoming migration to end with the VM paused here. */
@@ -196,7 +284,181 @@ public final class MigrationTargetActor {
                       .onMessage(Lifecycle.class, x -> Behaviors.same())
                       .build();
                 })
+            .onMessage(
+                Lifecycle.class,
+                m -> m.event().type() == LifecycleEvent.Type.RESUMED,
+                m -> {
+                  // overlay strategy: libvirt resumed the VM here in its Finish phase
+                  resumedAt = m.event().at().toEpochMilli();
+                  timers.cancel(IdleTimeout.class);
+                  journal("resumed", null);
+                  return Behaviors.same();
+                })
+            .onMessage(
+                Remote.class,
+                r -> r.command() instanceof TargetProtocol.MergeOverlays,
+                r -> {
+                  TargetProtocol.MergeOverlays m = (TargetProtocol.MergeOverlays) r.command();
+                  timers.cancel(IdleTimeout.class);
+                  return merging(m.overlays(), m.replyTo());
+                })
             .onMessage(Lifecycle.class, m -> Behaviors.same()));
+  }
+
+  private record MergeDone(OverlayMergeActor.Result result) implements Message {}
+
+  /**
+   * Overlay strategy: the VM runs here on its overlays; merge them back into the copied files, then
+   * prove the result (snapshot tables, check, metadata, open inodes). The migration is not
+   * acknowledged before this has finished: until then only the journal holds the snapshot XML, and
+   * a restart from a definition naming the original file would roll the disk back.
+   */
+  private Behavior<Message> merging(
+      List<TargetProtocol.OverlaySpec> specs, ActorRef<TargetProtocol.Reply> replyTo) {
+    journal("merging", null);
+    ctx.spawnAnonymous(
+        OverlayMergeActor.create(
+            manifest.vm(),
+            specs,
+            services.overlays(),
+            services.settings().migration().commitBandwidth(),
+            services.settings().migration().mergeAttempts(),
+            services.blocking(),
+            ctx.messageAdapter(OverlayMergeActor.Result.class, MergeDone::new)));
+    return Behaviors.receive(Message.class)
+        .onMessage(
+            MergeDone.class,
+            m -> {
+              if (m.result() instanceof OverlayMergeActor.Failed f) {
+                journal("merge-failed", f.reason());
+                replyTo.tell(
+                    new TargetProtocol.Failed("merging the overlays failed: " + f.reason()));
+                return onChain(specs);
+              }
+              journal("merged", null);
+              blocking(
+                  "verify-merged",
+                  () -> {
+                    Verification v = host.verifyMerged(manifest);
+                    Verification meta = host.redefine(manifest, Verification.none());
+                    List<String> details = new java.util.ArrayList<>(v.details());
+                    details.addAll(meta.details());
+                    return host.inodeCheck(
+                        manifest,
+                        new Verification(
+                            v.snapshotTablesEqual(),
+                            v.imageCheckClean(),
+                            meta.libvirtSnapshotsEqual(),
+                            false,
+                            details));
+                  });
+              return Behaviors.same();
+            })
+        .onMessage(
+            StepDone.class,
+            m -> m.step().equals("verify-merged"),
+            m -> {
+              if (m.error() != null) {
+                replyTo.tell(
+                    new TargetProtocol.Failed(
+                        "verifying after the merge failed: " + MigrationFailure.reason(m.error())));
+                return running();
+              }
+              Verification v = (Verification) m.value();
+              journal(
+                  v.passed() ? "verified" : "verification-failed", String.join("; ", v.details()));
+              if (v.passed()) {
+                replyTo.tell(new TargetProtocol.Merged(v, resumedAt, System.currentTimeMillis()));
+              } else {
+                replyTo.tell(
+                    new TargetProtocol.Failed(
+                        "after the merge: " + String.join("; ", v.details())));
+              }
+              return running();
+            })
+        .onMessage(Lifecycle.class, m -> Behaviors.same())
+        .onAnyMessage(m -> Behaviors.same())
+        .build();
+  }
+
+  /** A reply this actor sent itself while recovering after a restart. */
+  private record Recovered(TargetProtocol.Reply reply) implements Message {}
+
+  /**
+   * After a restart of this agent: the VM of an overlay migration runs here but its merge never
+   * finished. Finish it from the journaled manifest (the overlay paths follow from it), prove the
+   * result, and record it: the source's agent, waiting, reads it with QueryIncoming.
+   */
+  public static Behavior<Message> recover(Manifest manifest, MigrationServices services) {
+    return Behaviors.setup(
+        ctx ->
+            Behaviors.withTimers(
+                timers -> {
+                  ctx.setLoggerName("dev.ferry.migration.target");
+                  MigrationTargetActor actor =
+                      new MigrationTargetActor(
+                          ctx, timers, manifest, ctx.getSystem().ignoreRef(), services);
+                  actor.recovery = true;
+                  ctx.getLog()
+                      .info(
+                          "{}: finishing the merge of an overlay migration after a restart",
+                          manifest.vm());
+                  actor.subscribe();
+                  return ActorResources.closeOnStop(
+                      actor.merging(
+                          OverlayOps.plan(manifest),
+                          ctx.messageAdapter(TargetProtocol.Reply.class, Recovered::new)),
+                      actor.subscription);
+                }));
+  }
+
+  private Behavior<Message> finishRecovery(TargetProtocol.Reply reply) {
+    if (reply instanceof TargetProtocol.Merged) {
+      blocking(
+          "adopt",
+          () -> {
+            host.adopt(manifest);
+            return null;
+          });
+      return Behaviors.receive(Message.class)
+          .onMessage(
+              StepDone.class,
+              s -> {
+                journal.append(
+                    manifest.migrationId(),
+                    MigrationJournal.Role.TARGET,
+                    JournalEntry.of("finished", "running", "merged after a restart"));
+                return Behaviors.stopped();
+              })
+          .onAnyMessage(x -> Behaviors.same())
+          .build();
+    }
+    ctx.getLog().error("{}: finishing the merge after a restart failed: {}", manifest.vm(), reply);
+    return Behaviors.stopped();
+  }
+
+  /**
+   * The merge failed; the VM runs here on the consistent two-file chain. A new merge may be asked.
+   */
+  private Behavior<Message> onChain(List<TargetProtocol.OverlaySpec> specs) {
+    return Behaviors.receive(Message.class)
+        .onMessage(Recovered.class, m -> recovery, m -> finishRecovery(m.reply()))
+        .onMessage(
+            Remote.class,
+            r -> r.command() instanceof TargetProtocol.MergeOverlays,
+            r -> merging(specs, ((TargetProtocol.MergeOverlays) r.command()).replyTo()))
+        .onMessage(
+            Remote.class,
+            r -> r.command() instanceof TargetProtocol.Release,
+            r -> {
+              ctx.getLog()
+                  .error(
+                      "{}: released while still on its overlay chain; the agent finishes the merge when it restarts",
+                      manifest.vm());
+              return Behaviors.stopped();
+            })
+        .onAnyMessage(m -> Behaviors.same())
+        .build();
   }
 
   /** Messages that end a migration before the switchover. */
@@ -368,6 +630,7 @@ public final class MigrationTargetActor {
   /** The VM runs here; when the source releases us, the directories become the VM's own. */
   private Behavior<Message> running() {
     return Behaviors.receive(Message.class)
+        .onMessage(Recovered.class, m -> recovery, m -> finishRecovery(m.reply()))
         .onMessage(
             Remote.class,
             r -> r.command() instanceof TargetProtocol.Release,

@@ -18,6 +18,8 @@ import java.util.Optional;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorRefResolver;
 import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.slf4j.Logger;
 
 /**
@@ -32,6 +34,7 @@ public final class Recovery {
   private final MigrationServices services;
   private final Logger log;
   private final ActorSystem<?> system;
+  private final List<Manifest> toMergeBack = new ArrayList<>();
 
   public Recovery(MigrationServices services, Logger log, ActorSystem<?> system) {
     this.services = services;
@@ -39,7 +42,13 @@ public final class Recovery {
     this.system = system;
   }
 
-  public void reconcile() {
+  /**
+   * Reconciles every unfinished migration; returns the incoming overlay migrations whose VM runs
+   * here with its merge unfinished, for the caller to finish ({@link
+   * MigrationTargetActor#recover}).
+   */
+  public List<Manifest> reconcile() {
+    List<Manifest> toMerge = new ArrayList<>();
     for (String id : services.journal().unfinished(MigrationJournal.Role.SOURCE)) {
       try {
         recoverSource(id);
@@ -49,11 +58,79 @@ public final class Recovery {
     }
     for (String id : services.journal().unfinished(MigrationJournal.Role.TARGET)) {
       try {
-        recoverTarget(id);
+        recoverTarget(id).ifPresent(toMerge::add);
       } catch (RuntimeException e) {
         log.error("recovery of incoming migration {} failed: {}", id, e.getMessage());
       }
     }
+    return toMerge;
+  }
+
+  /**
+   * Outgoing overlay migrations, caught before the switchover, whose overlays must be merged back.
+   */
+  public List<Manifest> toMergeBack() {
+    return List.copyOf(toMergeBack);
+  }
+
+  /**
+   * Merges an interrupted outgoing overlay migration's overlays back into the source's files, then
+   * restores the snapshot metadata and records the roll-back.
+   */
+  public static Behavior<OverlayMergeActor.Result> mergeBack(
+      Manifest m, MigrationServices services) {
+    return Behaviors.setup(
+        ctx -> {
+          ctx.spawnAnonymous(
+              OverlayMergeActor.create(
+                  m.vm(),
+                  OverlayOps.plan(m),
+                  services.overlays(),
+                  0,
+                  services.settings().migration().mergeAttempts(),
+                  services.blocking(),
+                  ctx.getSelf()));
+          return Behaviors.receive(OverlayMergeActor.Result.class)
+              .onAnyMessage(
+                  result -> {
+                    Recovery r = new Recovery(services, ctx.getLog(), ctx.getSystem());
+                    String message;
+                    MigrationOutcome outcome;
+                    if (result instanceof OverlayMergeActor.Failed f) {
+                      outcome = MigrationOutcome.FAILED;
+                      message =
+                          "the agent restarted before the switchover; merging the overlays back failed ("
+                              + f.reason()
+                              + "): "
+                              + m.vm()
+                              + " runs on "
+                              + m.sourceHost()
+                              + " on a consistent two-file chain";
+                    } else {
+                      SourceHost.restore(services.hypervisor(), m.vm(), m);
+                      outcome = MigrationOutcome.ROLLED_BACK;
+                      message =
+                          "the agent restarted before the switchover; overlays merged back, snapshot metadata restored; "
+                              + m.vm()
+                              + " runs on "
+                              + m.sourceHost();
+                    }
+                    JournalEntry start =
+                        services
+                            .journal()
+                            .read(m.migrationId(), MigrationJournal.Role.SOURCE)
+                            .get(0);
+                    r.finish(
+                        m.migrationId(),
+                        m,
+                        start.options(),
+                        outcome,
+                        outcome == MigrationOutcome.FAILED ? "" : m.sourceHost(),
+                        message);
+                    return Behaviors.stopped();
+                  })
+              .build();
+        });
   }
 
   private static boolean has(List<JournalEntry> entries, String event) {
@@ -112,6 +189,12 @@ public final class Recovery {
     }
     List<String> undone = new ArrayList<>();
     DomainState state = source.state(vm);
+    if (state.active() && has(entries, "overlays-created")) {
+      // the VM may run on its temporary overlays: merge them back first (an actor, on timers),
+      // then restore the metadata and finish; see mergeBack()
+      toMergeBack.add(m);
+      return;
+    }
     if (state.active()) {
       if (has(entries, "bitmaps-added")) {
         String bitmap = fact(entries, "bitmaps-added", "bitmap").orElse("ferry-" + id);
@@ -181,17 +264,18 @@ public final class Recovery {
     }
   }
 
-  private void recoverTarget(String id) {
+  private Optional<Manifest> recoverTarget(String id) {
     List<JournalEntry> entries = services.journal().read(id, MigrationJournal.Role.TARGET);
     Optional<Manifest> manifest =
         entries.stream().map(JournalEntry::manifest).filter(Objects::nonNull).findFirst();
     if (manifest.isEmpty()) {
-      return;
+      return Optional.empty();
     }
     Manifest m = manifest.get();
     TargetHost target = services.target();
     try {
-      if (has(entries, "resumed") || has(entries, "verified")) {
+      DomainState state = target.state(m.vm());
+      if (has(entries, "verified")) {
         target.adopt(m);
         services
             .journal()
@@ -199,20 +283,25 @@ public final class Recovery {
                 id,
                 MigrationJournal.Role.TARGET,
                 JournalEntry.of("finished", "running", "adopted on restart"));
-        return;
+        return Optional.empty();
       }
-      if (has(entries, "paused")) {
+      if (has(entries, "overlays-created") && state.active()) {
+        // overlay strategy: the VM runs here on its temporary chain; finish the merge
+        log.info("{}: {} runs here on its overlays; finishing the merge", id, m.vm());
+        return Optional.of(m);
+      }
+      if (has(entries, "resumed") || has(entries, "paused")) {
         log.error(
-            "{}: {} was paused here after the switchover when the agent stopped; left for the source or an operator",
+            "{}: {} reached this host ({}) before the agent stopped; left for the source or an operator",
             id,
-            m.vm());
-        return;
+            m.vm(),
+            state);
+        return Optional.empty();
       }
-      DomainState state = target.state(m.vm());
       if (state.active()) {
         log.error(
             "{}: {} is {} here but the journal shows no switchover; left alone", id, m.vm(), state);
-        return;
+        return Optional.empty();
       }
       List<String> removed = target.cleanup(m);
       services
@@ -230,6 +319,7 @@ public final class Recovery {
     } catch (Exception e) {
       log.error("{}: cleaning up the incoming migration failed: {}", id, e.getMessage());
     }
+    return Optional.empty();
   }
 
   private void finish(

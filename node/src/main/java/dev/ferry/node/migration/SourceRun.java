@@ -52,6 +52,9 @@ final class SourceRun {
 
   MigrationPhase phase = MigrationPhase.PREFLIGHT;
   boolean bitmapsAdded;
+  boolean overlaysCreated;
+  List<TargetProtocol.OverlaySpec> overlays = List.of();
+  long mergedAt;
   boolean metadataDropped;
   boolean memoryStarted;
   boolean memoryReturned;

@@ -22,6 +22,7 @@ import dev.ferry.protocol.MigrationOptions;
 import dev.ferry.protocol.MigrationOutcome;
 import dev.ferry.protocol.MigrationPhase;
 import dev.ferry.protocol.MigrationResult;
+import dev.ferry.protocol.MigrationStrategy;
 import dev.ferry.protocol.TargetProtocol;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -256,6 +257,9 @@ public final class VmMigrationActor {
                                   .toSerializationFormat(run.target),
                               "host",
                               run.destination)));
+                  if (overlay()) {
+                    return droppingMetadata(this::creatingOverlays);
+                  }
                   startDirectoryCopy();
                   return dirtyTracking();
                 })
@@ -316,6 +320,9 @@ public final class VmMigrationActor {
         if (p.getParent().toString().equals(dir)) {
           excludes.add("/" + p.getFileName());
         }
+      }
+      if (!excludes.contains(OverlayOps.EXCLUDE)) {
+        excludes.add(OverlayOps.EXCLUDE);
       }
       if (!services.settings().migration().copyWholeVmDirectory()) {
         continue;
@@ -494,6 +501,295 @@ public final class VmMigrationActor {
                 m -> rollingBack(MigrationOutcome.ROLLED_BACK, "the bulk copy timed out")));
   }
 
+  // ---------------------------------------------------------------- overlay strategy
+
+  /**
+   * Freezes every writable disk under a temporary overlay (one atomic, disk-only snapshot without
+   * libvirt metadata): the files become read-only backing files, consistent, snapshots inside.
+   */
+  private Behavior<Command> creatingOverlays() {
+    enter(
+        MigrationPhase.CREATING_OVERLAYS,
+        "freezing the disks under temporary overlays",
+        services.settings().tools().commandTimeout());
+    run.overlays = OverlayOps.plan(run.manifest);
+    blocking(
+        "overlays",
+        () -> {
+          run.overlaysCreated = true; // journaled first: a crash may come mid-call
+          journal.append(
+              run.id,
+              MigrationJournal.Role.SOURCE,
+              JournalEntry.of("overlays-created", "creating-overlays", null));
+          services.overlays().createOnSource(run.vm, run.manifest, run.overlays);
+          return null;
+        });
+    return withCommon(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                StepDone.class,
+                m -> m.step().equals("overlays"),
+                m -> {
+                  if (m.error() != null) {
+                    return rollingBack(
+                        MigrationOutcome.ROLLED_BACK,
+                        "creating the overlays failed: " + MigrationFailure.reason(m.error()));
+                  }
+                  startDirectoryCopy();
+                  return copying();
+                })
+            .onMessage(Cancel.class, this::cancelAndRollBack)
+            .onMessage(
+                PhaseTimeout.class,
+                m -> rollingBack(MigrationOutcome.ROLLED_BACK, "creating the overlays timed out")));
+  }
+
+  /** The destination proves the frozen copies against the manifest before anything switches. */
+  private Behavior<Command> verifyingCopies() {
+    enter(
+        MigrationPhase.VERIFYING_COPIES,
+        "verifying the copies on " + run.destination,
+        services.settings().migration().timeouts().verify());
+    run.target.tell(new TargetProtocol.VerifyCopies(targetReplies));
+    return withCommon(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                FromTarget.class,
+                m -> m.reply() instanceof TargetProtocol.CopiesVerified,
+                m -> preparingOverlays())
+            .onMessage(
+                FromTarget.class,
+                m -> m.reply() instanceof TargetProtocol.Failed,
+                m ->
+                    rollingBack(
+                        MigrationOutcome.ROLLED_BACK, ((TargetProtocol.Failed) m.reply()).reason()))
+            .onMessage(Cancel.class, this::cancelAndRollBack)
+            .onMessage(
+                PhaseTimeout.class,
+                m -> rollingBack(MigrationOutcome.ROLLED_BACK, "verifying the copies timed out")));
+  }
+
+  /** Fresh overlays on the destination, immediately before the memory migration. */
+  private Behavior<Command> preparingOverlays() {
+    run.target.tell(new TargetProtocol.CreateOverlays(run.overlays, targetReplies));
+    return withCommon(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                FromTarget.class,
+                m -> m.reply() instanceof TargetProtocol.OverlaysCreated,
+                m -> migratingMemory())
+            .onMessage(
+                FromTarget.class,
+                m -> m.reply() instanceof TargetProtocol.Failed,
+                m ->
+                    rollingBack(
+                        MigrationOutcome.ROLLED_BACK, ((TargetProtocol.Failed) m.reply()).reason()))
+            .onMessage(Cancel.class, this::cancelAndRollBack)
+            .onMessage(
+                PhaseTimeout.class,
+                m ->
+                    rollingBack(
+                        MigrationOutcome.ROLLED_BACK,
+                        "creating the destination overlays timed out")));
+  }
+
+  /**
+   * The VM runs on the destination, on its overlays; the destination merges them and proves the
+   * result. Nothing is acknowledged before that: until then only the journal holds the snapshot
+   * metadata, and a restart from a definition naming the original file would roll the disk back.
+   */
+  private Behavior<Command> merging() {
+    run.switchoverStarted = true;
+    journal.append(
+        run.id,
+        MigrationJournal.Role.SOURCE,
+        JournalEntry.of("switched-over", "merging", "libvirt's migration call returned"));
+    enter(
+        MigrationPhase.MERGING,
+        "merging the overlays on " + run.destination,
+        services
+            .settings()
+            .migration()
+            .timeouts()
+            .verify()
+            .plus(copyTimeout(run.manifest.totalBytes())));
+    run.target.tell(new TargetProtocol.MergeOverlays(run.overlays, targetReplies));
+    return withMergeResult(
+        Behaviors.receive(Command.class)
+            .onMessage(TargetGone.class, m -> awaitingRecoveredTarget(0))
+            .onMessage(
+                PhaseTimeout.class,
+                m ->
+                    finish(
+                        MigrationOutcome.FAILED,
+                        run.vm
+                            + " runs on "
+                            + run.destination
+                            + " but the merge did not finish in time; the agent there finishes it when it restarts")));
+  }
+
+  private Behavior<Command> withMergeResult(BehaviorBuilder<Command> state) {
+    return withCommon(
+        state
+            .onMessage(
+                FromTarget.class,
+                m -> m.reply() instanceof TargetProtocol.Merged,
+                m -> {
+                  TargetProtocol.Merged r = (TargetProtocol.Merged) m.reply();
+                  run.resumedAt = r.resumedAtMillis();
+                  run.mergedAt = r.mergedAtMillis();
+                  run.verification = r.verification();
+                  recordOverlayMerged();
+                  return acknowledging();
+                })
+            .onMessage(
+                FromTarget.class,
+                m -> m.reply() instanceof TargetProtocol.Failed,
+                m ->
+                    finish(
+                        MigrationOutcome.FAILED,
+                        run.vm
+                            + " runs on "
+                            + run.destination
+                            + " on its temporary overlay chain (consistent), but: "
+                            + ((TargetProtocol.Failed) m.reply()).reason()
+                            + "; the agent there finishes the merge when it restarts"))
+            .onMessage(Cancel.class, this::refuseCancel));
+  }
+
+  /** In the overlay flow each disk's last writes travel in its overlay, mirrored then committed. */
+  private void recordOverlayMerged() {
+    for (TargetProtocol.OverlaySpec o : run.overlays) {
+      run.finalMethod.put(o.target(), o.shallow() ? "overlay-commit-shallow" : "overlay-commit");
+    }
+  }
+
+  private record RetryQuery() implements Command {}
+
+  private record Queried(AgentProtocol.IncomingStatus status) implements Command {}
+
+  /**
+   * The destination's agent stopped while merging. The VM keeps running there on a consistent
+   * chain; when the agent restarts it finishes the merge from its journal. Ask it until it says.
+   */
+  private Behavior<Command> awaitingRecoveredTarget(int polls) {
+    if (polls == 0) {
+      ctx.getLog()
+          .warn(
+              "{}: the agent on {} stopped during the merge; waiting for it to finish after its restart",
+              run.vm,
+              run.destination);
+      run.note("the agent on " + run.destination + " restarted during the merge and finished it");
+    }
+    timers.startSingleTimer(RetryQuery.class, new RetryQuery(), Duration.ofSeconds(2));
+    return withCommon(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                RetryQuery.class,
+                m -> {
+                  ctx.ask(
+                      Receptionist.Listing.class,
+                      ctx.getSystem().receptionist(),
+                      Duration.ofSeconds(5),
+                      ref -> Receptionist.find(AgentProtocol.agentKey(run.destination), ref),
+                      (listing, err) ->
+                          new AgentListing(
+                              listing == null
+                                  ? Set.of()
+                                  : listing.getServiceInstances(
+                                      AgentProtocol.agentKey(run.destination))));
+                  return Behaviors.same();
+                })
+            .onMessage(
+                AgentListing.class,
+                m -> {
+                  if (m.agents().isEmpty()) {
+                    return awaitingRecoveredTarget(polls + 1);
+                  }
+                  ctx.ask(
+                      AgentProtocol.IncomingStatus.class,
+                      m.agents().iterator().next(),
+                      Duration.ofSeconds(5),
+                      ref -> new AgentProtocol.QueryIncoming(run.id, ref),
+                      (status, err) -> status == null ? new RetryQuery() : new Queried(status));
+                  return Behaviors.same();
+                })
+            .onMessage(
+                Queried.class,
+                m -> {
+                  AgentProtocol.IncomingStatus st = m.status();
+                  if (st.state().equals("merged")) {
+                    run.resumedAt = st.resumedAtMillis();
+                    run.verification = st.verification();
+                    recordOverlayMerged();
+                    return acknowledging();
+                  }
+                  if (st.state().equals("aborted")) {
+                    return finish(
+                        MigrationOutcome.FAILED,
+                        "the destination reports the incoming migration aborted after the switchover: "
+                            + st.detail()
+                            + "; "
+                            + whereIsTheVm());
+                  }
+                  return awaitingRecoveredTarget(polls + 1);
+                })
+            .onMessage(Cancel.class, this::refuseCancel)
+            .onMessage(
+                PhaseTimeout.class,
+                m ->
+                    finish(
+                        MigrationOutcome.FAILED,
+                        run.vm
+                            + " runs on "
+                            + run.destination
+                            + " on its overlay chain; its agent did not report the merge in time")));
+  }
+
+  /**
+   * Rollback before the switchover: merge the overlays back into the source's files, as the
+   * destination would have (TESTBED-OVERLAY.md section 6); an aborted commit is harmless and is
+   * retried.
+   */
+  private Behavior<Command> mergingBackOnSource(
+      MigrationOutcome outcome, String cause, List<String> undone) {
+    ctx.spawnAnonymous(
+        OverlayMergeActor.create(
+            run.vm,
+            run.overlays,
+            services.overlays(),
+            0,
+            services.settings().migration().mergeAttempts(),
+            services.blocking(),
+            ctx.messageAdapter(OverlayMergeActor.Result.class, MergedBack::new)));
+    return Behaviors.receive(Command.class)
+        .onMessage(
+            MergedBack.class,
+            m -> {
+              if (m.result() instanceof OverlayMergeActor.Failed f) {
+                undone.add(
+                    "the overlays could not be merged back ("
+                        + f.reason()
+                        + "): "
+                        + run.vm
+                        + " runs on "
+                        + services.settings().host()
+                        + " on a consistent two-file chain");
+              } else {
+                undone.add("overlays merged back");
+                run.overlaysCreated = false;
+              }
+              return undoOnSource(outcome, cause, undone);
+            })
+        .onMessage(Watch.class, this::onWatch)
+        .onMessage(Cancel.class, this::refuseCancelRollingBack)
+        .onMessage(Tick.class, t -> publishTick())
+        .onAnyMessage(x -> Behaviors.same())
+        .build();
+  }
+
+  private record MergedBack(OverlayMergeActor.Result result) implements Command {}
+
   /** Every disk and the VM directory arrived: on to the switchover, unless it is too late. */
   private Behavior<Command> copied() {
     journal.append(
@@ -503,7 +799,7 @@ public final class VmMigrationActor {
     if (pastDeadline()) {
       return rollingBack(MigrationOutcome.ROLLED_BACK, "the deadline passed before the switchover");
     }
-    return droppingMetadata();
+    return overlay() ? verifyingCopies() : droppingMetadata(this::migratingMemory);
   }
 
   private void recordDirectoryCopy(StepDone m) {
@@ -513,9 +809,9 @@ public final class VmMigrationActor {
   }
 
   /** libvirt refuses to migrate a domain with snapshot metadata; the manifest keeps it. */
-  private Behavior<Command> droppingMetadata() {
+  private Behavior<Command> droppingMetadata(java.util.function.Supplier<Behavior<Command>> next) {
     if (run.manifest.snapshots().isEmpty()) {
-      return migratingMemory();
+      return next.get();
     }
     enter(
         MigrationPhase.DROPPING_METADATA,
@@ -543,7 +839,7 @@ public final class VmMigrationActor {
                         MigrationOutcome.ROLLED_BACK,
                         "dropping snapshot metadata failed: " + MigrationFailure.reason(m.error()));
                   }
-                  return migratingMemory();
+                  return next.get();
                 })
             .onMessage(Cancel.class, this::cancelAndRollBack)
             .onMessage(
@@ -600,14 +896,23 @@ public final class VmMigrationActor {
         MigrationJournal.Role.SOURCE,
         JournalEntry.of("memory-started", "memory-migration", null));
     publish("migrating memory to " + run.destination);
+    // suspend-sync: paused on arrival, files synced by us (libvirt calls that unsafe);
+    // overlay: libvirt mirrors the top layer (the overlay) and resumes the VM itself
     EnumSet<MigrationFlag> flags =
-        EnumSet.of(
-            MigrationFlag.LIVE,
-            MigrationFlag.PEER2PEER,
-            MigrationFlag.PERSIST_DEST,
-            MigrationFlag.UNDEFINE_SOURCE,
-            MigrationFlag.PAUSED,
-            MigrationFlag.UNSAFE);
+        overlay()
+            ? EnumSet.of(
+                MigrationFlag.LIVE,
+                MigrationFlag.PEER2PEER,
+                MigrationFlag.PERSIST_DEST,
+                MigrationFlag.UNDEFINE_SOURCE,
+                MigrationFlag.NON_SHARED_INC)
+            : EnumSet.of(
+                MigrationFlag.LIVE,
+                MigrationFlag.PEER2PEER,
+                MigrationFlag.PERSIST_DEST,
+                MigrationFlag.UNDEFINE_SOURCE,
+                MigrationFlag.PAUSED,
+                MigrationFlag.UNSAFE);
     if (run.options.autoConverge()) {
       flags.add(MigrationFlag.AUTO_CONVERGE);
     }
@@ -617,7 +922,9 @@ public final class VmMigrationActor {
             services.settings().migration().destinationUri(run.destination),
             flags,
             bw > 0 ? OptionalLong.of(Math.max(1, bw >> 20)) : OptionalLong.empty(),
-            List.of(),
+            overlay()
+                ? run.manifest.writableDisks().stream().map(ManifestDisk::target).toList()
+                : List.of(),
             Optional.empty());
     ctx.pipeToSelf(
         CompletableFuture.runAsync(
@@ -639,7 +946,9 @@ public final class VmMigrationActor {
                 m -> {
                   run.memoryReturned = true;
                   if (m.error() == null) {
-                    return switchedOver("libvirt's migration call returned");
+                    return overlay()
+                        ? merging()
+                        : switchedOver("libvirt's migration call returned");
                   }
                   run.memoryError = m.error();
                   String why =
@@ -824,7 +1133,9 @@ public final class VmMigrationActor {
         result(
             MigrationOutcome.COMPLETED,
             run.destination,
-            "verified and running on " + run.destination + pausedBreakdown());
+            "verified and running on "
+                + run.destination
+                + (overlay() ? overlayBreakdown() : pausedBreakdown()));
     run.watchers.forEach(w -> w.tell(new MigrationEvent.Finished(result)));
     stopDisks();
     enter(
@@ -832,7 +1143,18 @@ public final class VmMigrationActor {
         "removing the source's files",
         services.settings().tools().commandTimeout());
     boolean remove = services.settings().migration().removeSourceFiles();
-    blocking("cleanup", () -> remove ? source.removeFiles(run.manifest) : List.of());
+    blocking(
+        "cleanup",
+        () -> {
+          List<String> removed =
+              new ArrayList<>(remove ? source.removeFiles(run.manifest) : List.of());
+          for (TargetProtocol.OverlaySpec o : run.overlays) {
+            if (java.nio.file.Files.deleteIfExists(services.files().local(o.overlay()))) {
+              removed.add(o.overlay());
+            }
+          }
+          return removed;
+        });
     return Behaviors.receive(Command.class)
         .onMessage(
             StepDone.class,
@@ -941,7 +1263,9 @@ public final class VmMigrationActor {
                   return switchedOver(
                       "the memory migration completed before the abort took effect");
                 }
-                return undoOnSource(outcome, cause, undone);
+                return overlaysToMergeBack()
+                    ? mergingBackOnSource(outcome, cause, undone)
+                    : undoOnSource(outcome, cause, undone);
               })
           .onMessage(
               FromTarget.class,
@@ -962,7 +1286,17 @@ public final class VmMigrationActor {
           .onAnyMessage(m -> Behaviors.same())
           .build();
     }
-    return undoOnSource(outcome, cause, undone);
+    return overlaysToMergeBack()
+        ? mergingBackOnSource(outcome, cause, undone)
+        : undoOnSource(outcome, cause, undone);
+  }
+
+  /**
+   * The merge actor's first step checks (off this thread) whether each disk is still on its
+   * overlay.
+   */
+  private boolean overlaysToMergeBack() {
+    return run.overlaysCreated;
   }
 
   private Behavior<Command> undoOnSource(
@@ -1455,6 +1789,15 @@ public final class VmMigrationActor {
         run.resumedAt - run.finalSyncedAt);
   }
 
+  private String overlayBreakdown() {
+    if (run.sourceSuspendedAt == 0 || run.resumedAt == 0) {
+      return "";
+    }
+    return String.format(
+        "; paused %d ms (libvirt's own switchover; only the overlays were mirrored), overlays merged %d ms after the resume",
+        run.resumedAt - run.sourceSuspendedAt, Math.max(0, run.mergedAt - run.resumedAt));
+  }
+
   private String whereIsTheVm() {
     return run.vm
         + " may be paused on "
@@ -1468,8 +1811,12 @@ public final class VmMigrationActor {
 
   // ---------------------------------------------------------------- helpers
 
+  private boolean overlay() {
+    return run.options.strategy() == MigrationStrategy.OVERLAY;
+  }
+
   private boolean wantsDelta(ManifestDisk d) {
-    if (!d.writable() || !"qcow2".equals(d.format())) {
+    if (overlay() || !d.writable() || !"qcow2".equals(d.format())) {
       return false;
     }
     return run.options.finalSync() != FinalSyncMethod.RSYNC;

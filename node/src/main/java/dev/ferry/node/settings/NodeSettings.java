@@ -38,6 +38,8 @@ public record NodeSettings(
       boolean removeSourceFiles,
       Duration progressInterval,
       int copyChunk,
+      long commitBandwidth,
+      int mergeAttempts,
       Timeouts timeouts) {
 
     public String destinationUri(String host) {
@@ -117,6 +119,8 @@ public record NodeSettings(
             m.getBoolean("remove-source-files"),
             m.getDuration("progress-interval"),
             (int) m.getBytes("copy-chunk").longValue(),
+            m.getBytes("overlay.commit-bandwidth"),
+            m.getInt("overlay.merge-attempts"),
             timeouts);
     if (!migration.destinationUri().contains("%s")) {
       throw new IllegalArgumentException("ferry.node.migration.destination-uri must contain %s");

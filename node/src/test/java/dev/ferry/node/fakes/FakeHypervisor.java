@@ -228,7 +228,48 @@ public final class FakeHypervisor implements Hypervisor {
   @Override
   public void createSnapshot(String domain, String xml, SnapshotCreate... flags) {
     calls.add("create-snapshot");
+    Domain d = require(domain);
+    if (java.util.Arrays.asList(flags).contains(SnapshotCreate.DISK_ONLY)) {
+      // external overlays: each named disk now runs on its overlay file
+      java.util.regex.Matcher m =
+          java.util.regex.Pattern.compile(
+                  "<disk name='(\\w+)' snapshot='external'>.*?<source file='([^']+)'/>")
+              .matcher(xml);
+      while (m.find()) {
+        moveDisk(d, m.group(1), m.group(2));
+      }
+    } else {
+      String name = xml.replaceFirst("(?s)^.*?<name>([^<]+)</name>.*$", "$1");
+      d.snapshots.add(
+          new SnapshotDefinition(name, Optional.empty(), "running", d.snapshots.size(), xml));
+    }
   }
+
+  private static void moveDisk(Domain d, String target, String file) {
+    List<DiskDefinition> disks = new ArrayList<>();
+    for (DiskDefinition x : d.definition.disks()) {
+      disks.add(
+          x.target().equals(target)
+              ? new DiskDefinition(
+                  x.target(),
+                  x.device(),
+                  x.sourceType(),
+                  Optional.of(file),
+                  x.driverType(),
+                  x.readOnly(),
+                  x.shareable(),
+                  x.bus(),
+                  x.backingFiles())
+              : x);
+    }
+    DomainDefinition def = d.definition;
+    d.definition =
+        new DomainDefinition(
+            def.name(), def.uuid(), def.type(), def.memoryKiB(), def.vcpus(), disks, def.xml());
+  }
+
+  /** Active commits in flight: disk target -> base file. They catch up at once. */
+  private final Map<String, String> commits = new ConcurrentHashMap<>();
 
   @Override
   public void revertToSnapshot(String domain, String snapshot) {
@@ -289,6 +330,8 @@ public final class FakeHypervisor implements Hypervisor {
     dest.emit(domain, LifecycleEvent.Type.STARTED, "MIGRATED");
     if (arrived.state == DomainState.PAUSED) {
       dest.emit(domain, LifecycleEvent.Type.SUSPENDED, "PAUSED");
+    } else {
+      dest.emit(domain, LifecycleEvent.Type.RESUMED, "MIGRATED");
     }
     domains.remove(domain);
     emit(domain, LifecycleEvent.Type.STOPPED, "MIGRATED");
@@ -353,17 +396,28 @@ public final class FakeHypervisor implements Hypervisor {
   @Override
   public void blockCommit(
       String domain, String disk, String base, long bandwidthBytes, BlockCommit... flags) {
-    calls.add("commit " + disk);
+    calls.add(
+        "commit "
+            + disk
+            + (java.util.Arrays.asList(flags).contains(BlockCommit.SHALLOW) ? " shallow" : ""));
+    require(domain);
+    commits.put(domain + "/" + disk, base);
   }
 
   @Override
   public Optional<BlockJob> blockJob(String domain, String disk) {
-    return Optional.empty();
+    return commits.containsKey(domain + "/" + disk)
+        ? Optional.of(new BlockJob(disk, 100, 100))
+        : Optional.empty();
   }
 
   @Override
   public void blockJobAbort(String domain, String disk, boolean pivot) {
-    calls.add("pivot " + disk);
+    calls.add((pivot ? "pivot " : "abort-commit ") + disk);
+    String base = commits.remove(domain + "/" + disk);
+    if (pivot && base != null) {
+      moveDisk(require(domain), disk, base);
+    }
   }
 
   @Override

@@ -51,6 +51,13 @@ public final class Cluster implements AutoCloseable {
     a.awaitReady(Duration.ofSeconds(90));
   }
 
+  /** Restarts the agent of {@code host} with another configuration overlay. */
+  public void restart(String host, String extraConfig) {
+    agents.get(host).stop();
+    agents.put(host, new AgentProcess(bed, host, extraConfig));
+    restart(host);
+  }
+
   @Override
   public void close() {
     if (client != null) {

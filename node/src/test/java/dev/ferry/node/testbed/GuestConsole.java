@@ -58,6 +58,26 @@ public record GuestConsole(String host, String vm, Path log) {
     return lastProgress();
   }
 
+  /** How much the guest has logged so far: an offset for {@link #awaitProgressAfter}. */
+  public int length() {
+    return text().length();
+  }
+
+  /**
+   * Waits until the guest logs progress after {@code offset}, whatever its counter: after a revert
+   * the counter goes back to the snapshot's, below what was logged before.
+   */
+  public long awaitProgressAfter(int offset, Duration timeout) {
+    await()
+        .atMost(timeout)
+        .pollInterval(Duration.ofMillis(200))
+        .until(() -> SEQ.matcher(text()).find(Math.min(offset, text().length())));
+    String t = text();
+    Matcher m = SEQ.matcher(t);
+    m.find(Math.min(offset, t.length()));
+    return Long.parseLong(m.group(1));
+  }
+
   public long verifyFailures() {
     return text().lines().filter(l -> l.startsWith("TBVERIFYFAIL")).count();
   }

@@ -1,0 +1,286 @@
+package dev.ferry.node.migration;
+
+import dev.ferry.node.libvirt.BlockJob;
+import dev.ferry.protocol.TargetProtocol.OverlaySpec;
+import java.time.Duration;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.Executor;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
+
+/**
+ * Merges a running domain's temporary overlays back into their disks, one disk after the other:
+ * active block commit (shallow where the base has its own backing file), wait until the job has
+ * caught up (polled on a timer), pivot, check that both definitions name the original file, remove
+ * the overlay. A failed commit is aborted and retried: until the pivot the overlay still masks what
+ * the commit wrote, so the chain stays consistent (TESTBED-OVERLAY.md, K4).
+ *
+ * <pre>
+ * state       on                                   next
+ * next(i)     disk already on its base              next(i+1)
+ *             commit started                        waiting(i)
+ * waiting(i)  job caught up                         pivoting(i)
+ *             job gone without a pivot, or error    retry: next(i) | Failed
+ * pivoting(i) definitions name the base, overlay    next(i+1)
+ *             removed
+ * next(n)     -                                     Merged, stopped
+ * </pre>
+ */
+final class OverlayMergeActor {
+
+  sealed interface Command {}
+
+  private record Poll() implements Command {}
+
+  private record StepDone(String step, Object value, Throwable error) implements Command {}
+
+  /** What the merge reports, once. */
+  sealed interface Result {}
+
+  record Merged() implements Result {}
+
+  record Failed(String reason) implements Result {}
+
+  static Behavior<Command> create(
+      String vm,
+      List<OverlaySpec> specs,
+      OverlayOps ops,
+      long bandwidth,
+      int attempts,
+      Executor blocking,
+      ActorRef<Result> replyTo) {
+    return Behaviors.setup(
+        ctx ->
+            Behaviors.withTimers(
+                timers ->
+                    new OverlayMergeActor(
+                            ctx, timers, vm, specs, ops, bandwidth, attempts, blocking, replyTo)
+                        .next(0, 1)));
+  }
+
+  private final ActorContext<Command> ctx;
+  private final TimerScheduler<Command> timers;
+  private final String vm;
+  private final List<OverlaySpec> specs;
+  private final OverlayOps ops;
+  private final long bandwidth;
+  private final int attempts;
+  private final Executor blocking;
+  private final ActorRef<Result> replyTo;
+
+  private OverlayMergeActor(
+      ActorContext<Command> ctx,
+      TimerScheduler<Command> timers,
+      String vm,
+      List<OverlaySpec> specs,
+      OverlayOps ops,
+      long bandwidth,
+      int attempts,
+      Executor blocking,
+      ActorRef<Result> replyTo) {
+    this.ctx = ctx;
+    this.timers = timers;
+    this.vm = vm;
+    this.specs = specs;
+    this.ops = ops;
+    this.bandwidth = bandwidth;
+    this.attempts = attempts;
+    this.blocking = blocking;
+    this.replyTo = replyTo;
+  }
+
+  /** Starts the commit of disk {@code i} ({@code attempt} of {@link #attempts}). */
+  private Behavior<Command> next(int i, int attempt) {
+    if (i == specs.size()) {
+      replyTo.tell(new Merged());
+      return Behaviors.stopped();
+    }
+    OverlaySpec s = specs.get(i);
+    blocking(
+        "start",
+        () -> {
+          if (!ops.onOverlay(vm, s)) {
+            ops.finish(vm, s); // merged before (a restart in the middle): just tidy up
+            return false;
+          }
+          // a commit started before this agent restarted still runs in libvirt: wait for it
+          if (ops.job(vm, s).isEmpty()) {
+            ops.startCommit(vm, s, bandwidth);
+          }
+          return true;
+        });
+    return Behaviors.receive(Command.class)
+        .onMessage(
+            StepDone.class,
+            m -> m.step().equals("start"),
+            m -> {
+              if (m.error() != null) {
+                return retry(
+                    i,
+                    attempt,
+                    "starting the commit of "
+                        + s.target()
+                        + " failed: "
+                        + MigrationFailure.reason(m.error()));
+              }
+              if (Boolean.FALSE.equals(m.value())) {
+                return next(i + 1, 1);
+              }
+              timers.startTimerAtFixedRate(Poll.class, new Poll(), Duration.ofMillis(100));
+              return waiting(i, attempt);
+            })
+        .onAnyMessage(m -> Behaviors.same())
+        .build();
+  }
+
+  /** The commit of disk {@code i} runs; poll its block job until it has caught up. */
+  private Behavior<Command> waiting(int i, int attempt) {
+    OverlaySpec s = specs.get(i);
+    return Behaviors.receive(Command.class)
+        .onMessage(
+            Poll.class,
+            m -> {
+              blocking("job", () -> ops.job(vm, s));
+              return Behaviors.same();
+            })
+        .onMessage(
+            StepDone.class,
+            m -> m.step().equals("job"),
+            m -> {
+              if (m.error() != null) {
+                timers.cancel(Poll.class);
+                return retry(
+                    i,
+                    attempt,
+                    "reading the commit of "
+                        + s.target()
+                        + ": "
+                        + MigrationFailure.reason(m.error()));
+              }
+              @SuppressWarnings("unchecked")
+              Optional<BlockJob> job = (Optional<BlockJob>) m.value();
+              if (job.isEmpty()) {
+                timers.cancel(Poll.class);
+                return retry(i, attempt, "the commit of " + s.target() + " ended without a pivot");
+              }
+              if (!job.get().caughtUp()) {
+                return Behaviors.same();
+              }
+              timers.cancel(Poll.class);
+              return pivoting(i, attempt);
+            })
+        .onAnyMessage(m -> Behaviors.same())
+        .build();
+  }
+
+  private Behavior<Command> pivoting(int i, int attempt) {
+    OverlaySpec s = specs.get(i);
+    blocking(
+        "pivot",
+        () -> {
+          ops.pivot(vm, s);
+          return null;
+        });
+    return Behaviors.receive(Command.class)
+        .onMessage(
+            StepDone.class,
+            m -> m.step().equals("pivot"),
+            m -> {
+              if (m.error() != null) {
+                return retry(
+                    i,
+                    attempt,
+                    "pivoting " + s.target() + " failed: " + MigrationFailure.reason(m.error()));
+              }
+              // the pivot returns before libvirt has saved the new definition: poll until it has
+              timers.startTimerAtFixedRate(Poll.class, new Poll(), Duration.ofMillis(100));
+              return settling(i, attempt, 0);
+            })
+        .onAnyMessage(m -> Behaviors.same())
+        .build();
+  }
+
+  /** Wait for the job to be gone and both definitions to name the base, then remove the overlay. */
+  private Behavior<Command> settling(int i, int attempt, int polls) {
+    OverlaySpec s = specs.get(i);
+    return Behaviors.receive(Command.class)
+        .onMessage(
+            Poll.class,
+            m -> {
+              blocking(
+                  "settled",
+                  () -> {
+                    if (ops.job(vm, s).isPresent()) {
+                      return false;
+                    }
+                    ops.finish(vm, s);
+                    return true;
+                  });
+              return Behaviors.same();
+            })
+        .onMessage(
+            StepDone.class,
+            m -> m.step().equals("settled"),
+            m -> {
+              if (m.error() == null && Boolean.TRUE.equals(m.value())) {
+                timers.cancel(Poll.class);
+                return next(i + 1, 1);
+              }
+              if (polls > 100) {
+                timers.cancel(Poll.class);
+                String why =
+                    m.error() == null
+                        ? "the commit job did not end"
+                        : MigrationFailure.reason(m.error());
+                return retry(i, attempt, "after pivoting " + s.target() + ": " + why);
+              }
+              return settling(i, attempt, polls + 1);
+            })
+        .onAnyMessage(x -> Behaviors.same())
+        .build();
+  }
+
+  private Behavior<Command> retry(int i, int attempt, String why) {
+    ctx.getLog().warn("{}: {} (attempt {} of {})", vm, why, attempt, attempts);
+    if (attempt >= attempts) {
+      replyTo.tell(new Failed(why));
+      return Behaviors.stopped();
+    }
+    OverlaySpec s = specs.get(i);
+    blocking(
+        "abort",
+        () -> {
+          if (ops.job(vm, s).isPresent()) {
+            ops.abortCommit(vm, s);
+          }
+          return null;
+        });
+    return Behaviors.receive(Command.class)
+        .onMessage(StepDone.class, m -> m.step().equals("abort"), m -> next(i, attempt + 1))
+        .onAnyMessage(x -> Behaviors.same())
+        .build();
+  }
+
+  private void blocking(String step, Callable<?> work) {
+    ctx.pipeToSelf(
+        CompletableFuture.supplyAsync(
+            () -> {
+              try {
+                return work.call();
+              } catch (RuntimeException e) {
+                throw e;
+              } catch (Exception e) {
+                throw new CompletionException(e);
+              }
+            },
+            blocking),
+        (value, err) -> new StepDone(step, value, err));
+  }
+}
