@@ -269,6 +269,8 @@ public final class AgentGuardian {
             "incoming-" + manifest.migrationId());
     ctx.watchWith(actor, new Stopped(manifest.migrationId(), manifest.vm()));
     incoming.put(manifest.migrationId(), actor);
+    // until this actor stops (merge done, or aborted) the VM may be on its temporary chain here
+    incomingVm.put(manifest.migrationId(), manifest.vm());
     return Behaviors.same();
   }
 
