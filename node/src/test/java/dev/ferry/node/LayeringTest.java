@@ -47,6 +47,23 @@ class LayeringTest {
   }
 
   @Test
+  void theSchedulerTalksToHostsOnlyThroughAgents() {
+    // it runs on whichever member holds the singleton: host work is always an agent's
+    noClasses()
+        .that()
+        .resideInAPackage("dev.ferry.node.scheduler..")
+        .should()
+        .dependOnClassesThat()
+        .resideInAnyPackage(
+            "dev.ferry.node.libvirt..",
+            "dev.ferry.node.process..",
+            "dev.ferry.node.migration..",
+            "dev.ferry.node.disksync..",
+            "dev.ferry.node.image..")
+        .check(MAIN);
+  }
+
+  @Test
   void protocolDependsOnNothingOfOurs() {
     noClasses()
         .that()

@@ -36,7 +36,8 @@ class SerializationTest {
           AgentProtocol.Command.class,
           TargetProtocol.Command.class,
           TargetProtocol.Reply.class,
-          MigrationEvent.class);
+          MigrationEvent.class,
+          SchedulerProtocol.Command.class);
 
   @Test
   void everyMessageRoundTripsThroughJacksonCbor() throws Exception {
@@ -85,6 +86,9 @@ class SerializationTest {
     }
     if (raw == int.class) {
       return 7;
+    }
+    if (raw == double.class) {
+      return 0.25;
     }
     if (raw == boolean.class) {
       return true;

@@ -1,0 +1,217 @@
+package dev.ferry.node.scheduler;
+
+import dev.ferry.protocol.HostInventory;
+import dev.ferry.protocol.SchedulerProtocol.JobState;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.TreeMap;
+
+/**
+ * What each reachable host holds and has promised, as placement must see it: the VMs its last
+ * inventory listed, plus the VMs on their way to it (running migrations) and those that arrived
+ * after that inventory was read, minus those that left it since. Memory is counted as committed
+ * (the VMs' configured RAM), as OpenNebula does, not as the kernel's free memory, which swings with
+ * page cache.
+ */
+final class HostLoads {
+
+  /** One VM as placement sees it. */
+  record Vm(String name, int vcpus, long memoryBytes, long diskBytes) {
+    long bytes() {
+      return memoryBytes + diskBytes;
+    }
+  }
+
+  /** One host's capacity and what is on it or promised to it. */
+  static final class Load {
+    final String host;
+    final int cpus;
+    final long memoryBytes;
+    final long datastoreBytes;
+    final long datastoreFreeBytes;
+    final Map<String, Vm> vms = new TreeMap<>();
+    long incomingDiskBytes;
+
+    Load(HostInventory inv) {
+      this.host = inv.host();
+      this.cpus = inv.cpus();
+      this.memoryBytes = inv.memoryBytes();
+      this.datastoreBytes = inv.datastoreBytes();
+      this.datastoreFreeBytes = inv.datastoreFreeBytes();
+    }
+
+    long committedMemory() {
+      return vms.values().stream().mapToLong(Vm::memoryBytes).sum();
+    }
+
+    int vcpus() {
+      return vms.values().stream().mapToInt(Vm::vcpus).sum();
+    }
+
+    /** Committed memory as a fraction of the host's. */
+    double memoryUse() {
+      return memoryBytes == 0 ? 1.0 : (double) committedMemory() / memoryBytes;
+    }
+
+    long freeMemory() {
+      return memoryBytes - committedMemory();
+    }
+  }
+
+  private final Map<String, Load> loads = new TreeMap<>();
+
+  private HostLoads() {}
+
+  /**
+   * @param inventories the reachable hosts' inventories with when each was received
+   * @param running jobs running now: their VMs count on the destination too (and stay on the source
+   *     until they finish)
+   * @param finished recently finished jobs: a completed one moved its VM if the inventories are
+   *     older than its end
+   */
+  static HostLoads of(
+      Map<String, Known> inventories, Collection<Job> running, Collection<Job> finished) {
+    HostLoads h = new HostLoads();
+    for (Known k : inventories.values()) {
+      Load load = new Load(k.inventory());
+      for (HostInventory.VmInfo vm : k.inventory().vms()) {
+        load.vms.put(vm.name(), new Vm(vm.name(), vm.vcpus(), vm.memoryBytes(), vm.diskBytes()));
+      }
+      h.loads.put(k.inventory().host(), load);
+    }
+    for (Job j : finished) {
+      if (j.state() != JobState.COMPLETED) {
+        continue;
+      }
+      Load src = h.loads.get(j.source());
+      Load dst = h.loads.get(j.destination());
+      if (src != null && inventories.get(j.source()).receivedAtMillis() < j.finishedAtMillis()) {
+        src.vms.remove(j.vm());
+      }
+      if (dst != null
+          && inventories.get(j.destination()).receivedAtMillis() < j.finishedAtMillis()) {
+        dst.vms.put(j.vm(), vmOf(j));
+      }
+    }
+    for (Job j : running) {
+      Load dst = h.loads.get(j.destination());
+      if (dst != null && !dst.vms.containsKey(j.vm())) {
+        dst.vms.put(j.vm(), vmOf(j));
+        dst.incomingDiskBytes += j.diskBytes();
+      }
+    }
+    return h;
+  }
+
+  /** An inventory and when the scheduler received it (its own clock, not the agent's). */
+  record Known(HostInventory inventory, long receivedAtMillis) {}
+
+  static Vm vmOf(Job j) {
+    return new Vm(j.vm(), j.vcpus(), j.memoryBytes(), j.diskBytes());
+  }
+
+  Optional<Load> load(String host) {
+    return Optional.ofNullable(loads.get(host));
+  }
+
+  Collection<Load> all() {
+    return loads.values();
+  }
+
+  /** Where {@code vm} runs according to these loads, if anywhere. */
+  Optional<String> hostOf(String vm) {
+    return loads.values().stream().filter(l -> l.vms.containsKey(vm)).map(l -> l.host).findFirst();
+  }
+
+  /** Why {@code vm} does not fit on {@code host}, or empty when it does. */
+  Optional<String> whyNotFits(String host, Vm vm, SchedulerSettings settings) {
+    Load l = loads.get(host);
+    if (l == null) {
+      return Optional.of(host + " is unreachable");
+    }
+    if (l.committedMemory() + vm.memoryBytes() + settings.memoryHeadroom() > l.memoryBytes) {
+      return Optional.of(host + " lacks memory");
+    }
+    if (l.vcpus() + vm.vcpus() > l.cpus * settings.cpuOvercommit()) {
+      return Optional.of(host + " lacks vCPUs");
+    }
+    long keep = (long) (l.datastoreBytes * settings.datastoreHeadroom());
+    if (l.datastoreFreeBytes - l.incomingDiskBytes - vm.diskBytes() < keep) {
+      return Optional.of(host + " lacks datastore space");
+    }
+    return Optional.empty();
+  }
+
+  /**
+   * The hosts {@code vm} fits on, best first: the most free memory after the move, then the name.
+   */
+  List<String> candidates(
+      Vm vm, String source, java.util.function.Predicate<String> eligible, SchedulerSettings s) {
+    List<Load> fit = new ArrayList<>();
+    for (Load l : loads.values()) {
+      if (!l.host.equals(source) && eligible.test(l.host) && whyNotFits(l.host, vm, s).isEmpty()) {
+        fit.add(l);
+      }
+    }
+    fit.sort(
+        Comparator.comparingLong((Load l) -> -l.freeMemory())
+            .thenComparing(l -> l.host, Comparator.naturalOrder()));
+    return fit.stream().map(l -> l.host).toList();
+  }
+
+  /** Records a move decided in this round, so the next decision sees it. */
+  void move(Vm vm, String source, String destination) {
+    Load src = loads.get(source);
+    if (src != null) {
+      src.vms.remove(vm.name());
+    }
+    Load dst = loads.get(destination);
+    if (dst != null) {
+      dst.vms.put(vm.name(), vm);
+      dst.incomingDiskBytes += vm.diskBytes();
+    }
+  }
+
+  /** Reserves room on {@code destination} for a migration that starts now (it stays on source). */
+  void reserve(Vm vm, String destination) {
+    Load dst = loads.get(destination);
+    if (dst != null && !dst.vms.containsKey(vm.name())) {
+      dst.vms.put(vm.name(), vm);
+      dst.incomingDiskBytes += vm.diskBytes();
+    }
+  }
+
+  /** A deep copy, for planning without touching this one. */
+  HostLoads copy() {
+    HostLoads c = new HostLoads();
+    for (Load l : loads.values()) {
+      Load n =
+          new Load(
+              new HostInventory(
+                  l.host,
+                  l.cpus,
+                  l.memoryBytes,
+                  0,
+                  l.datastoreBytes,
+                  l.datastoreFreeBytes,
+                  List.of(),
+                  0));
+      n.vms.putAll(l.vms);
+      n.incomingDiskBytes = l.incomingDiskBytes;
+      c.loads.put(n.host, n);
+    }
+    return c;
+  }
+
+  /** Used in tests and reports. */
+  Map<String, Double> memoryUse() {
+    Map<String, Double> m = new HashMap<>();
+    loads.values().forEach(l -> m.put(l.host, l.memoryUse()));
+    return m;
+  }
+}

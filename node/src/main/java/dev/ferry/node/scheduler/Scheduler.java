@@ -1,0 +1,1022 @@
+package dev.ferry.node.scheduler;
+
+import dev.ferry.node.validation.InvalidInputException;
+import dev.ferry.node.validation.Names;
+import dev.ferry.protocol.AgentProtocol;
+import dev.ferry.protocol.HostInventory;
+import dev.ferry.protocol.MigrationOptions;
+import dev.ferry.protocol.MigrationProgress;
+import dev.ferry.protocol.MigrationResult;
+import dev.ferry.protocol.SchedulerProtocol;
+import dev.ferry.protocol.SchedulerProtocol.DrainVm;
+import dev.ferry.protocol.SchedulerProtocol.ErrorKind;
+import dev.ferry.protocol.SchedulerProtocol.JobReply;
+import dev.ferry.protocol.SchedulerProtocol.JobState;
+import dev.ferry.protocol.SchedulerProtocol.MigrationRequest;
+import dev.ferry.protocol.SchedulerProtocol.PlannedMove;
+import dev.ferry.protocol.SchedulerProtocol.Priority;
+import dev.ferry.protocol.SchedulerProtocol.RebalancePlan;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.UUID;
+import java.util.function.LongSupplier;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.SupervisorStrategy;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
+import org.apache.pekko.actor.typed.receptionist.Receptionist;
+import org.apache.pekko.cluster.typed.ClusterSingleton;
+import org.apache.pekko.cluster.typed.ClusterSingletonSettings;
+import org.apache.pekko.cluster.typed.SingletonActor;
+import org.apache.pekko.persistence.typed.PersistenceId;
+import org.apache.pekko.persistence.typed.RecoveryCompleted;
+import org.apache.pekko.persistence.typed.SnapshotAdapter;
+import org.apache.pekko.persistence.typed.javadsl.CommandHandler;
+import org.apache.pekko.persistence.typed.javadsl.Effect;
+import org.apache.pekko.persistence.typed.javadsl.EventHandler;
+import org.apache.pekko.persistence.typed.javadsl.EventSourcedBehavior;
+import org.apache.pekko.persistence.typed.javadsl.RetentionCriteria;
+import org.apache.pekko.persistence.typed.javadsl.SignalHandler;
+
+/**
+ * The cluster's one scheduler: every migration users ask for (driver requests, drains, rebalancing)
+ * is queued here and started when {@link Admission} allows it. Event-sourced, so the queue, the
+ * running jobs with their slots, the drains and the idempotency keys survive a crash and a
+ * failover; progress and host inventories are not journaled (they are re-read within seconds).
+ *
+ * <p>Runs as a Cluster Singleton ({@link #init}); the singleton is a thin forwarder in front of the
+ * event-sourced core, so a journal failure restarts the core with backoff while the singleton (and
+ * its address) stays.
+ */
+public final class Scheduler {
+  private Scheduler() {}
+
+  /** What the event-sourced core receives: the public protocol plus its own messages. */
+  sealed interface Message {}
+
+  record Api(SchedulerProtocol.Command command) implements Message {}
+
+  private enum Admit implements Message {
+    INSTANCE
+  }
+
+  private enum Tick implements Message {
+    INSTANCE
+  }
+
+  private record AgentsListed(Set<ActorRef<AgentProtocol.Command>> agents) implements Message {}
+
+  private record InventoryRead(HostInventory inventory) implements Message {}
+
+  private enum Ignored implements Message {
+    INSTANCE
+  }
+
+  record JobProgress(String id, MigrationProgress progress) implements Message {}
+
+  record JobFinished(String id, JobState state, MigrationResult result, String message)
+      implements Message {}
+
+  /** A running job's agent answered a cancel; {@code token} is the caller to reply to. */
+  record Cancelled(String id, boolean accepted, String message, Object token) implements Message {}
+
+  /** Starts the singleton on every member (with the configured role) and returns its proxy. */
+  public static ActorRef<SchedulerProtocol.Command> init(
+      ActorSystem<?> system, SchedulerSettings settings) {
+    ClusterSingletonSettings singleton = ClusterSingletonSettings.create(system);
+    if (!settings.role().isEmpty()) {
+      singleton = singleton.withRole(settings.role());
+    }
+    return ClusterSingleton.get(system)
+        .init(
+            SingletonActor.of(create(settings, System::currentTimeMillis), "ferry-scheduler")
+                .withSettings(singleton));
+  }
+
+  /** The scheduler behaviour (tests run it without a singleton). */
+  public static Behavior<SchedulerProtocol.Command> create(
+      SchedulerSettings settings, LongSupplier clock) {
+    return Behaviors.setup(
+        ctx -> {
+          Behavior<Message> core =
+              Behaviors.supervise(
+                      Behaviors.<Message>setup(
+                          c ->
+                              Behaviors.withTimers(timers -> new Core(c, timers, settings, clock))))
+                  .onFailure(
+                      SupervisorStrategy.restartWithBackoff(
+                          Duration.ofSeconds(1), Duration.ofSeconds(30), 0.2));
+          ActorRef<Message> ref = ctx.spawn(core, "core");
+          return Behaviors.receive(SchedulerProtocol.Command.class)
+              .onAnyMessage(
+                  cmd -> {
+                    ref.tell(new Api(cmd));
+                    return Behaviors.same();
+                  })
+              .build();
+        });
+  }
+
+  static final PersistenceId PERSISTENCE_ID = PersistenceId.ofUniqueId("ferry-scheduler");
+
+  /** How long a runner waits for its agent to say anything before asking again. */
+  static final Duration RESEND = Duration.ofSeconds(10);
+
+  static final class Core extends EventSourcedBehavior<Message, SchedulerEvent, SchedulerState> {
+    private final ActorContext<Message> ctx;
+    private final TimerScheduler<Message> timers;
+    private final SchedulerSettings settings;
+    private final LongSupplier clock;
+
+    // not journaled: rebuilt within an inventory interval after a start or failover
+    private final Map<String, HostLoads.Known> known = new TreeMap<>();
+    private final Map<String, ActorRef<JobRunner.Command>> runners = new HashMap<>();
+    private final Map<String, MigrationProgress> progress = new HashMap<>();
+    private Map<String, String> waiting = Map.of();
+
+    Core(
+        ActorContext<Message> ctx,
+        TimerScheduler<Message> timers,
+        SchedulerSettings settings,
+        LongSupplier clock) {
+      super(
+          PERSISTENCE_ID,
+          SupervisorStrategy.restartWithBackoff(
+              Duration.ofSeconds(1), Duration.ofSeconds(30), 0.2));
+      this.ctx = ctx;
+      this.timers = timers;
+      this.settings = settings;
+      this.clock = clock;
+    }
+
+    @Override
+    public SchedulerState emptyState() {
+      return new SchedulerState(settings.history());
+    }
+
+    @Override
+    public RetentionCriteria retentionCriteria() {
+      return RetentionCriteria.snapshotEvery(settings.snapshotEvery(), 2);
+    }
+
+    @Override
+    public SnapshotAdapter<SchedulerState> snapshotAdapter() {
+      return new SnapshotAdapter<>() {
+        @Override
+        public Object toJournal(SchedulerState state) {
+          return state.snapshot();
+        }
+
+        @Override
+        public SchedulerState fromJournal(Object from) {
+          return SchedulerState.of((SchedulerState.Snapshot) from, settings.history());
+        }
+      };
+    }
+
+    @Override
+    public EventHandler<SchedulerState, SchedulerEvent> eventHandler() {
+      return (state, event) -> {
+        state.apply(event);
+        return state;
+      };
+    }
+
+    @Override
+    public SignalHandler<SchedulerState> signalHandler() {
+      return newSignalHandlerBuilder()
+          .onSignal(
+              RecoveryCompleted.instance(),
+              state -> {
+                ctx.getLog()
+                    .info(
+                        "scheduler recovered: {} running, {} queued",
+                        state.running().size(),
+                        state.queue().size());
+                state.running().forEach(this::spawnRunner);
+                timers.startTimerWithFixedDelay(Tick.INSTANCE, settings.inventoryInterval());
+                ctx.getSelf().tell(Tick.INSTANCE);
+              })
+          .build();
+    }
+
+    @Override
+    public CommandHandler<Message, SchedulerEvent, SchedulerState> commandHandler() {
+      return newCommandHandlerBuilder()
+          .forAnyState()
+          .onCommand(Api.class, (s, m) -> onApi(s, m.command()))
+          .onCommand(Admit.class, (s, m) -> onAdmit(s))
+          .onCommand(Tick.class, (s, m) -> onTick(s))
+          .onCommand(AgentsListed.class, (s, m) -> onAgentsListed(m))
+          .onCommand(InventoryRead.class, (s, m) -> onInventory(m))
+          .onCommand(Ignored.class, (s, m) -> Effect().none())
+          .onCommand(JobProgress.class, (s, m) -> onProgress(s, m))
+          .onCommand(JobFinished.class, this::onFinished)
+          .onCommand(Cancelled.class, this::onCancelled)
+          .build();
+    }
+
+    private Effect<SchedulerEvent, SchedulerState> onApi(
+        SchedulerState s, SchedulerProtocol.Command c) {
+      if (c instanceof SchedulerProtocol.Submit m) {
+        return onSubmit(s, m);
+      }
+      if (c instanceof SchedulerProtocol.GetJob m) {
+        m.replyTo()
+            .tell(
+                s.job(m.id())
+                    .map(j -> JobReply.of(view(j)))
+                    .orElse(JobReply.error(ErrorKind.NOT_FOUND, "no migration " + m.id())));
+        return Effect().none();
+      }
+      if (c instanceof SchedulerProtocol.ListJobs m) {
+        List<SchedulerProtocol.JobView> jobs = new ArrayList<>();
+        s.active().stream()
+            .sorted(Comparator.comparingLong(Job::seq))
+            .forEach(j -> jobs.add(view(j)));
+        if (!m.activeOnly()) {
+          List<Job> done = new ArrayList<>(s.finished());
+          for (int i = done.size() - 1; i >= 0 && i >= done.size() - m.limit(); i--) {
+            jobs.add(view(done.get(i)));
+          }
+        }
+        m.replyTo().tell(new SchedulerProtocol.JobsReply(jobs));
+        return Effect().none();
+      }
+      if (c instanceof SchedulerProtocol.CancelJob m) {
+        return onCancelJob(s, m);
+      }
+      if (c instanceof SchedulerProtocol.GetHosts m) {
+        m.replyTo().tell(hosts(s));
+        return Effect().none();
+      }
+      if (c instanceof SchedulerProtocol.EnableHost m) {
+        return onEnableHost(s, m);
+      }
+      if (c instanceof SchedulerProtocol.StartDrain m) {
+        return onStartDrain(s, m);
+      }
+      if (c instanceof SchedulerProtocol.GetDrain m) {
+        m.replyTo()
+            .tell(
+                s.drain(m.id())
+                    .map(d -> SchedulerProtocol.DrainReply.of(d.view()))
+                    .orElse(
+                        SchedulerProtocol.DrainReply.error(
+                            ErrorKind.NOT_FOUND, "no drain " + m.id())));
+        return Effect().none();
+      }
+      if (c instanceof SchedulerProtocol.ListDrains m) {
+        m.replyTo()
+            .tell(
+                new SchedulerProtocol.DrainsReply(
+                    s.drains().stream().map(SchedulerState.Drain::view).toList()));
+        return Effect().none();
+      }
+      if (c instanceof SchedulerProtocol.CancelDrain m) {
+        return onCancelDrain(s, m);
+      }
+      if (c instanceof SchedulerProtocol.PlanRebalance m) {
+        m.replyTo().tell(new SchedulerProtocol.PlanReply(plan(s, m.request()), null));
+        return Effect().none();
+      }
+      if (c instanceof SchedulerProtocol.ApplyRebalance m) {
+        return onApplyRebalance(s, m);
+      }
+      throw new IllegalArgumentException("unexpected command " + c);
+    }
+
+    // ---- submissions
+
+    private Effect<SchedulerEvent, SchedulerState> onSubmit(
+        SchedulerState s, SchedulerProtocol.Submit m) {
+      MigrationRequest r = m.request();
+      String key = m.idempotencyKey() == null ? "" : m.idempotencyKey();
+      if (!key.isEmpty()) {
+        Optional<Job> seen = s.byIdempotencyKey(key);
+        if (seen.isPresent()) {
+          Job j = seen.get();
+          boolean same =
+              j.vm().equals(r.vm())
+                  && j.source().equals(r.source())
+                  && (r.destination().isEmpty()
+                      || j.request().destination().equals(r.destination()));
+          m.replyTo()
+              .tell(
+                  same
+                      ? JobReply.of(view(j))
+                      : JobReply.error(
+                          ErrorKind.CONFLICT,
+                          "idempotency key " + key + " was used for another request: " + j.id()));
+          return Effect().none();
+        }
+      }
+      Optional<String> invalid = validate(r);
+      if (invalid.isPresent()) {
+        m.replyTo().tell(JobReply.error(ErrorKind.INVALID, invalid.get()));
+        return Effect().none();
+      }
+      Optional<Job> active = s.activeJobOf(r.vm());
+      if (active.isPresent()) {
+        m.replyTo()
+            .tell(
+                JobReply.error(
+                    ErrorKind.CONFLICT,
+                    r.vm()
+                        + " already has migration "
+                        + active.get().id()
+                        + " ("
+                        + active.get().state().name().toLowerCase()
+                        + ")"));
+        return Effect().none();
+      }
+      Optional<String> unknown = unknownHosts(r.source(), r.destination());
+      if (unknown.isPresent()) {
+        m.replyTo().tell(JobReply.error(ErrorKind.INVALID, unknown.get()));
+        return Effect().none();
+      }
+      Optional<HostInventory.VmInfo> vm = vmOn(r.source(), r.vm());
+      if (vm.isEmpty()) {
+        m.replyTo()
+            .tell(JobReply.error(ErrorKind.INVALID, r.vm() + " is not running on " + r.source()));
+        return Effect().none();
+      }
+      long seq = s.nextSeq();
+      Job job = newJob(r, key, seq, seq, vm.get(), clock.getAsLong());
+      return Effect()
+          .persist(new SchedulerEvent.JobSubmitted(job))
+          .thenRun(
+              st -> {
+                m.replyTo().tell(JobReply.of(view(st.job(job.id()).orElse(job))));
+                ctx.getSelf().tell(Admit.INSTANCE);
+              });
+    }
+
+    private Optional<String> validate(MigrationRequest r) {
+      try {
+        Names.vmName(r.vm());
+        Names.hostName("source", r.source());
+        if (!r.destination().isEmpty()) {
+          Names.hostName("destination", r.destination());
+        }
+      } catch (InvalidInputException e) {
+        return Optional.of(e.getMessage());
+      }
+      if (r.source().equals(r.destination())) {
+        return Optional.of("source and destination are the same host: " + r.source());
+      }
+      return Optional.empty();
+    }
+
+    private Optional<String> unknownHosts(String source, String destination) {
+      for (String h : destination.isEmpty() ? List.of(source) : List.of(source, destination)) {
+        if (!known.containsKey(h)) {
+          return Optional.of(
+              "unknown host "
+                  + h
+                  + ": no agent on it has reported (known: "
+                  + String.join(", ", known.keySet())
+                  + ")");
+        }
+      }
+      return Optional.empty();
+    }
+
+    private Optional<HostInventory.VmInfo> vmOn(String host, String vm) {
+      HostLoads.Known k = known.get(host);
+      return k == null
+          ? Optional.empty()
+          : k.inventory().vms().stream().filter(v -> v.name().equals(vm)).findFirst();
+    }
+
+    private static Job newJob(
+        MigrationRequest r,
+        String key,
+        long seq,
+        long groupSeq,
+        HostInventory.VmInfo vm,
+        long submittedAtMillis) {
+      return new Job(
+          "m-" + UUID.randomUUID().toString().replace("-", "").substring(0, 16),
+          new MigrationRequest(
+              r.vm(),
+              r.source(),
+              r.destination(),
+              r.options() == null ? MigrationOptions.defaults() : r.options(),
+              r.priority() == null ? Priority.REQUEST : r.priority(),
+              r.origin() == null ? "api" : r.origin()),
+          key,
+          seq,
+          groupSeq,
+          vm.diskBytes(),
+          vm.memoryBytes(),
+          vm.vcpus(),
+          JobState.QUEUED,
+          0,
+          submittedAtMillis,
+          0,
+          0,
+          null,
+          "");
+    }
+
+    // ---- admission
+
+    private boolean reachable(String host) {
+      HostLoads.Known k = known.get(host);
+      return k != null
+          && clock.getAsLong() - k.receivedAtMillis() <= settings.inventoryStaleAfter().toMillis();
+    }
+
+    private Map<String, HostLoads.Known> reachableInventories() {
+      Map<String, HostLoads.Known> m = new TreeMap<>();
+      known.forEach(
+          (h, k) -> {
+            if (reachable(h)) {
+              m.put(h, k);
+            }
+          });
+      return m;
+    }
+
+    private HostLoads loads(SchedulerState s) {
+      return HostLoads.of(reachableInventories(), s.running(), s.finished());
+    }
+
+    private Effect<SchedulerEvent, SchedulerState> onAdmit(SchedulerState s) {
+      Admission.Decision d = Admission.decide(s, loads(s), this::reachable, s::hostState, settings);
+      waiting = d.waiting();
+      if (d.starts().isEmpty()) {
+        return Effect().none();
+      }
+      long now = clock.getAsLong();
+      List<SchedulerEvent> events = new ArrayList<>();
+      for (Admission.Start st : d.starts()) {
+        events.add(
+            new SchedulerEvent.JobStarted(st.jobId(), st.destination(), st.bandwidth(), now));
+        for (SchedulerState.Drain drain : s.drains()) {
+          DrainVm line = lineOf(drain, st.jobId());
+          if (line != null) {
+            events.add(
+                new SchedulerEvent.DrainVmUpdated(
+                    drain.id,
+                    new DrainVm(
+                        line.vm(),
+                        "running",
+                        st.destination(),
+                        st.jobId(),
+                        line.attempts(),
+                        "migrating to " + st.destination())));
+          }
+        }
+      }
+      return Effect()
+          .persist(events)
+          .thenRun(
+              st ->
+                  d.starts().forEach(start -> st.job(start.jobId()).ifPresent(this::spawnRunner)));
+    }
+
+    private void spawnRunner(Job job) {
+      if (!runners.containsKey(job.id())) {
+        ActorRef<JobRunner.Command> r =
+            ctx.spawn(JobRunner.create(job, ctx.getSelf(), RESEND), "job-" + job.id());
+        runners.put(job.id(), r);
+      }
+    }
+
+    // ---- inventory
+
+    private Effect<SchedulerEvent, SchedulerState> onTick(SchedulerState s) {
+      ctx.ask(
+          Receptionist.Listing.class,
+          ctx.getSystem().receptionist(),
+          Duration.ofSeconds(5),
+          ref -> Receptionist.find(AgentProtocol.AGENTS, ref),
+          (listing, err) ->
+              listing == null
+                  ? Ignored.INSTANCE
+                  : new AgentsListed(listing.getServiceInstances(AgentProtocol.AGENTS)));
+      return drainDeadlines(s);
+    }
+
+    private Effect<SchedulerEvent, SchedulerState> onAgentsListed(AgentsListed m) {
+      for (ActorRef<AgentProtocol.Command> agent : m.agents()) {
+        ctx.ask(
+            HostInventory.class,
+            agent,
+            Duration.ofSeconds(5),
+            AgentProtocol.GetInventory::new,
+            (inv, err) -> inv == null ? Ignored.INSTANCE : new InventoryRead(inv));
+      }
+      return Effect().none();
+    }
+
+    private Effect<SchedulerEvent, SchedulerState> onInventory(InventoryRead m) {
+      boolean fresh = !reachable(m.inventory().host());
+      known.put(m.inventory().host(), new HostLoads.Known(m.inventory(), clock.getAsLong()));
+      if (fresh || !waiting.isEmpty()) {
+        ctx.getSelf().tell(Admit.INSTANCE);
+      }
+      return Effect().none();
+    }
+
+    private Effect<SchedulerEvent, SchedulerState> onProgress(SchedulerState s, JobProgress m) {
+      if (s.job(m.id()).map(j -> j.state() == JobState.RUNNING).orElse(false)) {
+        progress.put(m.id(), m.progress());
+      }
+      return Effect().none();
+    }
+
+    // ---- ends and cancels
+
+    private Effect<SchedulerEvent, SchedulerState> onFinished(SchedulerState s, JobFinished m) {
+      runners.remove(m.id());
+      progress.remove(m.id());
+      Optional<Job> job = s.job(m.id());
+      if (job.isEmpty() || job.get().state().terminal()) {
+        return Effect().none();
+      }
+      List<SchedulerEvent> events = new ArrayList<>();
+      long now = clock.getAsLong();
+      events.add(new SchedulerEvent.JobEnded(m.id(), m.state(), m.result(), m.message(), now));
+      events.addAll(drainAfterJobEnded(s, job.get(), m.state(), m.message(), now));
+      ctx.getLog().info("{} {} ended {}: {}", m.id(), job.get().vm(), m.state(), m.message());
+      return Effect().persist(events).thenRun(st -> ctx.getSelf().tell(Admit.INSTANCE));
+    }
+
+    private Effect<SchedulerEvent, SchedulerState> onCancelJob(
+        SchedulerState s, SchedulerProtocol.CancelJob m) {
+      Optional<Job> job = s.job(m.id());
+      if (job.isEmpty()) {
+        m.replyTo().tell(JobReply.error(ErrorKind.NOT_FOUND, "no migration " + m.id()));
+        return Effect().none();
+      }
+      Job j = job.get();
+      if (j.state().terminal()) {
+        m.replyTo()
+            .tell(
+                JobReply.error(
+                    ErrorKind.CONFLICT,
+                    m.id() + " already ended: " + j.state().name().toLowerCase()));
+        return Effect().none();
+      }
+      String reason = m.reason() == null || m.reason().isBlank() ? "cancelled" : m.reason();
+      if (j.state() == JobState.QUEUED) {
+        long now = clock.getAsLong();
+        List<SchedulerEvent> events = new ArrayList<>();
+        String message = "cancelled while queued: " + reason;
+        events.add(new SchedulerEvent.JobEnded(j.id(), JobState.CANCELLED, null, message, now));
+        events.addAll(drainAfterJobEnded(s, j, JobState.CANCELLED, message, now));
+        return Effect()
+            .persist(events)
+            .thenRun(st -> m.replyTo().tell(JobReply.of(view(st.job(j.id()).orElseThrow()))));
+      }
+      ActorRef<JobRunner.Command> runner = runners.get(j.id());
+      if (runner == null) {
+        m.replyTo()
+            .tell(JobReply.error(ErrorKind.UNAVAILABLE, "the runner of " + j.id() + " is gone"));
+      } else {
+        runner.tell(new JobRunner.Cancel(reason, m.replyTo()));
+      }
+      return Effect().none();
+    }
+
+    @SuppressWarnings("unchecked")
+    private Effect<SchedulerEvent, SchedulerState> onCancelled(SchedulerState s, Cancelled m) {
+      ActorRef<JobReply> replyTo = (ActorRef<JobReply>) m.token();
+      Optional<Job> job = s.job(m.id());
+      if (job.isEmpty()) {
+        replyTo.tell(JobReply.error(ErrorKind.NOT_FOUND, "no migration " + m.id()));
+      } else if (m.accepted()) {
+        replyTo.tell(JobReply.of(view(job.get())));
+      } else {
+        replyTo.tell(JobReply.error(ErrorKind.CONFLICT, "cancel refused: " + m.message()));
+      }
+      return Effect().none();
+    }
+
+    // ---- drains
+
+    private Effect<SchedulerEvent, SchedulerState> onStartDrain(
+        SchedulerState s, SchedulerProtocol.StartDrain m) {
+      SchedulerProtocol.DrainRequest r = m.request();
+      try {
+        Names.hostName(r.host());
+      } catch (InvalidInputException e) {
+        m.replyTo().tell(SchedulerProtocol.DrainReply.error(ErrorKind.INVALID, e.getMessage()));
+        return Effect().none();
+      }
+      if (r.coldFallback()) {
+        m.replyTo()
+            .tell(
+                SchedulerProtocol.DrainReply.error(
+                    ErrorKind.INVALID,
+                    "cold fallback is not available in this version; drain live-only"));
+        return Effect().none();
+      }
+      long now = clock.getAsLong();
+      if (r.deadlineEpochMillis() != 0 && r.deadlineEpochMillis() <= now) {
+        m.replyTo()
+            .tell(
+                SchedulerProtocol.DrainReply.error(
+                    ErrorKind.INVALID, "the deadline is in the past"));
+        return Effect().none();
+      }
+      Optional<SchedulerState.Drain> running = s.runningDrainOf(r.host());
+      if (running.isPresent()) {
+        m.replyTo()
+            .tell(
+                SchedulerProtocol.DrainReply.error(
+                    ErrorKind.CONFLICT, r.host() + " is already draining: " + running.get().id));
+        return Effect().none();
+      }
+      HostLoads.Known k = known.get(r.host());
+      if (k == null || !reachable(r.host())) {
+        m.replyTo()
+            .tell(
+                SchedulerProtocol.DrainReply.error(
+                    k == null ? ErrorKind.INVALID : ErrorKind.UNAVAILABLE,
+                    k == null
+                        ? "unknown host " + r.host()
+                        : "the agent of " + r.host() + " is unreachable"));
+        return Effect().none();
+      }
+      String id = "d-" + UUID.randomUUID().toString().replace("-", "").substring(0, 12);
+      long seq = s.nextSeq();
+      List<SchedulerEvent> events = new ArrayList<>();
+      events.add(new SchedulerEvent.DrainStarted(id, r, seq, now));
+      long next = seq + 1;
+      MigrationOptions options = r.options() == null ? MigrationOptions.defaults() : r.options();
+      if (r.deadlineEpochMillis() > 0 && options.deadlineEpochMillis() == 0) {
+        options = options.withDeadline(r.deadlineEpochMillis());
+      }
+      for (HostInventory.VmInfo vm : k.inventory().vms()) {
+        Optional<Job> existing = s.activeJobOf(vm.name());
+        if (existing.isPresent()) {
+          Job e = existing.get();
+          events.add(
+              new SchedulerEvent.DrainVmUpdated(
+                  id,
+                  new DrainVm(
+                      vm.name(),
+                      e.state() == JobState.RUNNING ? "running" : "queued",
+                      e.destination(),
+                      e.id(),
+                      1,
+                      "already being migrated by " + e.id())));
+          continue;
+        }
+        Job job =
+            newJob(
+                new MigrationRequest(
+                    vm.name(), r.host(), "", options, Priority.DRAIN, "drain:" + id),
+                "",
+                next++,
+                seq,
+                vm,
+                now);
+        events.add(new SchedulerEvent.JobSubmitted(job));
+        events.add(
+            new SchedulerEvent.DrainVmUpdated(
+                id, new DrainVm(vm.name(), "queued", "", job.id(), 1, "queued")));
+      }
+      if (k.inventory().vms().isEmpty()) {
+        events.add(new SchedulerEvent.DrainEnded(id, "completed", "no VMs were on the host", now));
+      }
+      return Effect()
+          .persist(events)
+          .thenRun(
+              st -> {
+                m.replyTo()
+                    .tell(SchedulerProtocol.DrainReply.of(st.drain(id).orElseThrow().view()));
+                ctx.getSelf().tell(Admit.INSTANCE);
+              });
+    }
+
+    private static DrainVm lineOf(SchedulerState.Drain d, String jobId) {
+      for (DrainVm vm : d.vms.values()) {
+        if (jobId.equals(vm.jobId())) {
+          return vm;
+        }
+      }
+      return null;
+    }
+
+    private static boolean settled(DrainVm vm) {
+      return switch (vm.status()) {
+        case "moved", "failed", "cancelled", "given-up" -> true;
+        default -> false;
+      };
+    }
+
+    /**
+     * What a job's end means for the drains that wait on it: its line in the report, a new attempt
+     * if attempts are left, and the drain's end once every line is settled.
+     */
+    private List<SchedulerEvent> drainAfterJobEnded(
+        SchedulerState s, Job job, JobState state, String message, long now) {
+      List<SchedulerEvent> events = new ArrayList<>();
+      for (SchedulerState.Drain d : s.drains()) {
+        DrainVm line = lineOf(d, job.id());
+        if (line == null) {
+          continue;
+        }
+        Map<String, DrainVm> after = new java.util.LinkedHashMap<>(d.vms);
+        DrainVm updated;
+        if (state == JobState.COMPLETED) {
+          updated =
+              new DrainVm(
+                  line.vm(),
+                  "moved",
+                  job.destination(),
+                  job.id(),
+                  line.attempts(),
+                  "running on " + job.destination());
+        } else if (state == JobState.CANCELLED && !d.running()) {
+          updated = new DrainVm(line.vm(), "cancelled", "", job.id(), line.attempts(), message);
+        } else if (state == JobState.CANCELLED && line.status().equals("given-up")) {
+          updated = line;
+        } else if (d.running()
+            && line.attempts() < settings.drainAttempts()
+            && state != JobState.CANCELLED) {
+          long seq = s.nextSeq() + events.size();
+          Job retry =
+              newJob(
+                  new MigrationRequest(
+                      job.vm(),
+                      d.request.host(),
+                      "",
+                      job.request().options(),
+                      Priority.DRAIN,
+                      "drain:" + d.id),
+                  "",
+                  seq,
+                  d.seq,
+                  new HostInventory.VmInfo(
+                      job.vm(), job.vcpus(), job.memoryBytes(), job.diskBytes(), true),
+                  now);
+          events.add(new SchedulerEvent.JobSubmitted(retry));
+          updated =
+              new DrainVm(
+                  line.vm(),
+                  "queued",
+                  "",
+                  retry.id(),
+                  line.attempts() + 1,
+                  "attempt " + line.attempts() + " " + state.name().toLowerCase() + ": " + message);
+        } else {
+          updated =
+              new DrainVm(
+                  line.vm(),
+                  state == JobState.CANCELLED ? "cancelled" : "failed",
+                  "",
+                  job.id(),
+                  line.attempts(),
+                  state.name().toLowerCase() + ": " + message);
+        }
+        events.add(new SchedulerEvent.DrainVmUpdated(d.id, updated));
+        after.put(updated.vm(), updated);
+        if (d.running() && after.values().stream().allMatch(Core::settled)) {
+          long moved = after.values().stream().filter(v -> v.status().equals("moved")).count();
+          boolean all = moved == after.size();
+          events.add(
+              new SchedulerEvent.DrainEnded(
+                  d.id,
+                  all ? "completed" : "partial",
+                  moved + " of " + after.size() + " VMs moved",
+                  now));
+        }
+      }
+      return events;
+    }
+
+    private Effect<SchedulerEvent, SchedulerState> drainDeadlines(SchedulerState s) {
+      long now = clock.getAsLong();
+      List<SchedulerEvent> events = new ArrayList<>();
+      for (SchedulerState.Drain d : s.drains()) {
+        long deadline = d.request.deadlineEpochMillis();
+        if (d.running() && deadline > 0 && now >= deadline) {
+          events.addAll(stopQueued(s, d, "given-up", "the drain's deadline passed", now));
+          events.add(
+              new SchedulerEvent.DrainEnded(
+                  d.id, "partial", "the deadline passed; running moves finish or roll back", now));
+        }
+      }
+      return events.isEmpty()
+          ? Effect().none()
+          : Effect().persist(events).thenRun(st -> ctx.getSelf().tell(Admit.INSTANCE));
+    }
+
+    /** Ends a drain's queued jobs; its running ones finish or roll back on their own. */
+    private List<SchedulerEvent> stopQueued(
+        SchedulerState s, SchedulerState.Drain d, String status, String why, long now) {
+      List<SchedulerEvent> events = new ArrayList<>();
+      for (DrainVm line : d.vms.values()) {
+        Optional<Job> j = line.jobId() == null ? Optional.empty() : s.job(line.jobId());
+        if (j.isPresent() && j.get().state() == JobState.QUEUED) {
+          events.add(new SchedulerEvent.JobEnded(j.get().id(), JobState.CANCELLED, null, why, now));
+          events.add(
+              new SchedulerEvent.DrainVmUpdated(
+                  d.id, new DrainVm(line.vm(), status, "", line.jobId(), line.attempts(), why)));
+        }
+      }
+      return events;
+    }
+
+    private Effect<SchedulerEvent, SchedulerState> onCancelDrain(
+        SchedulerState s, SchedulerProtocol.CancelDrain m) {
+      Optional<SchedulerState.Drain> d = s.drain(m.id());
+      if (d.isEmpty()) {
+        m.replyTo()
+            .tell(SchedulerProtocol.DrainReply.error(ErrorKind.NOT_FOUND, "no drain " + m.id()));
+        return Effect().none();
+      }
+      if (!d.get().running()) {
+        m.replyTo()
+            .tell(
+                SchedulerProtocol.DrainReply.error(
+                    ErrorKind.CONFLICT, m.id() + " already ended: " + d.get().state));
+        return Effect().none();
+      }
+      long now = clock.getAsLong();
+      List<SchedulerEvent> events =
+          new ArrayList<>(stopQueued(s, d.get(), "cancelled", "the drain was cancelled", now));
+      long running =
+          d.get().vms.values().stream().filter(v -> v.status().equals("running")).count();
+      events.add(
+          new SchedulerEvent.DrainEnded(
+              m.id(),
+              "cancelled",
+              "cancelled; " + running + " running moves finish or roll back",
+              now));
+      return Effect()
+          .persist(events)
+          .thenRun(
+              st ->
+                  m.replyTo()
+                      .tell(
+                          SchedulerProtocol.DrainReply.of(st.drain(m.id()).orElseThrow().view())));
+    }
+
+    private Effect<SchedulerEvent, SchedulerState> onEnableHost(
+        SchedulerState s, SchedulerProtocol.EnableHost m) {
+      if (s.hostState(m.host()).equals("draining")) {
+        m.replyTo().tell(hosts(s));
+        return Effect().none();
+      }
+      return Effect()
+          .persist(new SchedulerEvent.HostEnabled(m.host(), clock.getAsLong()))
+          .thenRun(
+              st -> {
+                m.replyTo().tell(hosts(st));
+                ctx.getSelf().tell(Admit.INSTANCE);
+              });
+    }
+
+    // ---- rebalancing
+
+    private RebalancePlan plan(SchedulerState s, SchedulerProtocol.RebalanceRequest r) {
+      long now = clock.getAsLong();
+      return Rebalancer.plan(
+          r.policy() == null ? SchedulerProtocol.Policy.BALANCE : r.policy(),
+          r.threshold(),
+          r.maxMoves() <= 0 ? 10 : r.maxMoves(),
+          loads(s),
+          vm ->
+              s.activeJobOf(vm).isEmpty()
+                  && s.movedAt(vm)
+                      .map(at -> now - at >= settings.cooldown().toMillis())
+                      .orElse(true),
+          h -> reachable(h) && s.hostState(h).equals("active"),
+          settings);
+    }
+
+    private Effect<SchedulerEvent, SchedulerState> onApplyRebalance(
+        SchedulerState s, SchedulerProtocol.ApplyRebalance m) {
+      RebalancePlan plan = plan(s, m.request());
+      String id = "r-" + UUID.randomUUID().toString().replace("-", "").substring(0, 12);
+      long seq = s.nextSeq();
+      List<SchedulerEvent> events = new ArrayList<>();
+      List<PlannedMove> moves = new ArrayList<>();
+      MigrationOptions options =
+          m.request().options() == null ? MigrationOptions.defaults() : m.request().options();
+      for (PlannedMove mv : plan.moves()) {
+        Optional<HostInventory.VmInfo> vm = vmOn(mv.source(), mv.vm());
+        if (vm.isEmpty()) {
+          continue;
+        }
+        Job job =
+            newJob(
+                new MigrationRequest(
+                    mv.vm(),
+                    mv.source(),
+                    mv.destination(),
+                    options,
+                    Priority.REBALANCE,
+                    "rebalance:" + id),
+                "",
+                seq + moves.size(),
+                seq,
+                vm.get(),
+                clock.getAsLong());
+        events.add(new SchedulerEvent.JobSubmitted(job));
+        moves.add(
+            new PlannedMove(
+                mv.vm(), mv.source(), mv.destination(), mv.bytes(), mv.benefit(), job.id()));
+      }
+      RebalancePlan applied =
+          new RebalancePlan(
+              plan.policy(),
+              moves,
+              plan.totalBytes(),
+              plan.spreadBefore(),
+              plan.spreadAfter(),
+              plan.hostsFreed(),
+              true,
+              plan.message());
+      if (events.isEmpty()) {
+        m.replyTo().tell(new SchedulerProtocol.PlanReply(applied, null));
+        return Effect().none();
+      }
+      return Effect()
+          .persist(events)
+          .thenRun(
+              st -> {
+                m.replyTo().tell(new SchedulerProtocol.PlanReply(applied, null));
+                ctx.getSelf().tell(Admit.INSTANCE);
+              });
+    }
+
+    // ---- views
+
+    private SchedulerProtocol.JobView view(Job j) {
+      return j.view(progress.get(j.id()), waiting.getOrDefault(j.id(), "admission pending"));
+    }
+
+    private SchedulerProtocol.HostsReply hosts(SchedulerState s) {
+      List<Job> running = s.running();
+      HostLoads loads = loads(s);
+      long now = clock.getAsLong();
+      List<SchedulerProtocol.HostView> hosts = new ArrayList<>();
+      for (Map.Entry<String, HostLoads.Known> e : known.entrySet()) {
+        String h = e.getKey();
+        HostInventory inv = e.getValue().inventory();
+        boolean up = reachable(h);
+        String state = up ? s.hostState(h) : "unreachable";
+        hosts.add(
+            new SchedulerProtocol.HostView(
+                h,
+                state,
+                up,
+                inv.cpus(),
+                loads.load(h).map(HostLoads.Load::vcpus).orElse(0),
+                inv.memoryBytes(),
+                loads.load(h).map(HostLoads.Load::freeMemory).orElse(inv.freeMemoryBytes()),
+                inv.datastoreBytes(),
+                inv.datastoreFreeBytes(),
+                inv.vms().size(),
+                (int) running.stream().filter(j -> j.source().equals(h)).count(),
+                settings.outboundPerHost(),
+                (int) running.stream().filter(j -> j.destination().equals(h)).count(),
+                settings.inboundPerHost(),
+                now - e.getValue().receivedAtMillis()));
+      }
+      Map<String, Integer> streams = Admission.streamsInUse(running, settings);
+      Map<String, Long> bandwidth = new TreeMap<>();
+      Map<String, SchedulerSettings.LinkSpec> links = new TreeMap<>();
+      for (String h : known.keySet()) {
+        links.put("nic-out:" + h, settings.nicOf(h));
+        links.put("nic-in:" + h, settings.nicOf(h));
+      }
+      settings.segments().forEach(seg -> links.put("segment:" + seg.name(), seg.link()));
+      for (Job j : running) {
+        for (Admission.Link l : Admission.path(j.source(), j.destination(), settings)) {
+          bandwidth.merge(l.name(), j.bandwidth(), Long::sum);
+        }
+      }
+      List<SchedulerProtocol.LinkView> linkViews = new ArrayList<>();
+      links.forEach(
+          (name, spec) ->
+              linkViews.add(
+                  new SchedulerProtocol.LinkView(
+                      name,
+                      spec.capacity(),
+                      spec.streams(),
+                      streams.getOrDefault(name, 0),
+                      bandwidth.getOrDefault(name, 0L))));
+      return new SchedulerProtocol.HostsReply(
+          hosts, linkViews, running.size(), settings.clusterCap(), s.queue().size());
+    }
+  }
+}
