@@ -78,7 +78,7 @@ public final class NodeAgent {
         blocking);
   }
 
-  static Behavior<Void> root(NodeSettings settings) {
+  public static Behavior<Void> root(NodeSettings settings) {
     return Behaviors.setup(
         ctx -> {
           Executor blocking =

@@ -23,18 +23,18 @@ import org.apache.pekko.actor.typed.receptionist.Receptionist;
  * Receptionist like the real one, and hands every {@code StartMigration} and {@code
  * CancelMigration} to a probe so the test decides when and how each migration ends.
  */
-final class FakeAgent {
-  final String host;
+public final class FakeAgent {
+  public final String host;
   final AtomicReference<List<HostInventory.VmInfo>> vms = new AtomicReference<>(List.of());
-  final TestProbe<AgentProtocol.StartMigration> starts;
-  final TestProbe<AgentProtocol.CancelMigration> cancels;
+  public final TestProbe<AgentProtocol.StartMigration> starts;
+  public final TestProbe<AgentProtocol.CancelMigration> cancels;
   final List<String> startIds = new CopyOnWriteArrayList<>();
   final ActorRef<AgentProtocol.Command> ref;
   volatile long memoryBytes = 16L << 30;
   volatile int cpus = 8;
   volatile long datastoreFree = 500L << 30;
 
-  FakeAgent(ActorTestKit kit, String host) {
+  public FakeAgent(ActorTestKit kit, String host) {
     this.host = host;
     this.starts = kit.createTestProbe(AgentProtocol.StartMigration.class);
     this.cancels = kit.createTestProbe(AgentProtocol.CancelMigration.class);
@@ -77,7 +77,7 @@ final class FakeAgent {
         .build();
   }
 
-  void run(String... names) {
+  public void run(String... names) {
     List<HostInventory.VmInfo> list = new ArrayList<>();
     for (String n : names) {
       list.add(new HostInventory.VmInfo(n, 1, 1L << 30, 2L << 30, true));
@@ -117,7 +117,7 @@ final class FakeAgent {
   }
 
   /** Ends the migration {@code m} with {@code outcome}, as the real agent reports it. */
-  void finish(AgentProtocol.StartMigration m, MigrationOutcome outcome) {
+  public void finish(AgentProtocol.StartMigration m, MigrationOutcome outcome) {
     m.replyTo().tell(new MigrationEvent.Finished(result(m, host, outcome)));
   }
 }

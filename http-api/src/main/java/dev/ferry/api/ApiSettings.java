@@ -1,0 +1,45 @@
+package dev.ferry.api;
+
+import com.typesafe.config.Config;
+import java.time.Duration;
+
+/** {@code ferry.api} from the configuration, checked at start-up. */
+public record ApiSettings(
+    boolean enabled,
+    String iface,
+    int port,
+    boolean tokenRequired,
+    String token,
+    Duration askTimeout,
+    Duration eventsInterval,
+    Duration hostsRefresh) {
+
+  public static ApiSettings from(Config root) {
+    Config c = root.getConfig("ferry.api");
+    String mode = c.getString("auth.mode");
+    if (!mode.equals("token") && !mode.equals("none")) {
+      throw new IllegalArgumentException("ferry.api.auth.mode must be token or none, not " + mode);
+    }
+    ApiSettings s =
+        new ApiSettings(
+            c.getBoolean("enabled"),
+            c.getString("interface"),
+            c.getInt("port"),
+            mode.equals("token"),
+            c.getString("auth.token"),
+            c.getDuration("ask-timeout"),
+            c.getDuration("events-interval"),
+            c.getDuration("hosts-refresh"));
+    if (s.enabled && s.tokenRequired && s.token.length() < 16) {
+      throw new IllegalArgumentException(
+          "ferry.api.auth.token (or FERRY_API_TOKEN) must be set to at least 16 characters;"
+              + " set ferry.api.auth.mode = none only for a loopback test bed");
+    }
+    return s;
+  }
+
+  public ApiSettings withPort(int p) {
+    return new ApiSettings(
+        enabled, iface, p, tokenRequired, token, askTimeout, eventsInterval, hostsRefresh);
+  }
+}

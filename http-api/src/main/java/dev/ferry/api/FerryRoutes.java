@@ -1,0 +1,571 @@
+package dev.ferry.api;
+
+import com.fasterxml.jackson.annotation.JsonInclude;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.ferry.protocol.SchedulerProtocol;
+import dev.ferry.protocol.SchedulerProtocol.Error;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.time.Duration;
+import java.util.Optional;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.TimeoutException;
+import java.util.function.Function;
+import java.util.function.Supplier;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.javadsl.AskPattern;
+import org.apache.pekko.http.javadsl.marshallers.jackson.Jackson;
+import org.apache.pekko.http.javadsl.marshalling.Marshaller;
+import org.apache.pekko.http.javadsl.marshalling.sse.EventStreamMarshalling;
+import org.apache.pekko.http.javadsl.model.ContentType;
+import org.apache.pekko.http.javadsl.model.ContentTypes;
+import org.apache.pekko.http.javadsl.model.HttpCharsets;
+import org.apache.pekko.http.javadsl.model.HttpEntities;
+import org.apache.pekko.http.javadsl.model.HttpResponse;
+import org.apache.pekko.http.javadsl.model.MediaTypes;
+import org.apache.pekko.http.javadsl.model.RequestEntity;
+import org.apache.pekko.http.javadsl.model.StatusCode;
+import org.apache.pekko.http.javadsl.model.StatusCodes;
+import org.apache.pekko.http.javadsl.model.headers.HttpChallenge;
+import org.apache.pekko.http.javadsl.model.headers.WWWAuthenticate;
+import org.apache.pekko.http.javadsl.model.sse.ServerSentEvent;
+import org.apache.pekko.http.javadsl.server.AllDirectives;
+import org.apache.pekko.http.javadsl.server.ExceptionHandler;
+import org.apache.pekko.http.javadsl.server.PathMatchers;
+import org.apache.pekko.http.javadsl.server.RejectionHandler;
+import org.apache.pekko.http.javadsl.server.Route;
+import org.apache.pekko.http.javadsl.unmarshalling.Unmarshaller;
+import org.apache.pekko.stream.javadsl.Source;
+
+/**
+ * The HTTP API: {@code /api/v1/...} for migrations, hosts, drains and rebalancing, {@code
+ * /health/...} for probes, and the OpenAPI document at {@code /api/v1/openapi.json}. Every request
+ * is checked here (authentication, JSON shape, names, known hosts) before a message reaches the
+ * scheduler; errors are problem details.
+ */
+public final class FerryRoutes extends AllDirectives {
+  static final ContentType PROBLEM_JSON =
+      ContentTypes.create(
+          MediaTypes.applicationWithFixedCharset("problem+json", HttpCharsets.UTF_8));
+
+  private final ActorSystem<?> system;
+  private final ActorRef<SchedulerProtocol.Command> scheduler;
+  private final ApiSettings settings;
+  private final HostDirectory hosts;
+  private final Supplier<Boolean> memberUp;
+  private final ObjectMapper mapper;
+  private final byte[] openApi;
+
+  public FerryRoutes(
+      ActorSystem<?> system,
+      ActorRef<SchedulerProtocol.Command> scheduler,
+      ApiSettings settings,
+      HostDirectory hosts,
+      Supplier<Boolean> memberUp) {
+    this.system = system;
+    this.scheduler = scheduler;
+    this.settings = settings;
+    this.hosts = hosts;
+    this.memberUp = memberUp;
+    this.mapper =
+        new ObjectMapper()
+            .findAndRegisterModules()
+            .setDefaultPropertyInclusion(
+                JsonInclude.Value.construct(
+                    JsonInclude.Include.NON_NULL, JsonInclude.Include.NON_NULL))
+            .enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
+            .enable(DeserializationFeature.FAIL_ON_NULL_FOR_PRIMITIVES);
+    try (InputStream in = FerryRoutes.class.getResourceAsStream("openapi.json")) {
+      this.openApi = in.readAllBytes();
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  public Route routes() {
+    return handleExceptions(
+        exceptions(),
+        () ->
+            handleRejections(
+                rejections(),
+                () ->
+                    concat(
+                        pathPrefix("health", this::health),
+                        pathPrefix(
+                            PathMatchers.segment("api").slash("v1"),
+                            () ->
+                                concat(
+                                    path(
+                                        "openapi.json",
+                                        () ->
+                                            get(
+                                                () ->
+                                                    complete(
+                                                        HttpEntities.create(
+                                                            ContentTypes.APPLICATION_JSON,
+                                                            openApi)))),
+                                    authenticated(
+                                        () ->
+                                            concat(
+                                                pathPrefix("migrations", this::migrations),
+                                                pathPrefix("hosts", this::hosts),
+                                                pathPrefix("drains", this::drains),
+                                                pathPrefix("rebalance", this::rebalance))))))));
+  }
+
+  // ---- probes
+
+  private Route health() {
+    return concat(
+        path("live", () -> get(() -> complete(StatusCodes.OK, new Status("live"), json()))),
+        path(
+            "ready",
+            () ->
+                get(
+                    () ->
+                        memberUp.get() && hosts.fresh()
+                            ? complete(StatusCodes.OK, new Status("ready"), json())
+                            : problem(
+                                Problem.of(
+                                    503,
+                                    "not-ready",
+                                    "Not ready",
+                                    memberUp.get()
+                                        ? "the scheduler has not answered recently"
+                                        : "this node is not an Up cluster member yet")))));
+  }
+
+  record Status(String status) {}
+
+  // ---- authentication
+
+  private Route authenticated(Supplier<Route> inner) {
+    if (!settings.tokenRequired()) {
+      return inner.get();
+    }
+    return optionalHeaderValueByName(
+        "Authorization",
+        header -> {
+          Optional<String> given =
+              header.filter(h -> h.startsWith("Bearer ")).map(h -> h.substring(7).strip());
+          boolean ok =
+              given.isPresent()
+                  && MessageDigest.isEqual(
+                      given.get().getBytes(StandardCharsets.UTF_8),
+                      settings.token().getBytes(StandardCharsets.UTF_8));
+          if (!ok) {
+            return respondWithHeader(
+                WWWAuthenticate.create(HttpChallenge.create("Bearer", "ferry")),
+                () ->
+                    problem(
+                        Problem.of(
+                            401,
+                            "unauthorized",
+                            "Authentication required",
+                            header.isPresent()
+                                ? "the bearer token is not valid"
+                                : "send Authorization: Bearer <token>")));
+          }
+          return inner.get();
+        });
+  }
+
+  // ---- migrations
+
+  private Route migrations() {
+    return concat(
+        pathEnd(
+            () ->
+                concat(
+                    post(
+                        () ->
+                            body(
+                                Requests.Submit.class,
+                                b ->
+                                    optionalHeaderValueByName(
+                                        "Idempotency-Key",
+                                        key -> submit(b, key.orElse(b.idempotencyKey()))))),
+                    get(
+                        () ->
+                            parameterOptional(
+                                "active",
+                                active ->
+                                    parameterOptional(
+                                        "limit",
+                                        limit ->
+                                            list(
+                                                active.map(Boolean::parseBoolean).orElse(false),
+                                                limit.map(this::limit).orElse(100))))))),
+        pathPrefix(
+            PathMatchers.segment(),
+            raw -> {
+              String id = Requests.id(raw);
+              return concat(
+                  pathEnd(
+                      () ->
+                          concat(
+                              get(
+                                  () ->
+                                      job(
+                                          ask(r -> new SchedulerProtocol.GetJob(id, r)),
+                                          StatusCodes.OK)),
+                              delete(
+                                  () ->
+                                      parameterOptional(
+                                          "reason",
+                                          reason ->
+                                              job(
+                                                  ask(
+                                                      r ->
+                                                          new SchedulerProtocol.CancelJob(
+                                                              id, reason.orElse("cancelled"), r)),
+                                                  StatusCodes.ACCEPTED))))),
+                  path("events", () -> get(() -> events(id))));
+            }));
+  }
+
+  private int limit(String s) {
+    try {
+      int n = Integer.parseInt(s);
+      if (n < 0 || n > 10_000) {
+        throw ApiException.invalid("limit must be between 0 and 10000");
+      }
+      return n;
+    } catch (NumberFormatException e) {
+      throw ApiException.invalid("limit must be a number");
+    }
+  }
+
+  private Route submit(Requests.Submit b, String key) {
+    if (key != null && !key.isEmpty()) {
+      Requests.id(key);
+    }
+    SchedulerProtocol.MigrationRequest request = Requests.migration(b, hosts.known());
+    return job(
+        ask(r -> new SchedulerProtocol.Submit(request, key == null ? "" : key, r)),
+        StatusCodes.ACCEPTED);
+  }
+
+  private Route list(boolean activeOnly, int limit) {
+    return onSuccess(
+        ask(
+            (ActorRef<SchedulerProtocol.JobsReply> r) ->
+                new SchedulerProtocol.ListJobs(activeOnly, limit, r)),
+        jobs -> complete(StatusCodes.OK, jobs, json()));
+  }
+
+  private Route job(CompletionStage<SchedulerProtocol.JobReply> reply, StatusCode ok) {
+    return onSuccess(
+        reply,
+        r -> r.error() != null ? problem(problemOf(r.error())) : complete(ok, r.job(), json()));
+  }
+
+  /**
+   * Server-Sent Events: the job as JSON ({@code event: progress}) every interval while it is queued
+   * or running, then once more as {@code event: end} when it reached a terminal state.
+   */
+  private Route events(String id) {
+    return onSuccess(
+        ask((ActorRef<SchedulerProtocol.JobReply> r) -> new SchedulerProtocol.GetJob(id, r)),
+        first -> {
+          if (first.error() != null) {
+            return problem(problemOf(first.error()));
+          }
+          Source<ServerSentEvent, org.apache.pekko.NotUsed> stream =
+              Source.tick(Duration.ZERO, settings.eventsInterval(), "tick")
+                  .mapAsync(
+                      1,
+                      t ->
+                          ask(
+                              (ActorRef<SchedulerProtocol.JobReply> r) ->
+                                  new SchedulerProtocol.GetJob(id, r)))
+                  .takeWhile(
+                      r -> r.job() != null && !r.job().state().terminal(), /* inclusive */ true)
+                  .map(
+                      r ->
+                          r.job() == null
+                              ? ServerSentEvent.create(r.error().message(), "error")
+                              : ServerSentEvent.create(
+                                  mapper.writeValueAsString(r.job()),
+                                  r.job().state().terminal() ? "end" : "progress"))
+                  .mapMaterializedValue(m -> org.apache.pekko.NotUsed.getInstance());
+          return completeOK(stream, EventStreamMarshalling.toEventStream());
+        });
+  }
+
+  // ---- hosts and drains
+
+  private Route hosts() {
+    return concat(
+        pathEnd(
+            () ->
+                get(
+                    () ->
+                        onSuccess(
+                            ask(
+                                (ActorRef<SchedulerProtocol.HostsReply> r) ->
+                                    new SchedulerProtocol.GetHosts(r)),
+                            h -> complete(StatusCodes.OK, h, json())))),
+        pathPrefix(
+            PathMatchers.segment(),
+            raw ->
+                concat(
+                    path(
+                        "drain",
+                        () ->
+                            post(
+                                () ->
+                                    bodyOrEmpty(
+                                        Requests.Drain.class,
+                                        new Requests.Drain(null, null, null),
+                                        b -> drain(raw, b)))),
+                    path(
+                        "enable",
+                        () ->
+                            post(
+                                () -> {
+                                  String host = Requests.host("host", raw, hosts.known());
+                                  return onSuccess(
+                                      ask(
+                                          (ActorRef<SchedulerProtocol.HostsReply> r) ->
+                                              new SchedulerProtocol.EnableHost(host, r)),
+                                      h ->
+                                          h.hosts().stream()
+                                                  .anyMatch(
+                                                      v ->
+                                                          v.host().equals(host)
+                                                              && v.state().equals("draining"))
+                                              ? problem(
+                                                  Problem.of(
+                                                      409,
+                                                      "conflict",
+                                                      "Conflict",
+                                                      host
+                                                          + " is draining; cancel the drain"
+                                                          + " first"))
+                                              : complete(StatusCodes.OK, h, json()));
+                                })))));
+  }
+
+  private Route drain(String rawHost, Requests.Drain b) {
+    String host = Requests.host("host", rawHost, hosts.known());
+    long deadline = b.deadline() == null ? 0 : Requests.deadline("deadline", b.deadline());
+    SchedulerProtocol.DrainRequest request =
+        new SchedulerProtocol.DrainRequest(
+            host, deadline, Boolean.TRUE.equals(b.coldFallback()), Requests.options(b.options()));
+    return drainReply(ask(r -> new SchedulerProtocol.StartDrain(request, r)), StatusCodes.ACCEPTED);
+  }
+
+  private Route drains() {
+    return concat(
+        pathEnd(
+            () ->
+                get(
+                    () ->
+                        onSuccess(
+                            ask(
+                                (ActorRef<SchedulerProtocol.DrainsReply> r) ->
+                                    new SchedulerProtocol.ListDrains(r)),
+                            d -> complete(StatusCodes.OK, d, json())))),
+        path(
+            PathMatchers.segment(),
+            raw -> {
+              String id = Requests.id(raw);
+              return concat(
+                  get(
+                      () ->
+                          drainReply(
+                              ask(r -> new SchedulerProtocol.GetDrain(id, r)), StatusCodes.OK)),
+                  delete(
+                      () ->
+                          drainReply(
+                              ask(r -> new SchedulerProtocol.CancelDrain(id, r)), StatusCodes.OK)));
+            }));
+  }
+
+  private Route drainReply(CompletionStage<SchedulerProtocol.DrainReply> reply, StatusCode ok) {
+    return onSuccess(
+        reply,
+        r -> r.error() != null ? problem(problemOf(r.error())) : complete(ok, r.drain(), json()));
+  }
+
+  // ---- rebalancing
+
+  private Route rebalance() {
+    return concat(
+        path(
+            "plan",
+            () ->
+                post(
+                    () ->
+                        body(
+                            Requests.Rebalance.class,
+                            b ->
+                                plan(
+                                    ask(
+                                        r ->
+                                            new SchedulerProtocol.PlanRebalance(
+                                                rebalanceRequest(b), r)))))),
+        path(
+            "apply",
+            () ->
+                post(
+                    () ->
+                        body(
+                            Requests.Rebalance.class,
+                            b ->
+                                plan(
+                                    ask(
+                                        r ->
+                                            new SchedulerProtocol.ApplyRebalance(
+                                                rebalanceRequest(b), r)))))));
+  }
+
+  private static SchedulerProtocol.RebalanceRequest rebalanceRequest(Requests.Rebalance b) {
+    double threshold = b.threshold() == null ? 0.2 : b.threshold();
+    if (threshold < 0 || threshold > 1) {
+      throw ApiException.invalid("threshold must be between 0 and 1");
+    }
+    int maxMoves = b.maxMoves() == null ? 10 : b.maxMoves();
+    if (maxMoves < 1 || maxMoves > 1000) {
+      throw ApiException.invalid("maxMoves must be between 1 and 1000");
+    }
+    return new SchedulerProtocol.RebalanceRequest(
+        b.policy() == null ? SchedulerProtocol.Policy.BALANCE : b.policy(),
+        threshold,
+        maxMoves,
+        Requests.options(b.options()));
+  }
+
+  private Route plan(CompletionStage<SchedulerProtocol.PlanReply> reply) {
+    return onSuccess(
+        reply,
+        r ->
+            r.error() != null
+                ? problem(problemOf(r.error()))
+                : complete(StatusCodes.OK, r.plan(), json()));
+  }
+
+  // ---- plumbing
+
+  private <T> CompletionStage<T> ask(Function<ActorRef<T>, SchedulerProtocol.Command> message) {
+    return AskPattern.<SchedulerProtocol.Command, T>ask(
+        scheduler, message::apply, settings.askTimeout(), system.scheduler());
+  }
+
+  private <T> Route body(Class<T> type, Function<T, Route> inner) {
+    return entity(
+        Unmarshaller.entityToString(),
+        text -> {
+          if (text.isBlank()) {
+            throw ApiException.malformed("a JSON body is required");
+          }
+          return inner.apply(parse(type, text));
+        });
+  }
+
+  private <T> Route bodyOrEmpty(Class<T> type, T empty, Function<T, Route> inner) {
+    return entity(
+        Unmarshaller.entityToString(),
+        text -> inner.apply(text.isBlank() ? empty : parse(type, text)));
+  }
+
+  private <T> T parse(Class<T> type, String text) {
+    try {
+      T value = mapper.readValue(text, type);
+      if (value == null) {
+        throw ApiException.malformed("a JSON object is required");
+      }
+      return value;
+    } catch (JsonProcessingException e) {
+      throw ApiException.malformed(e.getOriginalMessage());
+    }
+  }
+
+  private <T> Marshaller<T, RequestEntity> json() {
+    return Jackson.marshaller(mapper);
+  }
+
+  static Problem problemOf(Error e) {
+    return switch (e.kind()) {
+      case INVALID -> Problem.of(422, "invalid-request", "The request is not valid", e.message());
+      case NOT_FOUND -> Problem.of(404, "not-found", "Not found", e.message());
+      case CONFLICT -> Problem.of(409, "conflict", "Conflict", e.message());
+      case UNAVAILABLE -> Problem.of(503, "unavailable", "Unavailable", e.message());
+    };
+  }
+
+  private Route problem(Problem p) {
+    return complete(response(p));
+  }
+
+  private HttpResponse response(Problem p) {
+    try {
+      return HttpResponse.create()
+          .withStatus(p.status())
+          .withEntity(HttpEntities.create(PROBLEM_JSON, mapper.writeValueAsBytes(p)));
+    } catch (JsonProcessingException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  private ExceptionHandler exceptions() {
+    return ExceptionHandler.newBuilder()
+        .match(ApiException.class, e -> complete(response(e.problem)))
+        .match(
+            CompletionException.class,
+            e -> complete(response(unavailable(e.getCause() == null ? e : e.getCause()))))
+        .match(TimeoutException.class, e -> complete(response(unavailable(e))))
+        .match(
+            Exception.class,
+            e -> {
+              system.log().error("request failed", e);
+              return complete(
+                  response(
+                      Problem.of(500, "internal", "Internal error", e.getClass().getSimpleName())));
+            })
+        .build();
+  }
+
+  private Problem unavailable(Throwable e) {
+    if (e instanceof ApiException a) {
+      return a.problem;
+    }
+    return Problem.of(
+        503,
+        "unavailable",
+        "Unavailable",
+        "the scheduler did not answer within "
+            + settings.askTimeout().toSeconds()
+            + " s; retry later");
+  }
+
+  private RejectionHandler rejections() {
+    return RejectionHandler.defaultHandler()
+        .mapRejectionResponse(
+            resp -> {
+              if (resp.entity().getContentType().equals(PROBLEM_JSON)) {
+                return resp;
+              }
+              String detail =
+                  resp.entity() instanceof org.apache.pekko.http.javadsl.model.HttpEntity.Strict s
+                      ? s.getData().utf8String()
+                      : resp.status().reason();
+              int status = resp.status().intValue();
+              return response(
+                      Problem.of(
+                          status,
+                          status == 404 ? "not-found" : "rejected",
+                          resp.status().reason(),
+                          detail))
+                  .withHeaders(resp.getHeaders());
+            });
+  }
+}

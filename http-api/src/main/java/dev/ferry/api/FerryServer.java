@@ -1,0 +1,97 @@
+package dev.ferry.api;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import dev.ferry.node.NodeAgent;
+import dev.ferry.node.scheduler.Scheduler;
+import dev.ferry.node.scheduler.SchedulerJournal;
+import dev.ferry.node.scheduler.SchedulerSettings;
+import dev.ferry.node.settings.NodeSettings;
+import dev.ferry.protocol.SchedulerProtocol;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.cluster.MemberStatus;
+import org.apache.pekko.cluster.typed.Cluster;
+import org.apache.pekko.http.javadsl.Http;
+import org.apache.pekko.http.javadsl.ServerBinding;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The deployable Ferry node: the host's agent, a share of the cluster's scheduler singleton, and
+ * the HTTP API. Configuration: {@code reference.conf} of each module plus an overlay ({@code
+ * -Dconfig.file=...}, see {@code config/}).
+ */
+public final class FerryServer {
+  private static final Logger log = LoggerFactory.getLogger(FerryServer.class);
+
+  /** Printed once the API serves; harnesses wait for it. */
+  public static final String API_READY = "FERRY-API-READY";
+
+  private FerryServer() {}
+
+  public static void main(String[] args) {
+    Config config = SchedulerJournal.configure(ConfigFactory.load());
+    ActorSystem<Void> system = start(config);
+    Runtime.getRuntime().addShutdownHook(new Thread(system::terminate, "ferry-shutdown"));
+  }
+
+  /** Starts a node with the given (already {@link SchedulerJournal#configure}d) configuration. */
+  public static ActorSystem<Void> start(Config config) {
+    NodeSettings node = NodeSettings.from(config);
+    SchedulerSettings scheduler = SchedulerSettings.from(config);
+    ApiSettings api = ApiSettings.from(config);
+    if (hostsScheduler(config, scheduler)) {
+      // fail here, with the URL in the message, rather than in a restart loop later
+      SchedulerJournal.createSchema(config);
+    }
+    return ActorSystem.create(root(node, scheduler, api), "ferry", config);
+  }
+
+  private static boolean hostsScheduler(Config config, SchedulerSettings s) {
+    return s.role().isEmpty() || config.getStringList("pekko.cluster.roles").contains(s.role());
+  }
+
+  static Behavior<Void> root(NodeSettings node, SchedulerSettings sched, ApiSettings api) {
+    return Behaviors.setup(
+        ctx -> {
+          ctx.spawn(NodeAgent.root(node), "node");
+          ActorRef<SchedulerProtocol.Command> scheduler = Scheduler.init(ctx.getSystem(), sched);
+          if (api.enabled()) {
+            bind(ctx.getSystem(), scheduler, api);
+          }
+          return Behaviors.empty();
+        });
+  }
+
+  static void bind(
+      ActorSystem<?> system, ActorRef<SchedulerProtocol.Command> scheduler, ApiSettings api) {
+    if (!api.tokenRequired()) {
+      log.warn("ferry.api.auth.mode = none: the API accepts requests without a token");
+    }
+    HostDirectory hosts = new HostDirectory(system, scheduler, api.hostsRefresh());
+    Cluster cluster = Cluster.get(system);
+    FerryRoutes routes =
+        new FerryRoutes(
+            system,
+            scheduler,
+            api,
+            hosts,
+            () -> cluster.selfMember().status() == MemberStatus.up());
+    Http.get(system)
+        .newServerAt(api.iface(), api.port())
+        .bind(routes.routes())
+        .whenComplete(
+            (ServerBinding b, Throwable err) -> {
+              if (err != null) {
+                log.error("cannot bind the API to {}:{}", api.iface(), api.port(), err);
+                system.terminate();
+              } else {
+                System.out.println(API_READY + " " + b.localAddress());
+                log.info("{} {}", API_READY, b.localAddress());
+              }
+            });
+  }
+}

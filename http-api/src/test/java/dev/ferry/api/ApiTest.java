@@ -1,0 +1,342 @@
+package dev.ferry.api;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import dev.ferry.node.scheduler.FakeAgent;
+import dev.ferry.node.scheduler.Scheduler;
+import dev.ferry.node.scheduler.SchedulerJournal;
+import dev.ferry.node.scheduler.SchedulerSettings;
+import dev.ferry.protocol.AgentProtocol;
+import dev.ferry.protocol.MigrationOutcome;
+import dev.ferry.protocol.SchedulerProtocol;
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.http.javadsl.Http;
+import org.apache.pekko.http.javadsl.ServerBinding;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The HTTP API over a real scheduler (H2 in memory) and fake agents, on a port chosen by the OS,
+ * called with the JDK's HTTP client.
+ */
+class ApiTest {
+  private static final String TOKEN = "test-token-0123456789abcdef";
+  private static ActorTestKit kit;
+  private static ServerBinding binding;
+  private static String base;
+  private static FakeAgent host1;
+  private static FakeAgent host2;
+  private static final HttpClient http = HttpClient.newHttpClient();
+  private static final ObjectMapper json = new ObjectMapper();
+
+  @BeforeAll
+  static void start() throws Exception {
+    Config c =
+        SchedulerJournal.configure(
+            ConfigFactory.parseString(
+                    """
+                    pekko.actor.provider = local
+                    ferry.scheduler.inventory.interval = 100ms
+                    ferry.scheduler.journal.url = "jdbc:h2:mem:api-%s;DB_CLOSE_DELAY=-1"
+                    ferry.api.auth.token = "%s"
+                    ferry.api.hosts-refresh = 100ms
+                    ferry.api.events-interval = 100ms
+                    """
+                        .formatted(UUID.randomUUID(), TOKEN))
+                .withFallback(ConfigFactory.load()));
+    SchedulerJournal.createSchema(c);
+    kit = ActorTestKit.create(c);
+    host1 = new FakeAgent(kit, "host1");
+    host2 = new FakeAgent(kit, "host2");
+    new FakeAgent(kit, "host3");
+    host1.run("vm-a", "vm-b", "vm-c", "vm-d");
+    ActorRef<SchedulerProtocol.Command> scheduler =
+        kit.spawn(
+            Scheduler.create(SchedulerSettings.from(c), System::currentTimeMillis), "scheduler");
+    ApiSettings api = ApiSettings.from(c).withPort(0);
+    HostDirectory hosts = new HostDirectory(kit.system(), scheduler, api.hostsRefresh());
+    FerryRoutes routes = new FerryRoutes(kit.system(), scheduler, api, hosts, () -> true);
+    binding =
+        Http.get(kit.system())
+            .newServerAt("127.0.0.1", 0)
+            .bind(routes.routes())
+            .toCompletableFuture()
+            .get();
+    base = "http://127.0.0.1:" + binding.localAddress().getPort();
+    long end = System.currentTimeMillis() + 10_000;
+    while (call("GET", "/api/v1/hosts", null, TOKEN).body().indexOf("host3") < 0
+        && System.currentTimeMillis() < end) {
+      Thread.sleep(100);
+    }
+    while (call("GET", "/health/ready", null, null).statusCode() != 200
+        && System.currentTimeMillis() < end) {
+      Thread.sleep(100);
+    }
+  }
+
+  @AfterAll
+  static void stop() {
+    binding.unbind();
+    kit.shutdownTestKit();
+  }
+
+  static HttpResponse<String> call(String method, String path, String body, String token)
+      throws Exception {
+    HttpRequest.Builder b =
+        HttpRequest.newBuilder(URI.create(base + path))
+            .timeout(Duration.ofSeconds(20))
+            .method(
+                method,
+                body == null
+                    ? HttpRequest.BodyPublishers.noBody()
+                    : HttpRequest.BodyPublishers.ofString(body));
+    if (body != null) {
+      b.header("Content-Type", "application/json");
+    }
+    if (token != null) {
+      b.header("Authorization", "Bearer " + token);
+    }
+    return http.send(b.build(), HttpResponse.BodyHandlers.ofString());
+  }
+
+  static HttpResponse<String> call(String method, String path, String body) throws Exception {
+    return call(method, path, body, TOKEN);
+  }
+
+  private static void assertProblem(HttpResponse<String> r, int status, String detailPart)
+      throws Exception {
+    assertEquals(status, r.statusCode(), r.body());
+    assertEquals(
+        "application/problem+json",
+        r.headers().firstValue("Content-Type").orElse("").split(";")[0],
+        r.body());
+    JsonNode p = json.readTree(r.body());
+    assertEquals(status, p.get("status").asInt());
+    assertTrue(p.get("detail").asText().contains(detailPart), r.body());
+  }
+
+  @Test
+  void aRequestWithoutTheTokenIsRefused() throws Exception {
+    HttpResponse<String> none = call("GET", "/api/v1/migrations", null, null);
+    assertProblem(none, 401, "Bearer");
+    assertTrue(none.headers().firstValue("WWW-Authenticate").orElse("").startsWith("Bearer"));
+    assertProblem(call("GET", "/api/v1/hosts", null, "wrong-token-0123456789"), 401, "not valid");
+    assertEquals(200, call("GET", "/health/live", null, null).statusCode());
+  }
+
+  @Test
+  void theOpenApiDocumentDescribesEveryRoute() throws Exception {
+    HttpResponse<String> r = call("GET", "/api/v1/openapi.json", null, null);
+    assertEquals(200, r.statusCode());
+    JsonNode paths = json.readTree(r.body()).get("paths");
+    for (String p :
+        List.of(
+            "/api/v1/migrations",
+            "/api/v1/migrations/{id}",
+            "/api/v1/migrations/{id}/events",
+            "/api/v1/hosts",
+            "/api/v1/hosts/{host}/drain",
+            "/api/v1/drains/{id}",
+            "/api/v1/rebalance/plan",
+            "/api/v1/rebalance/apply",
+            "/health/ready")) {
+      assertTrue(paths.has(p), p);
+    }
+  }
+
+  @Test
+  void badInputIsRejectedBeforeTheScheduler() throws Exception {
+    assertProblem(call("POST", "/api/v1/migrations", "{not json"), 400, "");
+    assertProblem(
+        call("POST", "/api/v1/migrations", "{\"vm\":\"vm-a\",\"source\":\"host1\",\"x\":1}"),
+        400,
+        "x");
+    assertProblem(
+        call(
+            "POST",
+            "/api/v1/migrations",
+            "{\"vm\":\"vm-a; rm -rf /\",\"source\":\"host1\",\"destination\":\"host2\"}"),
+        422,
+        "vm");
+    assertProblem(
+        call(
+            "POST",
+            "/api/v1/migrations",
+            "{\"vm\":\"../../etc/passwd\",\"source\":\"host1\",\"destination\":\"host2\"}"),
+        422,
+        "vm");
+    assertProblem(
+        call(
+            "POST",
+            "/api/v1/migrations",
+            "{\"vm\":\"vm-a\",\"source\":\"host1\",\"destination\":\"host1\"}"),
+        422,
+        "same host");
+    assertProblem(
+        call(
+            "POST",
+            "/api/v1/migrations",
+            "{\"vm\":\"vm-a\",\"source\":\"host1\",\"destination\":\"host9\"}"),
+        422,
+        "unknown destination host host9");
+    assertProblem(
+        call(
+            "POST",
+            "/api/v1/migrations",
+            "{\"vm\":\"vm-a\",\"source\":\"host1\",\"destination\":\"host2\","
+                + "\"options\":{\"strategy\":\"teleport\"}}"),
+        400,
+        "teleport");
+    assertProblem(call("GET", "/api/v1/migrations/m-nope", null), 404, "m-nope");
+    assertProblem(call("GET", "/api/v1/migrations/..%2F..", null), 422, "id");
+    assertProblem(call("GET", "/api/v1/nothing-here", null), 404, "");
+    host1.starts.expectNoMessage(Duration.ofMillis(200));
+  }
+
+  @Test
+  void aMigrationIsQueuedStreamedAndFinished() throws Exception {
+    HttpResponse<String> r =
+        call(
+            "POST",
+            "/api/v1/migrations",
+            "{\"vm\":\"vm-a\",\"source\":\"host1\",\"destination\":\"host2\","
+                + "\"options\":{\"strategy\":\"overlay\",\"bandwidth\":1000000}}");
+    assertEquals(202, r.statusCode(), r.body());
+    String id = json.readTree(r.body()).get("id").asText();
+    AgentProtocol.StartMigration start = host1.starts.receiveMessage(Duration.ofSeconds(5));
+    assertEquals(id, start.migrationId());
+    assertEquals(1_000_000L, start.options().bandwidthBytesPerSecond());
+    assertEquals(
+        "overlay",
+        json.readTree(call("GET", "/api/v1/migrations/" + id, null).body())
+            .get("request")
+            .get("options")
+            .get("strategy")
+            .asText());
+
+    HttpRequest sse =
+        HttpRequest.newBuilder(URI.create(base + "/api/v1/migrations/" + id + "/events"))
+            .header("Authorization", "Bearer " + TOKEN)
+            .build();
+    HttpResponse<java.io.InputStream> stream =
+        http.send(sse, HttpResponse.BodyHandlers.ofInputStream());
+    assertEquals(200, stream.statusCode());
+    assertTrue(
+        stream.headers().firstValue("Content-Type").orElse("").startsWith("text/event-stream"));
+    List<String> events = new ArrayList<>();
+    try (BufferedReader in =
+        new BufferedReader(new InputStreamReader(stream.body(), StandardCharsets.UTF_8))) {
+      // an event is a block of lines ("data:", "event:", in any order) ended by a blank line
+      String line;
+      String event = null;
+      String data = null;
+      boolean finished = false;
+      while ((line = in.readLine()) != null) {
+        if (line.startsWith("event:")) {
+          event = line.substring(6).strip();
+        } else if (line.startsWith("data:")) {
+          data = line.substring(5);
+        } else if (line.isEmpty() && event != null) {
+          events.add(event);
+          if (event.equals("end")) {
+            assertEquals("completed", json.readTree(data).get("state").asText());
+          }
+          if (!finished) {
+            host1.finish(start, MigrationOutcome.COMPLETED);
+            finished = true;
+          }
+          event = null;
+        }
+      }
+    }
+    assertEquals("progress", events.get(0));
+    assertEquals("end", events.get(events.size() - 1), events.toString());
+    assertProblem(call("DELETE", "/api/v1/migrations/" + id, null), 409, "already ended");
+  }
+
+  @Test
+  void theSameIdempotencyKeyGivesTheSameMigration() throws Exception {
+    String body = "{\"vm\":\"vm-b\",\"source\":\"host1\",\"destination\":\"host3\"}";
+    HttpRequest.Builder b =
+        HttpRequest.newBuilder(URI.create(base + "/api/v1/migrations"))
+            .header("Authorization", "Bearer " + TOKEN)
+            .header("Idempotency-Key", "one-42-migrate-7")
+            .header("Content-Type", "application/json")
+            .POST(HttpRequest.BodyPublishers.ofString(body));
+    String first =
+        json.readTree(http.send(b.build(), HttpResponse.BodyHandlers.ofString()).body())
+            .get("id")
+            .asText();
+    String second =
+        json.readTree(http.send(b.build(), HttpResponse.BodyHandlers.ofString()).body())
+            .get("id")
+            .asText();
+    assertEquals(first, second);
+    AgentProtocol.StartMigration start = host1.starts.receiveMessage(Duration.ofSeconds(5));
+    assertEquals(first, start.migrationId());
+    java.util.concurrent.CompletableFuture<HttpResponse<String>> cancel =
+        java.util.concurrent.CompletableFuture.supplyAsync(
+            () -> {
+              try {
+                return call("DELETE", "/api/v1/migrations/" + first + "?reason=test", null);
+              } catch (Exception e) {
+                throw new IllegalStateException(e);
+              }
+            });
+    AgentProtocol.CancelMigration c = host1.cancels.receiveMessage(Duration.ofSeconds(5));
+    assertEquals("test", c.reason());
+    // the agent refuses (past the switchover): the caller learns it
+    c.replyTo().tell(new AgentProtocol.CancelReply(first, false, "past the switchover"));
+    assertProblem(cancel.get(), 409, "past the switchover");
+    host1.finish(start, MigrationOutcome.COMPLETED);
+  }
+
+  @Test
+  void hostsDrainsAndRebalancePlans() throws Exception {
+    HttpResponse<String> hosts = call("GET", "/api/v1/hosts", null);
+    assertEquals(200, hosts.statusCode());
+    assertEquals(3, json.readTree(hosts.body()).get("hosts").size(), hosts.body());
+
+    HttpResponse<String> plan =
+        call("POST", "/api/v1/rebalance/plan", "{\"policy\":\"balance\",\"threshold\":0.0}");
+    assertEquals(200, plan.statusCode(), plan.body());
+    assertFalse(json.readTree(plan.body()).get("applied").asBoolean());
+    assertProblem(
+        call("POST", "/api/v1/rebalance/plan", "{\"policy\":\"balance\",\"threshold\":7}"),
+        422,
+        "threshold");
+
+    assertProblem(call("POST", "/api/v1/hosts/host9/drain", "{}"), 422, "unknown host host9");
+    assertProblem(
+        call("POST", "/api/v1/hosts/host2/drain", "{\"deadline\":\"2001-01-01T00:00:00Z\"}"),
+        422,
+        "past");
+    HttpResponse<String> drain = call("POST", "/api/v1/hosts/host2/drain", "");
+    assertEquals(202, drain.statusCode(), drain.body());
+    JsonNode d = json.readTree(drain.body());
+    assertEquals("completed", d.get("state").asText(), "host2 runs no VM: nothing to move");
+    HttpResponse<String> enable = call("POST", "/api/v1/hosts/host2/enable", null);
+    assertEquals(200, enable.statusCode(), enable.body());
+    assertProblem(call("DELETE", "/api/v1/drains/" + d.get("id").asText(), null), 409, "ended");
+    assertEquals(200, call("GET", "/api/v1/drains", null).statusCode());
+  }
+}
