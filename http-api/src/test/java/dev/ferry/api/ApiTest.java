@@ -12,6 +12,7 @@ import dev.ferry.node.scheduler.FakeAgent;
 import dev.ferry.node.scheduler.Scheduler;
 import dev.ferry.node.scheduler.SchedulerJournal;
 import dev.ferry.node.scheduler.SchedulerSettings;
+import dev.ferry.node.settings.FerryConfig;
 import dev.ferry.protocol.AgentProtocol;
 import dev.ferry.protocol.MigrationOutcome;
 import dev.ferry.protocol.SchedulerProtocol;
@@ -51,9 +52,9 @@ class ApiTest {
   @BeforeAll
   static void start() throws Exception {
     Config c =
-        SchedulerJournal.configure(
+        FerryConfig.load(
             ConfigFactory.parseString(
-                    """
+                """
                     pekko.actor.provider = local
                     ferry.scheduler.inventory.interval = 100ms
                     ferry.scheduler.journal.url = "jdbc:h2:mem:api-%s;DB_CLOSE_DELAY=-1"
@@ -61,8 +62,7 @@ class ApiTest {
                     ferry.api.hosts-refresh = 100ms
                     ferry.api.events-interval = 100ms
                     """
-                        .formatted(UUID.randomUUID(), TOKEN))
-                .withFallback(ConfigFactory.load()));
+                    .formatted(UUID.randomUUID(), TOKEN)));
     SchedulerJournal.createSchema(c);
     kit = ActorTestKit.create(c);
     host1 = new FakeAgent(kit, "host1");

@@ -1,7 +1,6 @@
 package dev.ferry.node;
 
 import com.typesafe.config.Config;
-import com.typesafe.config.ConfigFactory;
 import dev.ferry.node.agent.AgentGuardian;
 import dev.ferry.node.host.OpenFiles;
 import dev.ferry.node.image.QemuImgTool;
@@ -36,7 +35,7 @@ public final class NodeAgent {
   private NodeAgent() {}
 
   public static void main(String[] args) {
-    Config config = ConfigFactory.load();
+    Config config = dev.ferry.node.settings.FerryConfig.load();
     NodeSettings settings = NodeSettings.from(config);
     ActorSystem<Void> system = start(settings, config);
     Runtime.getRuntime().addShutdownHook(new Thread(system::terminate, "agent-shutdown"));

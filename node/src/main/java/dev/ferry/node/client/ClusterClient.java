@@ -52,8 +52,8 @@ public final class ClusterClient implements AutoCloseable {
             .withValue(
                 "pekko.cluster.seed-nodes",
                 ConfigValueFactory.fromIterable(
-                    seeds.stream().map(s -> "pekko://ferry@" + s).toList()))
-            .withFallback(ConfigFactory.load());
+                    seeds.stream().map(s -> "pekko://ferry@" + s).toList()));
+    config = dev.ferry.node.settings.FerryConfig.load(config);
     return new ClusterClient(ActorSystem.create(Behaviors.empty(), "ferry", config));
   }
 

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
+import dev.ferry.node.settings.FerryConfig;
 import dev.ferry.protocol.AgentProtocol;
 import dev.ferry.protocol.MigrationOptions;
 import dev.ferry.protocol.MigrationOutcome;
@@ -45,16 +46,15 @@ class SchedulerTest {
   static Config config(String db) {
     Config c =
         ConfigFactory.parseString(
-                """
+            """
                 pekko.actor.provider = local
                 ferry.scheduler.inventory.interval = 100ms
                 ferry.scheduler.inventory.stale-after = 10s
                 ferry.scheduler.snapshot-every = 2
                 ferry.scheduler.journal.url = "jdbc:h2:mem:%s;DB_CLOSE_DELAY=-1"
                 """
-                    .formatted(db))
-            .withFallback(ConfigFactory.load());
-    Config configured = SchedulerJournal.configure(c);
+                .formatted(db));
+    Config configured = FerryConfig.load(c);
     SchedulerJournal.createSchema(configured);
     return configured;
   }
