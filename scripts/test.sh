@@ -9,6 +9,11 @@ cd "$(dirname "$0")/.."
 # a bed left over by an interrupted run would make `up` refuse
 testbed/testbed.sh down >/dev/null 2>&1 || true
 
+# the scheduler's PostgreSQL journal is tested against a local cluster; stopped again if started here
+eval "$(scripts/test-postgres.sh)"
+stop_postgres() { [ -z "${FERRY_TEST_POSTGRES_STARTED:-}" ] || pg_ctlcluster $FERRY_TEST_POSTGRES_STARTED stop || true; }
+trap stop_postgres EXIT
+
 mvn -B -ntp verify "$@"
 
 echo

@@ -1,11 +1,11 @@
 package dev.ferry.api;
 
 import com.typesafe.config.Config;
-import com.typesafe.config.ConfigFactory;
 import dev.ferry.node.NodeAgent;
 import dev.ferry.node.scheduler.Scheduler;
 import dev.ferry.node.scheduler.SchedulerJournal;
 import dev.ferry.node.scheduler.SchedulerSettings;
+import dev.ferry.node.settings.FerryConfig;
 import dev.ferry.node.settings.NodeSettings;
 import dev.ferry.protocol.SchedulerProtocol;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -33,12 +33,12 @@ public final class FerryServer {
   private FerryServer() {}
 
   public static void main(String[] args) {
-    Config config = SchedulerJournal.configure(ConfigFactory.load());
+    Config config = FerryConfig.load();
     ActorSystem<Void> system = start(config);
     Runtime.getRuntime().addShutdownHook(new Thread(system::terminate, "ferry-shutdown"));
   }
 
-  /** Starts a node with the given (already {@link SchedulerJournal#configure}d) configuration. */
+  /** Starts a node with a configuration from {@link FerryConfig}. */
   public static ActorSystem<Void> start(Config config) {
     NodeSettings node = NodeSettings.from(config);
     SchedulerSettings scheduler = SchedulerSettings.from(config);
@@ -47,17 +47,23 @@ public final class FerryServer {
       // fail here, with the URL in the message, rather than in a restart loop later
       SchedulerJournal.createSchema(config);
     }
-    return ActorSystem.create(root(node, scheduler, api), "ferry", config);
+    boolean agent = config.getBoolean("ferry.server.agent");
+    return ActorSystem.create(root(node, agent, scheduler, api), "ferry", config);
   }
 
   private static boolean hostsScheduler(Config config, SchedulerSettings s) {
     return s.role().isEmpty() || config.getStringList("pekko.cluster.roles").contains(s.role());
   }
 
-  static Behavior<Void> root(NodeSettings node, SchedulerSettings sched, ApiSettings api) {
+  static Behavior<Void> root(
+      NodeSettings node, boolean agent, SchedulerSettings sched, ApiSettings api) {
     return Behaviors.setup(
         ctx -> {
-          ctx.spawn(NodeAgent.root(node), "node");
+          if (agent) {
+            ctx.spawn(NodeAgent.root(node), "node");
+          } else {
+            log.info("control node: no agent on this host (ferry.server.agent = off)");
+          }
           ActorRef<SchedulerProtocol.Command> scheduler = Scheduler.init(ctx.getSystem(), sched);
           if (api.enabled()) {
             bind(ctx.getSystem(), scheduler, api);

@@ -89,12 +89,11 @@ final class HostLoads {
         continue;
       }
       Load src = h.loads.get(j.source());
-      Load dst = h.loads.get(j.destination());
+      Load dst = h.loads.get(j.landedOn());
       if (src != null && inventories.get(j.source()).receivedAtMillis() < j.finishedAtMillis()) {
         src.vms.remove(j.vm());
       }
-      if (dst != null
-          && inventories.get(j.destination()).receivedAtMillis() < j.finishedAtMillis()) {
+      if (dst != null && inventories.get(j.landedOn()).receivedAtMillis() < j.finishedAtMillis()) {
         dst.vms.put(j.vm(), vmOf(j));
       }
     }

@@ -63,6 +63,16 @@ record Job(
     return request.destination();
   }
 
+  /**
+   * Where the VM runs after this job: the agent's word when it ended (the truth, even if the
+   * scheduler's journal lost the start it decided), else the destination it was started towards.
+   */
+  String landedOn() {
+    return result != null && result.runningOn() != null && !result.runningOn().isEmpty()
+        ? result.runningOn()
+        : destination();
+  }
+
   /** Started towards {@code destination} (placement's choice when the request left it empty). */
   Job started(String destination, long bandwidth, long at) {
     return new Job(

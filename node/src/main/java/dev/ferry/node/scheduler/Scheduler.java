@@ -550,7 +550,7 @@ public final class Scheduler {
       List<SchedulerEvent> events = new ArrayList<>();
       long now = clock.getAsLong();
       events.add(new SchedulerEvent.JobEnded(m.id(), m.state(), m.result(), m.message(), now));
-      events.addAll(drainAfterJobEnded(s, job.get(), m.state(), m.message(), now));
+      events.addAll(drainAfterJobEnded(s, job.get(), m.state(), m.result(), m.message(), now));
       ctx.getLog().info("{} {} ended {}: {}", m.id(), job.get().vm(), m.state(), m.message());
       return Effect().persist(events).thenRun(st -> ctx.getSelf().tell(Admit.INSTANCE));
     }
@@ -577,7 +577,7 @@ public final class Scheduler {
         List<SchedulerEvent> events = new ArrayList<>();
         String message = "cancelled while queued: " + reason;
         events.add(new SchedulerEvent.JobEnded(j.id(), JobState.CANCELLED, null, message, now));
-        events.addAll(drainAfterJobEnded(s, j, JobState.CANCELLED, message, now));
+        events.addAll(drainAfterJobEnded(s, j, JobState.CANCELLED, null, message, now));
         return Effect()
             .persist(events)
             .thenRun(st -> m.replyTo().tell(JobReply.of(view(st.job(j.id()).orElseThrow()))));
@@ -725,7 +725,12 @@ public final class Scheduler {
      * if attempts are left, and the drain's end once every line is settled.
      */
     private List<SchedulerEvent> drainAfterJobEnded(
-        SchedulerState s, Job job, JobState state, String message, long now) {
+        SchedulerState s,
+        Job job,
+        JobState state,
+        MigrationResult result,
+        String message,
+        long now) {
       List<SchedulerEvent> events = new ArrayList<>();
       for (SchedulerState.Drain d : s.drains()) {
         DrainVm line = lineOf(d, job.id());
@@ -735,14 +740,10 @@ public final class Scheduler {
         Map<String, DrainVm> after = new java.util.LinkedHashMap<>(d.vms);
         DrainVm updated;
         if (state == JobState.COMPLETED) {
+          String landed = job.ended(state, result, message, now).landedOn();
           updated =
               new DrainVm(
-                  line.vm(),
-                  "moved",
-                  job.destination(),
-                  job.id(),
-                  line.attempts(),
-                  "running on " + job.destination());
+                  line.vm(), "moved", landed, job.id(), line.attempts(), "running on " + landed);
         } else if (state == JobState.CANCELLED && !d.running()) {
           updated = new DrainVm(line.vm(), "cancelled", "", job.id(), line.attempts(), message);
         } else if (state == JobState.CANCELLED && line.status().equals("given-up")) {

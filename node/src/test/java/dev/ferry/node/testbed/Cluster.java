@@ -27,8 +27,15 @@ public final class Cluster implements AutoCloseable {
     for (AgentProcess a : c.agents.values()) {
       a.awaitReady(Duration.ofSeconds(90));
     }
+    // the same downing timing as the agents (AgentProcess.overlay): a member whose
+    // stable-after is longer than the others' lets them see "instability" and down everyone
+    // when it is the leader that has to decide
     c.client =
-        ClusterClient.join(bed.rootIp(), List.of(bed.ip(hosts[0]) + ":" + AgentProcess.PORT));
+        ClusterClient.join(
+            bed.rootIp(),
+            List.of(bed.ip(hosts[0]) + ":" + AgentProcess.PORT),
+            com.typesafe.config.ConfigFactory.parseString(
+                "pekko.cluster.split-brain-resolver.stable-after = 5s"));
     for (String h : hosts) {
       c.client.agent(h, Duration.ofSeconds(60));
     }

@@ -1,0 +1,237 @@
+package dev.ferry.api.it;
+
+import static org.awaitility.Awaitility.await;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.ferry.node.process.ProcessRunner;
+import dev.ferry.node.testbed.Cluster;
+import dev.ferry.node.testbed.GuestChecks;
+import dev.ferry.node.testbed.Testbed;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The control plane end to end on the real test bed: three hypervisor hosts with their agents, a
+ * control node (scheduler + API) in the root namespace, the OpenNebula driver run inside a host,
+ * and a drain that survives a SIGKILL of the scheduler's node.
+ */
+class ControlPlaneIT {
+  private static final List<String> HOSTS = List.of("host1", "host2", "host3");
+  private static final String TOKEN = "ci-token-" + Long.toHexString(System.nanoTime()) + "abcdef";
+  private static final ObjectMapper json = new ObjectMapper();
+  private static final HttpClient http = HttpClient.newHttpClient();
+  private static Testbed bed;
+  private static Cluster cluster;
+  private static ControlNode control;
+  private static GuestChecks checks;
+  private final List<String> vms = new ArrayList<>();
+
+  @BeforeAll
+  static void up() {
+    bed = Testbed.shared(3);
+    cluster = Cluster.start(bed, "", "host1", "host2", "host3");
+    checks = new GuestChecks(bed);
+    // one migration out of a host at a time: a drain is a queue, and the kill lands mid-queue
+    control =
+        new ControlNode(
+            bed,
+            TOKEN,
+            "ferry.scheduler.caps.outbound-per-host = 1\n"
+                + "ferry.scheduler.inventory.interval = 1s\n"
+                + "ferry.scheduler.inventory.stale-after = 20s");
+    control.wipe();
+    control.start();
+    await()
+        .atMost(Duration.ofSeconds(60))
+        .pollInterval(Duration.ofMillis(500))
+        .until(() -> hostsKnown() == 3);
+  }
+
+  @AfterAll
+  static void down() {
+    if (control != null) {
+      control.stop();
+    }
+    if (cluster != null) {
+      cluster.close();
+    }
+  }
+
+  @AfterEach
+  void removeVms() {
+    for (String vm : vms) {
+      for (String h : HOSTS) {
+        bed.removeVm(h, vm);
+      }
+    }
+  }
+
+  private static int hostsKnown() {
+    try {
+      HttpResponse<String> r = call("GET", "/api/v1/hosts", null);
+      return r.statusCode() == 200 ? json.readTree(r.body()).get("hosts").size() : 0;
+    } catch (Exception e) {
+      return 0;
+    }
+  }
+
+  static HttpResponse<String> call(String method, String path, String body) throws Exception {
+    HttpRequest.Builder b =
+        HttpRequest.newBuilder(URI.create(control.url() + path))
+            .timeout(Duration.ofSeconds(30))
+            .header("Authorization", "Bearer " + TOKEN)
+            .method(
+                method,
+                body == null
+                    ? HttpRequest.BodyPublishers.noBody()
+                    : HttpRequest.BodyPublishers.ofString(body));
+    if (body != null) {
+      b.header("Content-Type", "application/json");
+    }
+    return http.send(b.build(), HttpResponse.BodyHandlers.ofString());
+  }
+
+  private ProcessRunner.Output driver(String host, String... args) {
+    List<String> argv =
+        new ArrayList<>(
+            List.of(
+                "env",
+                "FERRY_URL=" + control.url(),
+                "FERRY_API_TOKEN=" + TOKEN,
+                bed.repo().resolve("drivers/opennebula/migrate").toString()));
+    argv.addAll(List.of(args));
+    return bed.exec(host, argv.toArray(String[]::new));
+  }
+
+  /**
+   * OpenNebula's call, inside the source host: the driver queues the migration, prints progress to
+   * stderr and exits 0 once the destination acknowledged; the snapshot survives. A VM that is not
+   * there ends with exit 1 and a one-line reason.
+   */
+  @Test
+  void theOpenNebulaDriverMigratesAndReportsFailures() {
+    String vm = "one-7";
+    vms.add(vm);
+    bed.mkvm("host1", vm, "--mem", "128", "--prefill", "16", "--snapshots", "1");
+    await()
+        .atMost(Duration.ofSeconds(30))
+        .until(() -> call("GET", "/api/v1/hosts", null).body().contains("\"vms\":1"));
+
+    ProcessRunner.Output out = driver("host1", vm, "host2", "host1");
+    String stderr = out.result().stderrTail();
+    assertEquals(0, out.result().exitCode(), stderr);
+    assertTrue(stderr.contains("completed: " + vm + " runs on host2"), stderr);
+    assertTrue(stderr.lines().anyMatch(l -> l.matches(".* m-\\w+ [a-z-]+ .*eta.*")), stderr);
+    checks.runsOnlyOn(vm, "host2", HOSTS);
+    assertEquals(List.of("snap-0"), checks.libvirtSnapshots("host2", vm));
+    checks.revertWorks("host2", vm, "snap-0");
+
+    ProcessRunner.Output missing = driver("host1", "one-404", "host2", "host1");
+    assertEquals(1, missing.result().exitCode());
+    String reason = missing.result().stderrTail().strip();
+    assertTrue(reason.startsWith("ferry migrate: refused (422)"), reason);
+    assertTrue(reason.contains("one-404 is not running on host1"), reason);
+    assertEquals(1, reason.lines().count(), reason);
+
+    ProcessRunner.Output bad = driver("host1", "one-7;reboot", "host2", "host1");
+    assertEquals(1, bad.result().exitCode());
+    assertTrue(bad.result().stderrTail().contains("invalid deploy id"));
+  }
+
+  /**
+   * Drain host1 (three guests, one migration out of it at a time) through the API; SIGKILL the
+   * control node while the first migration runs; start it again. The scheduler recovers the drain
+   * from its journal, learns how the running migration ended from the agent, and finishes the
+   * queue; every guest ends on another host with its snapshot and every write.
+   */
+  @Test
+  void aDrainSurvivesAKilledScheduler() throws Exception {
+    for (String vm : List.of("dr-a", "dr-b", "dr-c")) {
+      vms.add(vm);
+      bed.mkvm("host1", vm, "--mem", "128", "--prefill", "16", "--snapshots", "1");
+    }
+    await()
+        .atMost(Duration.ofSeconds(30))
+        .until(() -> call("GET", "/api/v1/hosts", null).body().contains("\"vms\":3"));
+
+    HttpResponse<String> started = call("POST", "/api/v1/hosts/host1/drain", "{}");
+    assertEquals(202, started.statusCode(), started.body());
+    String id = json.readTree(started.body()).get("id").asText();
+    await()
+        .atMost(Duration.ofMinutes(2))
+        .pollInterval(Duration.ofMillis(300))
+        .until(() -> statuses(id).containsValue("running"));
+    Map<String, String> before = statuses(id);
+    assertEquals(
+        1, before.values().stream().filter(s -> s.equals("running")).count(), before.toString());
+
+    control.kill9();
+    // as systemd would (RestartSec): the crashed incarnation is downed and removed first
+    awaitControlRemoved();
+    control.start();
+
+    JsonNode drain =
+        await()
+            .atMost(Duration.ofMinutes(8))
+            .pollInterval(Duration.ofSeconds(1))
+            .until(() -> drain(id), d -> d != null && !d.get("state").asText().equals("running"));
+    assertEquals("completed", drain.get("state").asText(), drain.toString());
+    for (JsonNode line : drain.get("vms")) {
+      String vm = line.get("vm").asText();
+      String host = line.get("destination").asText();
+      assertEquals("moved", line.get("status").asText(), line.toString());
+      checks.runsOnlyOn(vm, host, HOSTS);
+      assertEquals(List.of("snap-0"), checks.libvirtSnapshots(host, vm));
+      checks.noWriteLost(
+          host, vm, List.<String[]>of(new String[] {GuestChecks.disk(vm, 0), "qcow2"}));
+    }
+    HttpResponse<String> hosts = call("GET", "/api/v1/hosts", null);
+    assertTrue(hosts.body().contains("\"host\":\"host1\",\"state\":\"drained\""), hosts.body());
+    assertEquals(200, call("POST", "/api/v1/hosts/host1/enable", null).statusCode());
+  }
+
+  private static void awaitControlRemoved() {
+    org.apache.pekko.cluster.typed.Cluster view =
+        org.apache.pekko.cluster.typed.Cluster.get(cluster.client().system());
+    await()
+        .atMost(Duration.ofSeconds(60))
+        .pollInterval(Duration.ofMillis(500))
+        .until(
+            () ->
+                java.util.stream.StreamSupport.stream(
+                        view.state().getMembers().spliterator(), false)
+                    .noneMatch(m -> m.address().getPort().orElse(-1) == ControlNode.PORT));
+  }
+
+  private static JsonNode drain(String id) {
+    try {
+      HttpResponse<String> r = call("GET", "/api/v1/drains/" + id, null);
+      return r.statusCode() == 200 ? json.readTree(r.body()) : null;
+    } catch (Exception e) {
+      return null;
+    }
+  }
+
+  private static Map<String, String> statuses(String id) {
+    Map<String, String> m = new HashMap<>();
+    JsonNode d = drain(id);
+    if (d != null) {
+      d.get("vms").forEach(v -> m.put(v.get("vm").asText(), v.get("status").asText()));
+    }
+    return m;
+  }
+}
