@@ -336,7 +336,14 @@ cmd_mkvm() {
             mkdir -p "$TB/prefill"
             head -c "${PRE}M" /dev/urandom > "$R.tmp" && mv "$R.tmp" "$R"
         fi
-        nsx "$H" qemu-io -f "$FMT" -c "write -s $R 256M ${PRE}M" "$TOP" >/dev/null || die "prefill"
+        # qemu-io refuses a single request of 2 GiB or more: write in 1 GiB pieces (each from
+        # the start of the random file; the data only has to be incompressible)
+        local OFF=0 LEN
+        while [ "$OFF" -lt "$PRE" ]; do
+            LEN=$(( PRE - OFF < 1024 ? PRE - OFF : 1024 ))
+            nsx "$H" qemu-io -f "$FMT" -c "write -s $R $(( 256 + OFF ))M ${LEN}M" "$TOP" >/dev/null || die "prefill"
+            OFF=$(( OFF + LEN ))
+        done
     fi
     if [ "$BACKING" = 1 ]; then
         nsx "$H" sh -c "cd $DIR && qemu-img create -q -f qcow2 -F $FMT -b disk.0.snap/0 disk.0 ${DISK}M" || die "qemu-img create disk.0"

@@ -171,9 +171,13 @@ public final class MigrationBench {
           MigrationOptions options =
               switch (variant) {
                 case "engine-delta" ->
-                    MigrationOptions.defaults().withFinalSync(FinalSyncMethod.BITMAP_DELTA);
+                    MigrationOptions.defaults()
+                        .withStrategy(MigrationStrategy.SUSPEND_SYNC)
+                        .withFinalSync(FinalSyncMethod.BITMAP_DELTA);
                 case "engine-rsync" ->
-                    MigrationOptions.defaults().withFinalSync(FinalSyncMethod.RSYNC);
+                    MigrationOptions.defaults()
+                        .withStrategy(MigrationStrategy.SUSPEND_SYNC)
+                        .withFinalSync(FinalSyncMethod.RSYNC);
                 default -> MigrationOptions.defaults().withStrategy(MigrationStrategy.OVERLAY);
               };
           MigrationResult r =

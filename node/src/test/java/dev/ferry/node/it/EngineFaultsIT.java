@@ -17,6 +17,7 @@ import dev.ferry.protocol.MigrationOutcome;
 import dev.ferry.protocol.MigrationPhase;
 import dev.ferry.protocol.MigrationProgress;
 import dev.ferry.protocol.MigrationResult;
+import dev.ferry.protocol.MigrationStrategy;
 import java.nio.file.Files;
 import java.time.Duration;
 import java.util.List;
@@ -33,6 +34,10 @@ import org.junit.jupiter.api.Test;
  * host, its snapshots intact there, its data intact, and nothing left that blocks a retry.
  */
 class EngineFaultsIT {
+  /** This flow is what these tests are about, whatever the default strategy is. */
+  private static final MigrationOptions SUSPEND_SYNC =
+      MigrationOptions.defaults().withStrategy(MigrationStrategy.SUSPEND_SYNC);
+
   private static final List<String> HOSTS = List.of("host1", "host2", "host3");
   private static final long SLOW = 4L << 20; // 4 MiB/s: the bulk copy takes long enough to hit
   private static Testbed bed;
@@ -106,7 +111,7 @@ class EngineFaultsIT {
     String id = "retry-" + UUID.randomUUID().toString().substring(0, 8);
     return cluster
         .client()
-        .migrate(id, vm, "host1", "host2", MigrationOptions.defaults(), e -> {})
+        .migrate(id, vm, "host1", "host2", SUSPEND_SYNC, e -> {})
         .await(Duration.ofMinutes(6));
   }
 
@@ -114,7 +119,7 @@ class EngineFaultsIT {
   void bulkCopyKilledMidwayRollsBackAndARetrySucceeds() {
     vm = "f-kill";
     bed.mkvm("host1", vm, "--mem", "128", "--prefill", "48", "--snapshots", "1");
-    Watched w = start(vm, MigrationOptions.defaults().withBandwidth(SLOW));
+    Watched w = start(vm, SUSPEND_SYNC.withBandwidth(SLOW));
     w.awaitProgress(
         p ->
             p.phase() == MigrationPhase.BULK_COPY
@@ -141,7 +146,7 @@ class EngineFaultsIT {
   void cancelDuringBulkCopyRollsBack() {
     vm = "f-cancel";
     bed.mkvm("host1", vm, "--mem", "128", "--prefill", "48", "--snapshots", "1");
-    Watched w = start(vm, MigrationOptions.defaults().withBandwidth(SLOW));
+    Watched w = start(vm, SUSPEND_SYNC.withBandwidth(SLOW));
     w.awaitProgress(
         p ->
             p.phase() == MigrationPhase.BULK_COPY
@@ -168,7 +173,7 @@ class EngineFaultsIT {
     long size = needed + needed / 20 + (64L << 20) + (8L << 20);
     bed.execOk("host2", "mount", "-t", "tmpfs", "-o", "size=" + size, "tmpfs", Testbed.DATASTORE);
     try {
-      Watched w = start(vm, MigrationOptions.defaults().withBandwidth(SLOW));
+      Watched w = start(vm, SUSPEND_SYNC.withBandwidth(SLOW));
       w.awaitProgress(
           p ->
               p.phase() == MigrationPhase.BULK_COPY
@@ -215,7 +220,7 @@ class EngineFaultsIT {
   void sshRefusedDuringFinalSyncMigratesBack() {
     vm = "f-ssh";
     bed.mkvm("host1", vm, "--mem", "128", "--prefill", "16", "--snapshots", "1");
-    Watched w = start(vm, MigrationOptions.defaults().withFinalSync(FinalSyncMethod.RSYNC));
+    Watched w = start(vm, SUSPEND_SYNC.withFinalSync(FinalSyncMethod.RSYNC));
     // once the incoming QEMU exists on host2, libvirt's own ssh tunnel is up: stopping sshd now
     // refuses only new connections, i.e. the final sync's
     w.awaitProgress(p -> p.phase() == MigrationPhase.MEMORY_MIGRATION);

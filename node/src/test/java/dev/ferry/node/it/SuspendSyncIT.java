@@ -13,6 +13,7 @@ import dev.ferry.protocol.FinalSyncMethod;
 import dev.ferry.protocol.MigrationOptions;
 import dev.ferry.protocol.MigrationOutcome;
 import dev.ferry.protocol.MigrationResult;
+import dev.ferry.protocol.MigrationStrategy;
 import java.nio.file.Files;
 import java.time.Duration;
 import java.util.List;
@@ -23,6 +24,10 @@ import org.junit.jupiter.api.Test;
 
 /** The suspend-sync engine end to end on real libvirt/QEMU hosts, one agent JVM per host. */
 class SuspendSyncIT {
+  /** This flow is what these tests are about, whatever the default strategy is. */
+  private static final MigrationOptions SUSPEND_SYNC =
+      MigrationOptions.defaults().withStrategy(MigrationStrategy.SUSPEND_SYNC);
+
   private static final List<String> HOSTS = List.of("host1", "host2", "host3");
   private static Testbed bed;
   private static Cluster cluster;
@@ -63,7 +68,7 @@ class SuspendSyncIT {
     bed.mkvm("host1", vm, "--mem", "128", "--prefill", "32", "--snapshots", "1");
     String disk = GuestChecks.disk(vm, 0);
 
-    MigrationResult first = migrate(vm, "host1", "host2", MigrationOptions.defaults());
+    MigrationResult first = migrate(vm, "host1", "host2", SUSPEND_SYNC);
     assertEquals(MigrationOutcome.COMPLETED, first.outcome(), first.message());
     assertEquals("host2", first.runningOn());
     assertTrue(first.verification().passed(), first.verification().details().toString());
@@ -82,7 +87,7 @@ class SuspendSyncIT {
 
     checks.revertWorks("host2", vm, "snap-0");
 
-    MigrationResult second = migrate(vm, "host2", "host3", MigrationOptions.defaults());
+    MigrationResult second = migrate(vm, "host2", "host3", SUSPEND_SYNC);
     assertEquals(MigrationOutcome.COMPLETED, second.outcome(), second.message());
     checks.runsOnlyOn(vm, "host3", HOSTS);
     assertEquals(List.of("snap-0"), checks.snapshotsInImage("host3", disk));
@@ -105,9 +110,7 @@ class SuspendSyncIT {
             vm,
             "host1",
             "host2",
-            MigrationOptions.defaults()
-                .withFinalSync(FinalSyncMethod.RSYNC)
-                .withBulkCopy(BulkCopyMethod.TAR));
+            SUSPEND_SYNC.withFinalSync(FinalSyncMethod.RSYNC).withBulkCopy(BulkCopyMethod.TAR));
     assertEquals(MigrationOutcome.COMPLETED, r.outcome(), r.message());
     assertEquals("tar", r.disks().get(0).bulkMethod(), "tar -S stays selectable");
     assertEquals("rsync-inplace", r.disks().get(0).finalSyncMethod());
@@ -144,7 +147,7 @@ class SuspendSyncIT {
     String iso = Testbed.DATASTORE + "/" + vm + "/disk.9";
     String isoSum = bed.execOk("host1", "sha256sum", iso).split("\\s+")[0];
 
-    MigrationResult r = migrate(vm, "host1", "host2", MigrationOptions.defaults());
+    MigrationResult r = migrate(vm, "host1", "host2", SUSPEND_SYNC);
     assertEquals(MigrationOutcome.COMPLETED, r.outcome(), r.message());
     assertEquals(3, r.disks().size(), "three writable disks moved: " + r.disks());
     assertEquals("bitmap-delta", r.disks().get(0).finalSyncMethod());

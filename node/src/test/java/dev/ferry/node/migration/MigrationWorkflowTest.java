@@ -26,6 +26,7 @@ import dev.ferry.protocol.MigrationOptions;
 import dev.ferry.protocol.MigrationOutcome;
 import dev.ferry.protocol.MigrationPhase;
 import dev.ferry.protocol.MigrationResult;
+import dev.ferry.protocol.MigrationStrategy;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.channels.FileChannel;
@@ -207,7 +208,9 @@ class MigrationWorkflowTest {
   }
 
   private static MigrationOptions rsyncFinal() {
-    return MigrationOptions.defaults().withFinalSync(FinalSyncMethod.RSYNC);
+    return MigrationOptions.defaults()
+        .withStrategy(MigrationStrategy.SUSPEND_SYNC)
+        .withFinalSync(FinalSyncMethod.RSYNC);
   }
 
   /** Runs until the result arrives, letting manual time pass for timers (job polls, retries). */
