@@ -204,6 +204,65 @@ class ControlPlaneIT {
     assertEquals(200, call("POST", "/api/v1/hosts/host1/enable", null).statusCode());
   }
 
+  /**
+   * Rebalancing on real hosts: two guests on host2, none elsewhere. The dry run proposes moving one
+   * (its cost in bytes, its gain), applying it migrates that VM with its snapshot, and the VM is
+   * then in cooldown: the next plan does not move it again.
+   */
+  @Test
+  void aRebalancePlanIsAppliedAndRespectsTheCooldown() throws Exception {
+    for (String vm : List.of("rb-a", "rb-b")) {
+      vms.add(vm);
+      bed.mkvm("host2", vm, "--mem", "256", "--prefill", "16", "--snapshots", "1");
+    }
+    await()
+        .atMost(Duration.ofSeconds(30))
+        .until(
+            () -> {
+              JsonNode hosts = json.readTree(call("GET", "/api/v1/hosts", null).body());
+              int total = 0;
+              for (JsonNode h : hosts.get("hosts")) {
+                total += h.get("vms").asInt();
+              }
+              return total == 2 && hosts.toString().contains("\"host\":\"host2\"");
+            });
+    String request = "{\"policy\":\"balance\",\"threshold\":0.02,\"maxMoves\":1}";
+    HttpResponse<String> plan = call("POST", "/api/v1/rebalance/plan", request);
+    assertEquals(200, plan.statusCode(), plan.body());
+    JsonNode moves = json.readTree(plan.body()).get("moves");
+    assertEquals(1, moves.size(), plan.body());
+    assertEquals("host2", moves.get(0).get("source").asText());
+    assertTrue(moves.get(0).get("bytes").asLong() > 256L << 20, plan.body());
+    assertTrue(moves.get(0).get("benefit").asDouble() > 0, plan.body());
+
+    HttpResponse<String> applied = call("POST", "/api/v1/rebalance/apply", request);
+    assertEquals(200, applied.statusCode(), applied.body());
+    JsonNode move = json.readTree(applied.body()).get("moves").get(0);
+    String jobId = move.get("jobId").asText();
+    String vm = move.get("vm").asText();
+    JsonNode job =
+        await()
+            .atMost(Duration.ofMinutes(4))
+            .pollInterval(Duration.ofSeconds(1))
+            .until(
+                () -> json.readTree(call("GET", "/api/v1/migrations/" + jobId, null).body()),
+                j ->
+                    j.has("state")
+                        && !List.of("queued", "running").contains(j.get("state").asText()));
+    assertEquals("completed", job.get("state").asText(), job.toString());
+    assertEquals("rebalance", job.get("request").get("priority").asText());
+    String landed = job.get("result").get("runningOn").asText();
+    checks.runsOnlyOn(vm, landed, HOSTS);
+    assertEquals(List.of("snap-0"), checks.libvirtSnapshots(landed, vm));
+
+    // what is left on host2 may not move (it is alone); the moved VM is in cooldown
+    HttpResponse<String> again =
+        call("POST", "/api/v1/rebalance/plan", "{\"policy\":\"balance\",\"threshold\":0.0}");
+    assertTrue(
+        !json.readTree(again.body()).get("moves").toString().contains("\"vm\":\"" + vm + "\""),
+        again.body());
+  }
+
   private static void awaitControlRemoved() {
     org.apache.pekko.cluster.typed.Cluster view =
         org.apache.pekko.cluster.typed.Cluster.get(cluster.client().system());
