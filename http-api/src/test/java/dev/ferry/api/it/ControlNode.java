@@ -26,7 +26,7 @@ import java.util.concurrent.TimeUnit;
  * ferry.server.agent = off}), the only member with the scheduler role, its journal an H2 file that
  * survives a kill, and the API on the bridge address so drivers inside the hosts reach it.
  */
-final class ControlNode {
+public final class ControlNode {
   static final int PORT = 25521;
   static final int API_PORT = 8480;
   private static final LocalProcessRunner runner = new LocalProcessRunner();
@@ -38,23 +38,23 @@ final class ControlNode {
   private RunningProcess process;
   private CompletableFuture<Void> ready;
 
-  ControlNode(Testbed bed, String token, String extra) {
+  public ControlNode(Testbed bed, String token, String extra) {
     this.bed = bed;
     this.token = token;
     this.extra = extra;
     this.dir = bed.stateDir().resolve("control");
   }
 
-  String url() {
+  public String url() {
     return "http://" + bed.rootIp() + ":" + API_PORT;
   }
 
-  Path log() {
+  public Path log() {
     return dir.resolve("control.log");
   }
 
   /** Forgets the journal of an earlier run (the test bed's state directory outlives runs). */
-  void wipe() {
+  public void wipe() {
     if (Files.isDirectory(dir)) {
       try (var files = Files.walk(dir)) {
         files.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
@@ -64,7 +64,7 @@ final class ControlNode {
     }
   }
 
-  synchronized void start() {
+  public synchronized void start() {
     try {
       Files.createDirectories(dir);
       Files.writeString(
@@ -145,7 +145,7 @@ final class ControlNode {
   }
 
   /** SIGKILL: a crash of the scheduler's host, as far as the cluster can tell. */
-  synchronized void kill9() {
+  public synchronized void kill9() {
     if (process != null) {
       ProcessHandle.of(process.pid()).ifPresent(ProcessHandle::destroyForcibly);
       process
@@ -158,7 +158,7 @@ final class ControlNode {
     }
   }
 
-  synchronized void stop() {
+  public synchronized void stop() {
     if (process != null) {
       ProcessHandle.of(process.pid()).ifPresent(ProcessHandle::destroy);
       process

@@ -38,13 +38,28 @@ public final class Testbed {
   public static synchronized Testbed shared(int n) {
     if (shared == null) {
       shared = new Testbed(findRepo());
-      Runtime.getRuntime().addShutdownHook(new Thread(() -> shared.downQuietly(), "testbed-down"));
+      Runtime.getRuntime()
+          .addShutdownHook(
+              new Thread(
+                  () -> {
+                    if (!keep) {
+                      shared.downQuietly();
+                    }
+                  },
+                  "testbed-down"));
     }
     if (shared.hosts < n) {
       shared.down();
       shared.up(n);
     }
     return shared;
+  }
+
+  private static volatile boolean keep;
+
+  /** Leaves the shared bed up when this JVM exits (the demo's {@code --keep}). */
+  public static void keepOnExit() {
+    keep = true;
   }
 
   /** The shared bed as it is (up or down), for tests that manage the bed themselves. */
