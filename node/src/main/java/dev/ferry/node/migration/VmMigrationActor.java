@@ -110,6 +110,9 @@ public final class VmMigrationActor {
 
   private record MemoryDone(Throwable error) implements Command {}
 
+  /** libvirt's migration call on this host had not returned in time after the resume. */
+  private record ConfirmWaitOver() implements Command {}
+
   private record JobPolled(JobStats stats, Throwable error) implements Command {}
 
   private record PollJob() implements Command {}
@@ -1123,8 +1126,46 @@ public final class VmMigrationActor {
                             + whereIsTheVm())));
   }
 
-  /** Verified and running on the destination: tell the watchers, then remove the source's files. */
+  /**
+   * Verified and running on the destination. The final sync started before libvirt's confirm phase
+   * on this host ended (to keep it out of the paused window), so the source's definition may still
+   * exist for a second or two; acknowledge once libvirt has removed it, so that "completed" also
+   * means the VM is defined on one host only. The VM runs on the destination already: the wait
+   * costs no paused time.
+   */
   private Behavior<Command> acknowledging() {
+    if (!run.memoryStarted || run.memoryReturned) {
+      return acknowledgingNow();
+    }
+    timers.startSingleTimer("confirm-wait", new ConfirmWaitOver(), Duration.ofSeconds(60));
+    return withCommon(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                MemoryDone.class,
+                m -> {
+                  timers.cancel("confirm-wait");
+                  run.memoryReturned = true;
+                  if (m.error() != null) {
+                    run.note(
+                        "libvirt reported after the switchover: "
+                            + MigrationFailure.reason(m.error()));
+                  }
+                  return acknowledgingNow();
+                })
+            .onMessage(
+                ConfirmWaitOver.class,
+                m -> {
+                  run.note(
+                      "libvirt's migration call on "
+                          + services.settings().host()
+                          + " had not returned 60 s after the resume; the source's definition may"
+                          + " remain until it does");
+                  return acknowledgingNow();
+                }));
+  }
+
+  /** Tell the watchers, then remove the source's files. */
+  private Behavior<Command> acknowledgingNow() {
     journal.append(
         run.id,
         MigrationJournal.Role.SOURCE,

@@ -64,6 +64,12 @@ public final class FakeHypervisor implements Hypervisor {
   /** Memory migrations wait for this latch (to test aborts and cancels). */
   public volatile CountDownLatch migrationGate;
 
+  /**
+   * After the destination has the domain (paused or running), the call waits for this latch before
+   * the source's domain goes away and the call returns: libvirt's confirm phase.
+   */
+  public volatile CountDownLatch confirmGate;
+
   /** abortJob calls; an abort makes the running (gated) migration fail as libvirt's does. */
   public final java.util.concurrent.atomic.AtomicInteger aborts =
       new java.util.concurrent.atomic.AtomicInteger();
@@ -332,6 +338,14 @@ public final class FakeHypervisor implements Hypervisor {
       dest.emit(domain, LifecycleEvent.Type.SUSPENDED, "PAUSED");
     } else {
       dest.emit(domain, LifecycleEvent.Type.RESUMED, "MIGRATED");
+    }
+    CountDownLatch confirm = confirmGate;
+    if (confirm != null) {
+      try {
+        confirm.await(60, TimeUnit.SECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
     }
     domains.remove(domain);
     emit(domain, LifecycleEvent.Type.STOPPED, "MIGRATED");

@@ -247,6 +247,48 @@ class MigrationWorkflowTest {
     }
   }
 
+  /**
+   * The final sync starts before libvirt's confirm phase on the source returns; the caller hears
+   * "completed" only once it has (libvirt undefines the source there), so that completed means the
+   * VM is defined on one host only.
+   */
+  @Test
+  void acknowledgesOnlyAfterLibvirtRemovedTheSourceDomain() {
+    CountDownLatch confirm = new CountDownLatch(1);
+    srcHv.confirmGate = confirm;
+    TestProbe<MigrationEvent> events = testKit.createTestProbe();
+    agent(src)
+        .tell(
+            new AgentProtocol.StartMigration("m-confirm", VM, dst, rsyncFinal(), events.getRef()));
+    Set<MigrationPhase> phases = new LinkedHashSet<>();
+    for (int i = 0; i < 200 && !phases.contains(MigrationPhase.VERIFYING); i++) {
+      MigrationEvent e = pollOne(events);
+      if (e == null) {
+        manualTime.timePasses(Duration.ofMillis(200));
+      } else if (e instanceof MigrationEvent.Progress p) {
+        phases.add(p.progress().phase());
+      } else {
+        throw new AssertionError("finished while the source's domain still existed: " + e);
+      }
+    }
+    assertTrue(phases.contains(MigrationPhase.VERIFYING), phases.toString());
+    // verification and the resume take a few steps; the acknowledgement must still wait
+    for (int i = 0; i < 30; i++) {
+      MigrationEvent e = pollOne(events);
+      assertFalse(
+          e instanceof MigrationEvent.Finished,
+          "finished while the source's domain still existed: " + e);
+      manualTime.timePasses(Duration.ofMillis(200));
+    }
+    assertTrue(
+        srcHv.listDomains().stream().anyMatch(d -> d.name().equals(VM)),
+        "libvirt's confirm phase has not removed the source's domain yet");
+    confirm.countDown();
+    Outcome o = await(events);
+    assertEquals(MigrationOutcome.COMPLETED, o.result().outcome(), o.result().message());
+    assertFalse(srcHv.listDomains().stream().anyMatch(d -> d.name().equals(VM)));
+  }
+
   @Test
   void completesVerifiesAndCleansUpInOrder() {
     Outcome o = run("m-ok", rsyncFinal());
