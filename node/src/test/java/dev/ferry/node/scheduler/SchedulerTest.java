@@ -345,6 +345,46 @@ class SchedulerTest {
   }
 
   @Test
+  void aDrainDeadlineGivesUpQueuedMovesAndLetsRunningOnesFinish() {
+    host1.run("a", "b", "c");
+    ActorRef<SchedulerProtocol.Command> sched = scheduler(settings.withCaps(1, 2, 8), "s-dl");
+    submit(sched, "warm-up", "host1", "host2", "");
+    TestProbe<DrainReply> probe = kit.createTestProbe(DrainReply.class);
+    long deadline = System.currentTimeMillis() + 1500;
+    sched.tell(
+        new SchedulerProtocol.StartDrain(
+            new SchedulerProtocol.DrainRequest(
+                "host1", deadline, false, MigrationOptions.defaults()),
+            probe.ref()));
+    String id = probe.receiveMessage().drain().id();
+    AgentProtocol.StartMigration running = host1.starts.receiveMessage();
+    assertEquals(
+        deadline,
+        running.options().deadlineEpochMillis(),
+        "the agent gets the deadline too: it rolls back if the switchover has not started");
+    long end = System.currentTimeMillis() + 10_000;
+    SchedulerProtocol.DrainView d;
+    do {
+      sleep(100);
+      sched.tell(new SchedulerProtocol.GetDrain(id, probe.ref()));
+      d = probe.receiveMessage().drain();
+    } while (d.state().equals("running") && System.currentTimeMillis() < end);
+    assertEquals("partial", d.state(), d.toString());
+    assertEquals(2, d.vms().stream().filter(v -> v.status().equals("given-up")).count());
+    host1.starts.expectNoMessage(Duration.ofMillis(300));
+    host1.finish(running, MigrationOutcome.COMPLETED);
+    awaitState(sched, running.migrationId(), JobState.COMPLETED);
+    sched.tell(new SchedulerProtocol.GetDrain(id, probe.ref()));
+    assertEquals(
+        "moved",
+        probe.receiveMessage().drain().vms().stream()
+            .filter(v -> v.vm().equals(running.vm()))
+            .findFirst()
+            .orElseThrow()
+            .status());
+  }
+
+  @Test
   void aRestartedSchedulerRecoversItsQueueAndAsksAgentsAgain() {
     host1.run("a", "b", "c");
     SchedulerSettings one = settings.withCaps(1, 2, 8);
