@@ -113,6 +113,11 @@ public final class VmMigrationActor {
   /** libvirt's migration call on this host had not returned in time after the resume. */
   private record ConfirmWaitOver() implements Command {}
 
+  /** Whether the source's domain is gone (libvirt's confirm phase undefined it). */
+  private record SourceDomainChecked(boolean gone) implements Command {}
+
+  private record RecheckSourceDomain() implements Command {}
+
   private record JobPolled(JobStats stats, Throwable error) implements Command {}
 
   private record PollJob() implements Command {}
@@ -1137,20 +1142,38 @@ public final class VmMigrationActor {
     if (!run.memoryStarted || run.memoryReturned) {
       return acknowledgingNow();
     }
+    // the domain itself is the fact to wait for: libvirt's call may have returned while this
+    // actor was in a state that does not track it
+    checkSourceDomain();
     timers.startSingleTimer("confirm-wait", new ConfirmWaitOver(), Duration.ofSeconds(60));
     return withCommon(
         Behaviors.receive(Command.class)
             .onMessage(
                 MemoryDone.class,
                 m -> {
-                  timers.cancel("confirm-wait");
                   run.memoryReturned = true;
                   if (m.error() != null) {
                     run.note(
                         "libvirt reported after the switchover: "
                             + MigrationFailure.reason(m.error()));
                   }
-                  return acknowledgingNow();
+                  return confirmed();
+                })
+            .onMessage(
+                SourceDomainChecked.class,
+                m -> {
+                  if (m.gone()) {
+                    return confirmed();
+                  }
+                  timers.startSingleTimer(
+                      "confirm-poll", new RecheckSourceDomain(), Duration.ofMillis(500));
+                  return Behaviors.same();
+                })
+            .onMessage(
+                RecheckSourceDomain.class,
+                m -> {
+                  checkSourceDomain();
+                  return Behaviors.same();
                 })
             .onMessage(
                 ConfirmWaitOver.class,
@@ -1160,8 +1183,22 @@ public final class VmMigrationActor {
                           + services.settings().host()
                           + " had not returned 60 s after the resume; the source's definition may"
                           + " remain until it does");
-                  return acknowledgingNow();
+                  return confirmed();
                 }));
+  }
+
+  private void checkSourceDomain() {
+    ctx.pipeToSelf(
+        CompletableFuture.supplyAsync(
+            () -> services.hypervisor().lookup(run.vm).isEmpty(), services.blocking()),
+        // a lookup that fails must not hold the acknowledgement back
+        (gone, err) -> new SourceDomainChecked(err != null || gone));
+  }
+
+  private Behavior<Command> confirmed() {
+    timers.cancel("confirm-wait");
+    timers.cancel("confirm-poll");
+    return acknowledgingNow();
   }
 
   /** Tell the watchers, then remove the source's files. */
