@@ -235,7 +235,9 @@ class HypervisorIT {
                 MigrationFlag.PERSIST_DEST,
                 MigrationFlag.UNDEFINE_SOURCE,
                 MigrationFlag.NON_SHARED_DISK),
-            OptionalLong.of(200),
+            // 20 MiB/s: a few seconds of migration, so the statistics are sampled mid-copy (at
+            // 200 MiB/s it once ended before a sample showed the totals)
+            OptionalLong.of(20),
             List.of(),
             Optional.empty());
     List<JobStats> seen = new CopyOnWriteArrayList<>();
