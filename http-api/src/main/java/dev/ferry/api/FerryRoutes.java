@@ -262,9 +262,18 @@ public final class FerryRoutes extends AllDirectives {
   }
 
   private Route job(CompletionStage<SchedulerProtocol.JobReply> reply, StatusCode ok) {
+    return reply(reply, SchedulerProtocol.JobReply::error, SchedulerProtocol.JobReply::job, ok);
+  }
+
+  /** A scheduler reply as the value it carries, or as the problem its error maps to. */
+  private <R, V> Route reply(
+      CompletionStage<R> reply, Function<R, Error> error, Function<R, V> value, StatusCode ok) {
     return onSuccess(
         reply,
-        r -> r.error() != null ? problem(problemOf(r.error())) : complete(ok, r.job(), json()));
+        r ->
+            error.apply(r) != null
+                ? problem(problemOf(error.apply(r)))
+                : complete(ok, value.apply(r), json()));
   }
 
   /**
@@ -391,9 +400,8 @@ public final class FerryRoutes extends AllDirectives {
   }
 
   private Route drainReply(CompletionStage<SchedulerProtocol.DrainReply> reply, StatusCode ok) {
-    return onSuccess(
-        reply,
-        r -> r.error() != null ? problem(problemOf(r.error())) : complete(ok, r.drain(), json()));
+    return reply(
+        reply, SchedulerProtocol.DrainReply::error, SchedulerProtocol.DrainReply::drain, ok);
   }
 
   // ---- rebalancing
@@ -445,12 +453,11 @@ public final class FerryRoutes extends AllDirectives {
   }
 
   private Route plan(CompletionStage<SchedulerProtocol.PlanReply> reply) {
-    return onSuccess(
+    return reply(
         reply,
-        r ->
-            r.error() != null
-                ? problem(problemOf(r.error()))
-                : complete(StatusCodes.OK, r.plan(), json()));
+        SchedulerProtocol.PlanReply::error,
+        SchedulerProtocol.PlanReply::plan,
+        StatusCodes.OK);
   }
 
   // ---- plumbing

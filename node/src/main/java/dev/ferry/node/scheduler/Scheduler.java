@@ -127,6 +127,11 @@ public final class Scheduler {
         });
   }
 
+  /** A random id: unique across journals, so an agent never confuses a new job with an old one. */
+  static String newId(String prefix, int hexDigits) {
+    return prefix + UUID.randomUUID().toString().replace("-", "").substring(0, hexDigits);
+  }
+
   static final PersistenceId PERSISTENCE_ID = PersistenceId.ofUniqueId("ferry-scheduler");
 
   /** How long a runner waits for its agent to say anything before asking again. */
@@ -407,7 +412,7 @@ public final class Scheduler {
         HostInventory.VmInfo vm,
         long submittedAtMillis) {
       return new Job(
-          "m-" + UUID.randomUUID().toString().replace("-", "").substring(0, 16),
+          newId("m-", 16),
           new MigrationRequest(
               r.vm(),
               r.source(),
@@ -652,7 +657,7 @@ public final class Scheduler {
                         : "the agent of " + r.host() + " is unreachable"));
         return Effect().none();
       }
-      String id = "d-" + UUID.randomUUID().toString().replace("-", "").substring(0, 12);
+      String id = newId("d-", 12);
       long seq = s.nextSeq();
       List<SchedulerEvent> events = new ArrayList<>();
       events.add(new SchedulerEvent.DrainStarted(id, r, seq, now));
@@ -906,7 +911,7 @@ public final class Scheduler {
     private Effect<SchedulerEvent, SchedulerState> onApplyRebalance(
         SchedulerState s, SchedulerProtocol.ApplyRebalance m) {
       RebalancePlan plan = plan(s, m.request());
-      String id = "r-" + UUID.randomUUID().toString().replace("-", "").substring(0, 12);
+      String id = newId("r-", 12);
       long seq = s.nextSeq();
       List<SchedulerEvent> events = new ArrayList<>();
       List<PlannedMove> moves = new ArrayList<>();
