@@ -12,7 +12,8 @@
 # Disks plugged in later (hot-plug) are picked up at the next tick.
 # On cold boot it checks up to 50 records below each disk's header (TBBOOT). On the ACPI power
 # button it prints TBSHUTDOWN with the last record and powers off; that line is what the host
-# compares with the header found in the file afterwards.
+# compares with the header found in the file afterwards. The pause before poweroff lets the UART
+# drain: "poweroff -f" does not wait for the console, and a lost TBSHUTDOWN line fails the check.
 /bin/busybox mkdir -p /proc /sys /dev /tmp
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sys /sys
@@ -107,7 +108,7 @@ while true; do
     dd if=/dev/urandom of=/tmp/ram bs=1M count=$RAMMB seek=$(( (seq * RAMMB) % RAMRING )) conv=notrunc 2>/dev/null
     [ $((seq % 10)) = 0 ] && echo "TBSEQ $seq up $(cut -d' ' -f1 /proc/uptime) verify_fails=$fails"
     for f in /tmp/pwr.*; do
-        [ -s "$f" ] && { echo "TBSHUTDOWN last=$seq verify_fails=$fails disks=$(echo $DISKS | tr ' ' ,)"; sync; poweroff -f; }
+        [ -s "$f" ] && { echo "TBSHUTDOWN last=$seq verify_fails=$fails disks=$(echo $DISKS | tr ' ' ,)"; sync; sleep 1; poweroff -f; }
     done
     sleep $TICK
 done

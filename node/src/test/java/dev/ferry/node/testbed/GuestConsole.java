@@ -91,6 +91,20 @@ public record GuestConsole(String host, String vm, Path log) {
     return last;
   }
 
+  /**
+   * Waits for a TBSHUTDOWN line with a record above {@code before}. virtlogd copies the console to
+   * the log file on its own schedule, so the domain can be "shut off" a moment before the guest's
+   * last line reaches the file.
+   */
+  public long awaitShutdownRecord(long before, Duration timeout) {
+    await()
+        .atMost(timeout)
+        .pollInterval(Duration.ofMillis(200))
+        .alias("a TBSHUTDOWN line above " + before + " in " + log)
+        .until(() -> lastShutdownRecord().orElse(-1) > before);
+    return lastShutdownRecord().orElseThrow();
+  }
+
   /** Every TBBOOT line of the last boot that reported any. */
   public List<BootCheck> lastBootChecks() {
     String text = text();
