@@ -1,5 +1,6 @@
 package dev.ferry.node.migration;
 
+import java.util.Map;
 import java.util.concurrent.atomic.AtomicReference;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.BehaviorInterceptor;
@@ -8,9 +9,21 @@ import org.apache.pekko.actor.typed.Signal;
 import org.apache.pekko.actor.typed.TypedActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 
-/** Releases a resource (a libvirt event subscription) when an actor stops, in whatever state. */
+/**
+ * Wrappers every migration actor uses: its logging MDC, and releasing a resource (a libvirt event
+ * subscription) when it stops, in whatever state.
+ */
 final class ActorResources {
   private ActorResources() {}
+
+  /**
+   * Puts the migration id and VM into the logging MDC of every line the actor logs, so that a JSON
+   * log line can be traced to its migration without parsing the message.
+   */
+  static <T> Behavior<T> withMigrationMdc(
+      Class<T> type, String migrationId, String vm, Behavior<T> behavior) {
+    return Behaviors.withMdc(type, Map.of("migrationId", migrationId, "vm", vm), behavior);
+  }
 
   static <T> Behavior<T> closeOnStop(
       Behavior<T> behavior, AtomicReference<AutoCloseable> resource) {

@@ -61,15 +61,19 @@ public final class MigrationTargetActor {
       MigrationOptions options,
       ActorRef<TargetProtocol.Reply> source,
       MigrationServices services) {
-    return Behaviors.setup(
-        ctx ->
-            Behaviors.withTimers(
-                timers -> {
-                  ctx.setLoggerName("dev.ferry.migration.target");
-                  MigrationTargetActor actor =
-                      new MigrationTargetActor(ctx, timers, manifest, source, services);
-                  return ActorResources.closeOnStop(actor.preparing(), actor.subscription);
-                }));
+    return ActorResources.withMigrationMdc(
+        Message.class,
+        manifest.migrationId(),
+        manifest.vm(),
+        Behaviors.setup(
+            ctx ->
+                Behaviors.withTimers(
+                    timers -> {
+                      ctx.setLoggerName("dev.ferry.migration.target");
+                      MigrationTargetActor actor =
+                          new MigrationTargetActor(ctx, timers, manifest, source, services);
+                      return ActorResources.closeOnStop(actor.preparing(), actor.subscription);
+                    })));
   }
 
   private final ActorContext<Message> ctx;
@@ -114,6 +118,12 @@ public final class MigrationTargetActor {
 
   /** Preflight here: no such domain, directories free (or our own leftovers), space, memory. */
   private Behavior<Message> preparing() {
+    ctx.getLog()
+        .info(
+            "{}: incoming migration from {} ({} disks)",
+            manifest.vm(),
+            manifest.sourceHost(),
+            manifest.disks().size());
     journal.append(
         manifest.migrationId(), MigrationJournal.Role.TARGET, JournalEntry.started(manifest, null));
     blocking(
@@ -390,26 +400,30 @@ public final class MigrationTargetActor {
    * result, and record it: the source's agent, waiting, reads it with QueryIncoming.
    */
   public static Behavior<Message> recover(Manifest manifest, MigrationServices services) {
-    return Behaviors.setup(
-        ctx ->
-            Behaviors.withTimers(
-                timers -> {
-                  ctx.setLoggerName("dev.ferry.migration.target");
-                  MigrationTargetActor actor =
-                      new MigrationTargetActor(
-                          ctx, timers, manifest, ctx.getSystem().ignoreRef(), services);
-                  actor.recovery = true;
-                  ctx.getLog()
-                      .info(
-                          "{}: finishing the merge of an overlay migration after a restart",
-                          manifest.vm());
-                  actor.subscribe();
-                  return ActorResources.closeOnStop(
-                      actor.merging(
-                          OverlayOps.plan(manifest),
-                          ctx.messageAdapter(TargetProtocol.Reply.class, Recovered::new)),
-                      actor.subscription);
-                }));
+    return ActorResources.withMigrationMdc(
+        Message.class,
+        manifest.migrationId(),
+        manifest.vm(),
+        Behaviors.setup(
+            ctx ->
+                Behaviors.withTimers(
+                    timers -> {
+                      ctx.setLoggerName("dev.ferry.migration.target");
+                      MigrationTargetActor actor =
+                          new MigrationTargetActor(
+                              ctx, timers, manifest, ctx.getSystem().ignoreRef(), services);
+                      actor.recovery = true;
+                      ctx.getLog()
+                          .info(
+                              "{}: finishing the merge of an overlay migration after a restart",
+                              manifest.vm());
+                      actor.subscribe();
+                      return ActorResources.closeOnStop(
+                          actor.merging(
+                              OverlayOps.plan(manifest),
+                              ctx.messageAdapter(TargetProtocol.Reply.class, Recovered::new)),
+                          actor.subscription);
+                    })));
   }
 
   private Behavior<Message> finishRecovery(TargetProtocol.Reply reply) {
@@ -629,6 +643,7 @@ public final class MigrationTargetActor {
 
   /** The VM runs here; when the source releases us, the directories become the VM's own. */
   private Behavior<Message> running() {
+    ctx.getLog().info("{}: verified and running here", manifest.vm());
     return Behaviors.receive(Message.class)
         .onMessage(Recovered.class, m -> recovery, m -> finishRecovery(m.reply()))
         .onMessage(

@@ -129,16 +129,20 @@ public final class VmMigrationActor {
       MigrationOptions options,
       ActorRef<MigrationEvent> firstWatcher,
       MigrationServices services) {
-    return Behaviors.setup(
-        ctx ->
-            Behaviors.withTimers(
-                timers -> {
-                  ctx.setLoggerName("dev.ferry.migration");
-                  SourceRun run = new SourceRun(migrationId, vm, destination, options);
-                  run.watchers.add(firstWatcher);
-                  VmMigrationActor actor = new VmMigrationActor(ctx, timers, run, services);
-                  return withCleanup(actor.preflight(), actor.lifecycleSubscription);
-                }));
+    return ActorResources.withMigrationMdc(
+        Command.class,
+        migrationId,
+        vm,
+        Behaviors.setup(
+            ctx ->
+                Behaviors.withTimers(
+                    timers -> {
+                      ctx.setLoggerName("dev.ferry.migration");
+                      SourceRun run = new SourceRun(migrationId, vm, destination, options);
+                      run.watchers.add(firstWatcher);
+                      VmMigrationActor actor = new VmMigrationActor(ctx, timers, run, services);
+                      return withCleanup(actor.preflight(), actor.lifecycleSubscription);
+                    })));
   }
 
   private final ActorContext<Command> ctx;
@@ -442,8 +446,16 @@ public final class VmMigrationActor {
       jobs.add(job);
       ActorRef<DiskSyncActor.Command> disk =
           ctx.spawn(
-              DiskSyncActor.create(
-                  job, diskEvents, services.runner(), services.settings(), services.blocking()),
+              ActorResources.withMigrationMdc(
+                  DiskSyncActor.Command.class,
+                  run.id,
+                  run.vm,
+                  DiskSyncActor.create(
+                      job,
+                      diskEvents,
+                      services.runner(),
+                      services.settings(),
+                      services.blocking())),
               "disk-" + d.target());
       run.disks.put(d.target(), disk);
       ctx.watchWith(disk, new DiskStopped(d.target()));

@@ -5,6 +5,14 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ch.qos.logback.classic.Level;
+import ch.qos.logback.classic.Logger;
+import ch.qos.logback.classic.LoggerContext;
+import ch.qos.logback.classic.encoder.JsonEncoder;
+import ch.qos.logback.classic.spi.ILoggingEvent;
+import ch.qos.logback.core.read.ListAppender;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import dev.ferry.node.agent.AgentGuardian;
@@ -30,6 +38,7 @@ import dev.ferry.protocol.MigrationStrategy;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -54,6 +63,7 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.slf4j.LoggerFactory;
 
 /**
  * The suspend-sync workflow of {@link VmMigrationActor} and {@link MigrationTargetActor} with fake
@@ -397,6 +407,41 @@ class MigrationWorkflowTest {
         java.util.Optional.of(DISK), srcHv.domains.get(VM).definition.disks().get(0).sourceFile());
     assertEquals(Set.of("snap-0", "snap-1"), srcHv.snapshotNames(VM));
     assertFalse(Files.exists(root(dst).resolve("ds0/vm1")));
+  }
+
+  /**
+   * Every line the source's and the destination's migration actors log carries the migration id and
+   * the VM, and the JSON encoder of config/logback-json.xml writes them as fields.
+   */
+  @Test
+  void everyLogLineOfAMigrationCarriesItsIdAndVm() throws Exception {
+    Logger migrationLog = (Logger) LoggerFactory.getLogger("dev.ferry.migration");
+    ListAppender<ILoggingEvent> lines = new ListAppender<>();
+    lines.start();
+    Level before = migrationLog.getLevel();
+    migrationLog.setLevel(Level.INFO);
+    migrationLog.addAppender(lines);
+    try {
+      assertEquals(MigrationOutcome.COMPLETED, run("m-logs", rsyncFinal()).result().outcome());
+    } finally {
+      migrationLog.detachAppender(lines);
+      migrationLog.setLevel(before);
+    }
+    List<ILoggingEvent> events = List.copyOf(lines.list);
+    assertTrue(
+        events.stream().anyMatch(e -> e.getLoggerName().equals("dev.ferry.migration.target")),
+        "the destination logged too");
+    for (ILoggingEvent e : events) {
+      assertEquals("m-logs", e.getMDCPropertyMap().get("migrationId"), e.getFormattedMessage());
+      assertEquals(VM, e.getMDCPropertyMap().get("vm"), e.getFormattedMessage());
+    }
+    JsonEncoder json = new JsonEncoder();
+    json.setContext((LoggerContext) LoggerFactory.getILoggerFactory());
+    json.start();
+    JsonNode line =
+        new ObjectMapper().readTree(new String(json.encode(events.get(0)), StandardCharsets.UTF_8));
+    assertEquals("m-logs", line.path("mdc").path("migrationId").asText(), line.toString());
+    assertEquals(VM, line.path("mdc").path("vm").asText(), line.toString());
   }
 
   @Test
