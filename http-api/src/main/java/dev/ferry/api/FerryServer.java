@@ -2,6 +2,8 @@ package dev.ferry.api;
 
 import com.typesafe.config.Config;
 import dev.ferry.node.NodeAgent;
+import dev.ferry.node.management.ManagementServer;
+import dev.ferry.node.management.ManagementSettings;
 import dev.ferry.node.scheduler.Scheduler;
 import dev.ferry.node.scheduler.SchedulerJournal;
 import dev.ferry.node.scheduler.SchedulerSettings;
@@ -48,7 +50,18 @@ public final class FerryServer {
       SchedulerJournal.createSchema(config);
     }
     boolean agent = config.getBoolean("ferry.server.agent");
-    return ActorSystem.create(root(node, agent, scheduler, api), "ferry", config);
+    ActorSystem<Void> system =
+        ActorSystem.create(root(node, agent, scheduler, api), "ferry", config);
+    ManagementSettings management = ManagementSettings.from(config);
+    if (management.enabled()) {
+      ManagementServer.start(
+          system,
+          management,
+          ManagementServer.clusterMemberUp(system),
+          // init is idempotent: the same proxy the root behaviour got
+          SchedulerMetrics.source(system, Scheduler.init(system, scheduler), api.askTimeout()));
+    }
+    return system;
   }
 
   private static boolean hostsScheduler(Config config, SchedulerSettings s) {

@@ -6,6 +6,9 @@ import dev.ferry.node.host.OpenFiles;
 import dev.ferry.node.image.QemuImgTool;
 import dev.ferry.node.journal.FileMigrationJournal;
 import dev.ferry.node.libvirt.LibvirtHypervisor;
+import dev.ferry.node.management.ManagementServer;
+import dev.ferry.node.management.ManagementSettings;
+import dev.ferry.node.metrics.MetricsSource;
 import dev.ferry.node.migration.MigrationServices;
 import dev.ferry.node.process.LocalProcessRunner;
 import dev.ferry.node.settings.NodeSettings;
@@ -43,7 +46,13 @@ public final class NodeAgent {
 
   /** Starts an agent with the given settings and configuration. */
   public static ActorSystem<Void> start(NodeSettings settings, Config config) {
-    return ActorSystem.create(root(settings), "ferry", config);
+    ActorSystem<Void> system = ActorSystem.create(root(settings), "ferry", config);
+    ManagementSettings management = ManagementSettings.from(config);
+    if (management.enabled()) {
+      ManagementServer.start(
+          system, management, ManagementServer.clusterMemberUp(system), MetricsSource.NONE);
+    }
+    return system;
   }
 
   /**

@@ -29,6 +29,7 @@ import java.util.concurrent.TimeUnit;
 public final class ControlNode {
   static final int PORT = 25521;
   static final int API_PORT = 8480;
+  static final int MANAGEMENT_PORT = 8558;
   private static final LocalProcessRunner runner = new LocalProcessRunner();
 
   private final Testbed bed;
@@ -47,6 +48,11 @@ public final class ControlNode {
 
   public String url() {
     return "http://" + bed.rootIp() + ":" + API_PORT;
+  }
+
+  /** Probes and metrics (no token). */
+  public String managementUrl() {
+    return "http://" + bed.rootIp() + ":" + MANAGEMENT_PORT;
   }
 
   public Path log() {
@@ -79,6 +85,8 @@ public final class ControlNode {
               "ferry.api.interface = \"" + bed.rootIp() + "\"",
               "ferry.api.port = " + API_PORT,
               "ferry.api.auth.token = \"" + token + "\"",
+              "ferry.management.interface = \"" + bed.rootIp() + "\"",
+              "ferry.management.port = " + MANAGEMENT_PORT,
               "pekko.remote.artery.canonical.hostname = \"" + bed.rootIp() + "\"",
               "pekko.remote.artery.canonical.port = " + PORT,
               "pekko.cluster.seed-nodes = [\"pekko://ferry@"

@@ -10,6 +10,7 @@ import dev.ferry.node.libvirt.JobStats;
 import dev.ferry.node.libvirt.LifecycleEvent;
 import dev.ferry.node.libvirt.MigrationFlag;
 import dev.ferry.node.libvirt.MigrationRequest;
+import dev.ferry.node.metrics.EngineMetrics;
 import dev.ferry.protocol.AgentProtocol;
 import dev.ferry.protocol.DiskProgress;
 import dev.ferry.protocol.FinalSyncMethod;
@@ -1226,7 +1227,7 @@ public final class VmMigrationActor {
             "verified and running on "
                 + run.destination
                 + (overlay() ? overlayBreakdown() : pausedBreakdown()));
-    run.watchers.forEach(w -> w.tell(new MigrationEvent.Finished(result)));
+    announce(result);
     stopDisks();
     enter(
         MigrationPhase.SOURCE_CLEANUP,
@@ -1813,6 +1814,12 @@ public final class VmMigrationActor {
     publish(message);
   }
 
+  /** Tells the watchers how the migration ended and counts it in this agent's metrics. */
+  private void announce(MigrationResult result) {
+    EngineMetrics.get(ctx.getSystem()).finished(result);
+    run.watchers.forEach(w -> w.tell(new MigrationEvent.Finished(result)));
+  }
+
   private Behavior<Command> finish(MigrationOutcome outcome, String message) {
     run.phase = MigrationPhase.FINISHED;
     String where =
@@ -1826,7 +1833,7 @@ public final class VmMigrationActor {
     if (run.manifest != null) {
       journal.append(run.id, MigrationJournal.Role.SOURCE, JournalEntry.finished(result));
     }
-    run.watchers.forEach(w -> w.tell(new MigrationEvent.Finished(result)));
+    announce(result);
     stopDisks();
     if (run.target != null) {
       run.target.tell(new TargetProtocol.Release(outcome.name()));
