@@ -12,6 +12,7 @@ import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.time.Duration;
+import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.CompletionStage;
@@ -62,6 +63,7 @@ public final class FerryRoutes extends AllDirectives {
   private final Supplier<Boolean> memberUp;
   private final ObjectMapper mapper;
   private final byte[] openApi;
+  private final byte[] statusPage;
 
   public FerryRoutes(
       ActorSystem<?> system,
@@ -82,8 +84,13 @@ public final class FerryRoutes extends AllDirectives {
                     JsonInclude.Include.NON_NULL, JsonInclude.Include.NON_NULL))
             .enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
             .enable(DeserializationFeature.FAIL_ON_NULL_FOR_PRIMITIVES);
-    try (InputStream in = FerryRoutes.class.getResourceAsStream("openapi.json")) {
-      this.openApi = in.readAllBytes();
+    this.openApi = resource("openapi.json");
+    this.statusPage = resource("status.html");
+  }
+
+  private static byte[] resource(String name) {
+    try (InputStream in = FerryRoutes.class.getResourceAsStream(name)) {
+      return in.readAllBytes();
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
@@ -98,6 +105,14 @@ public final class FerryRoutes extends AllDirectives {
                 () ->
                     concat(
                         pathPrefix("health", this::health),
+                        path(
+                            "status",
+                            () ->
+                                get(
+                                    () ->
+                                        complete(
+                                            HttpEntities.create(
+                                                ContentTypes.TEXT_HTML_UTF8, statusPage)))),
                         pathPrefix(
                             PathMatchers.segment("api").slash("v1"),
                             () ->
@@ -114,6 +129,7 @@ public final class FerryRoutes extends AllDirectives {
                                     authenticated(
                                         () ->
                                             concat(
+                                                path("events", () -> get(this::overview)),
                                                 pathPrefix("migrations", this::migrations),
                                                 pathPrefix("hosts", this::hosts),
                                                 pathPrefix("drains", this::drains),
@@ -307,6 +323,51 @@ public final class FerryRoutes extends AllDirectives {
                   .mapMaterializedValue(m -> org.apache.pekko.NotUsed.getInstance());
           return completeOK(stream, EventStreamMarshalling.toEventStream());
         });
+  }
+
+  /** What the status page shows: hosts, migrations (active and recent) and drains at once. */
+  record Overview(
+      SchedulerProtocol.HostsReply hosts,
+      List<SchedulerProtocol.JobView> migrations,
+      List<SchedulerProtocol.DrainView> drains) {}
+
+  private CompletionStage<Overview> overviewNow() {
+    CompletionStage<SchedulerProtocol.HostsReply> h = ask(SchedulerProtocol.GetHosts::new);
+    CompletionStage<SchedulerProtocol.JobsReply> j =
+        ask(r -> new SchedulerProtocol.ListJobs(false, 20, r));
+    CompletionStage<SchedulerProtocol.DrainsReply> d = ask(SchedulerProtocol.ListDrains::new);
+    return h.thenCompose(
+        hosts ->
+            j.thenCombine(d, (jobs, drains) -> new Overview(hosts, jobs.jobs(), drains.drains())));
+  }
+
+  /**
+   * {@code GET /api/v1/events}: the cluster's overview as Server-Sent Events, one {@code overview}
+   * event per events-interval, until the client goes away. A scheduler that does not answer in time
+   * gives an {@code unavailable} event, and the stream goes on.
+   */
+  private Route overview() {
+    Source<ServerSentEvent, org.apache.pekko.NotUsed> stream =
+        Source.tick(Duration.ZERO, settings.eventsInterval(), "tick")
+            .mapAsync(
+                1,
+                t ->
+                    overviewNow()
+                        .thenApply(
+                            o -> {
+                              try {
+                                return ServerSentEvent.create(
+                                    mapper.writeValueAsString(o), "overview");
+                              } catch (IOException e) {
+                                throw new UncheckedIOException(e);
+                              }
+                            })
+                        .exceptionally(
+                            e ->
+                                ServerSentEvent.create(
+                                    "the scheduler did not answer", "unavailable")))
+            .mapMaterializedValue(m -> org.apache.pekko.NotUsed.getInstance());
+    return completeOK(stream, EventStreamMarshalling.toEventStream());
   }
 
   // ---- hosts and drains

@@ -8,6 +8,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
+import dev.ferry.node.metrics.MetricsText;
 import dev.ferry.node.scheduler.FakeAgent;
 import dev.ferry.node.scheduler.Scheduler;
 import dev.ferry.node.scheduler.SchedulerJournal;
@@ -45,6 +46,7 @@ class ApiTest {
   private static ServerBinding binding;
   private static String base;
   private static FakeAgent host1;
+  private static ActorRef<SchedulerProtocol.Command> scheduler;
   private static FakeAgent host2;
   private static final HttpClient http = HttpClient.newHttpClient();
   private static final ObjectMapper json = new ObjectMapper();
@@ -69,7 +71,7 @@ class ApiTest {
     host2 = new FakeAgent(kit, "host2");
     new FakeAgent(kit, "host3");
     host1.run("vm-a", "vm-b", "vm-c", "vm-d");
-    ActorRef<SchedulerProtocol.Command> scheduler =
+    scheduler =
         kit.spawn(
             Scheduler.create(SchedulerSettings.from(c), System::currentTimeMillis), "scheduler");
     ApiSettings api = ApiSettings.from(c).withPort(0);
@@ -134,6 +136,76 @@ class ApiTest {
     assertTrue(p.get("detail").asText().contains(detailPart), r.body());
   }
 
+  /** The scheduler's gauges on the management port: every host, its caps, its links. */
+  @Test
+  void theSchedulersGaugesDescribeHostsLinksAndTheQueue() throws Exception {
+    MetricsText t = new MetricsText();
+    SchedulerMetrics.source(kit.system(), scheduler, Duration.ofSeconds(10))
+        .appendTo(t)
+        .toCompletableFuture()
+        .get();
+    String text = t.toString();
+    assertTrue(text.contains("ferry_scheduler_up 1\n"), text);
+    assertTrue(text.contains("# TYPE ferry_queue_depth gauge\n"), text);
+    for (String h : List.of("host1", "host2", "host3")) {
+      assertTrue(
+          text.contains("ferry_host_slots{direction=\"outbound\",host=\"" + h + "\"} 2\n"), text);
+      assertTrue(
+          text.contains("ferry_host_slots{direction=\"inbound\",host=\"" + h + "\"} 2\n"), text);
+    }
+    assertTrue(text.contains("ferry_host_state{host=\"host1\","), text);
+    assertTrue(text.contains("ferry_link_capacity_bytes{link="), text);
+
+    MetricsText silent = new MetricsText();
+    SchedulerMetrics.source(
+            kit.system(),
+            kit.<SchedulerProtocol.Command>createTestProbe().getRef(),
+            Duration.ofMillis(200))
+        .appendTo(silent)
+        .toCompletableFuture()
+        .get();
+    assertTrue(silent.toString().contains("ferry_scheduler_up 0\n"), silent.toString());
+    assertFalse(silent.toString().contains("ferry_host_slots{"), "no guesses without an answer");
+  }
+
+  /** The status page is static and public; the overview stream it reads needs the token. */
+  @Test
+  void theStatusPageAndItsOverviewStream() throws Exception {
+    HttpResponse<String> page = call("GET", "/status", null, null);
+    assertEquals(200, page.statusCode());
+    assertTrue(page.headers().firstValue("Content-Type").orElse("").startsWith("text/html"));
+    assertTrue(page.body().contains("/api/v1/events"), "the page follows the overview stream");
+
+    assertEquals(401, call("GET", "/api/v1/events", null, null).statusCode());
+    HttpRequest request =
+        HttpRequest.newBuilder(URI.create(base + "/api/v1/events"))
+            .header("Authorization", "Bearer " + TOKEN)
+            .timeout(Duration.ofSeconds(20))
+            .build();
+    HttpResponse<java.util.stream.Stream<String>> stream =
+        http.send(request, HttpResponse.BodyHandlers.ofLines());
+    assertEquals(200, stream.statusCode());
+    String data;
+    try (java.util.stream.Stream<String> lines = stream.body()) {
+      // the first event: "event: overview" then its "data:" line
+      java.util.Iterator<String> it = lines.iterator();
+      String event = "";
+      data = null;
+      while (data == null && it.hasNext()) {
+        String line = it.next();
+        if (line.startsWith("event:")) {
+          event = line.substring(6).strip();
+        } else if (line.startsWith("data:") && event.equals("overview")) {
+          data = line.substring(5).strip();
+        }
+      }
+    }
+    JsonNode overview = json.readTree(data);
+    assertEquals(3, overview.path("hosts").path("hosts").size(), data);
+    assertTrue(overview.path("migrations").isArray(), data);
+    assertTrue(overview.path("drains").isArray(), data);
+  }
+
   @Test
   void aRequestWithoutTheTokenIsRefused() throws Exception {
     HttpResponse<String> none = call("GET", "/api/v1/migrations", null, null);
@@ -158,6 +230,8 @@ class ApiTest {
             "/api/v1/drains/{id}",
             "/api/v1/rebalance/plan",
             "/api/v1/rebalance/apply",
+            "/api/v1/events",
+            "/status",
             "/health/ready")) {
       assertTrue(paths.has(p), p);
     }

@@ -14,11 +14,15 @@ import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
@@ -105,6 +109,15 @@ class ControlPlaneIT {
     return http.send(b.build(), HttpResponse.BodyHandlers.ofString());
   }
 
+  private static String get(String url) throws Exception {
+    HttpResponse<String> r =
+        http.send(
+            HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(30)).build(),
+            HttpResponse.BodyHandlers.ofString());
+    assertEquals(200, r.statusCode(), url + ": " + r.body());
+    return r.body();
+  }
+
   private ProcessRunner.Output driver(String host, String... args) {
     List<String> argv =
         new ArrayList<>(
@@ -123,7 +136,7 @@ class ControlPlaneIT {
    * there ends with exit 1 and a one-line reason.
    */
   @Test
-  void theOpenNebulaDriverMigratesAndReportsFailures() {
+  void theOpenNebulaDriverMigratesAndReportsFailures() throws Exception {
     String vm = "one-7";
     vms.add(vm);
     bed.mkvm("host1", vm, "--mem", "128", "--prefill", "16", "--snapshots", "1");
@@ -139,6 +152,26 @@ class ControlPlaneIT {
     checks.runsOnlyOn(vm, "host2", HOSTS);
     assertEquals(List.of("snap-0"), checks.libvirtSnapshots("host2", vm));
     checks.revertWorks("host2", vm, "snap-0");
+
+    // the source's agent counted it; the control node reports the scheduler's view
+    String agentMetrics = bed.execOk("host1", "curl", "-sf", "http://127.0.0.1:8558/metrics");
+    List<String> agentLines = agentMetrics.lines().toList();
+    assertTrue(
+        agentLines.contains(
+            "ferry_migrations_finished_total{outcome=\"completed\",strategy=\"overlay\"} 1"),
+        agentMetrics);
+    assertTrue(
+        agentLines.contains("ferry_migration_paused_seconds_count{strategy=\"overlay\"} 1"),
+        agentMetrics);
+    assertEquals(
+        "ready", bed.execOk("host2", "curl", "-sf", "http://127.0.0.1:8558/health/ready").strip());
+    String controlMetrics = get(control.managementUrl() + "/metrics");
+    assertTrue(controlMetrics.contains("ferry_scheduler_up 1\n"), controlMetrics);
+    for (String h : HOSTS) {
+      assertTrue(
+          controlMetrics.contains("ferry_host_state{host=\"" + h + "\",state=\"active\"} 1\n"),
+          controlMetrics);
+    }
 
     ProcessRunner.Output missing = driver("host1", "one-404", "host2", "host1");
     assertEquals(1, missing.result().exitCode());
@@ -261,6 +294,73 @@ class ControlPlaneIT {
     assertTrue(
         !json.readTree(again.body()).get("moves").toString().contains("\"vm\":\"" + vm + "\""),
         again.body());
+  }
+
+  /**
+   * The status page in headless Chromium, against the running control node: it lists the hosts,
+   * shows a migration while it runs (state and progress bar from the SSE overview stream) and then
+   * as completed. Screenshots stay in target/ as artifacts of the run.
+   */
+  @Test
+  void theStatusPageShowsAMigrationUntilItCompletes() throws Exception {
+    String vm = "one-page";
+    vms.add(vm);
+    bed.mkvm("host2", vm, "--mem", "128", "--prefill", "32");
+    await().atMost(Duration.ofSeconds(30)).until(() -> hostVms("host2") == 1);
+    try (HeadlessChromium browser = HeadlessChromium.start()) {
+      browser.open(control.url() + "/status#token=" + TOKEN);
+      await()
+          .atMost(Duration.ofSeconds(30))
+          .pollInterval(Duration.ofMillis(250))
+          .until(
+              () ->
+                  browser
+                      .eval("return document.querySelectorAll('#hosts tr[data-host]').length")
+                      .asInt(),
+              n -> n == HOSTS.size());
+      assertEquals(
+          "", browser.eval("return location.hash").asText(), "the token left the address bar");
+
+      HttpResponse<String> submitted =
+          call(
+              "POST",
+              "/api/v1/migrations",
+              "{\"vm\":\"" + vm + "\",\"source\":\"host2\",\"destination\":\"host3\"}");
+      assertEquals(202, submitted.statusCode(), submitted.body());
+      String row = "document.querySelector('tr[data-vm=\"" + vm + "\"]')";
+      Set<String> seen = new LinkedHashSet<>();
+      boolean shotWhileRunning = false;
+      long end = System.currentTimeMillis() + Duration.ofMinutes(4).toMillis();
+      String state = "";
+      while (!state.equals("completed") && System.currentTimeMillis() < end) {
+        state = browser.eval("const r = " + row + "; return r ? r.dataset.state : ''").asText();
+        if (!state.isEmpty()) {
+          seen.add(state);
+        }
+        if (state.equals("running") && !shotWhileRunning) {
+          browser.screenshot(Path.of("target", "status-page-running.png"));
+          shotWhileRunning = true;
+        }
+        Thread.sleep(250);
+      }
+      browser.screenshot(Path.of("target", "status-page.png"));
+      assertEquals("completed", state, "the page's last state; seen " + seen);
+      assertTrue(seen.contains("running"), "the page showed it running: " + seen);
+      assertTrue(
+          browser.eval("return " + row + ".textContent").asText().contains("host3"),
+          "the row names where it runs now");
+      assertTrue(Files.size(Path.of("target", "status-page.png")) > 10_000, "a real screenshot");
+    }
+    checks.runsOnlyOn(vm, "host3", HOSTS);
+  }
+
+  private static int hostVms(String host) throws Exception {
+    for (JsonNode h : json.readTree(call("GET", "/api/v1/hosts", null).body()).get("hosts")) {
+      if (h.get("host").asText().equals(host)) {
+        return h.get("vms").asInt();
+      }
+    }
+    return 0;
   }
 
   private static void awaitControlRemoved() {
