@@ -411,7 +411,7 @@ class MigrationWorkflowTest {
 
   /**
    * Every line the source's and the destination's migration actors log carries the migration id and
-   * the VM, and the JSON encoder of config/logback-json.xml writes them as fields.
+   * the VM, and the JSON encoder of logback-json.xml writes them as fields.
    */
   @Test
   void everyLogLineOfAMigrationCarriesItsIdAndVm() throws Exception {
