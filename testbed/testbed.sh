@@ -431,28 +431,60 @@ wait_records() {
     done
 }
 
-# CA and per-host certificates for Pekko's TLS between agents (PEM, as the RotatingKeys
-# provider reads them): $TB/pki/ca.pem and $TB/pki/<host>/{tls.key,tls.crt}
+# The bed's PKI for Pekko's TLS between nodes (config/tls.conf reads a directory with tls.key,
+# tls.crt and ca.crt): $TB/pki/<node>/ for host1..N and tb-root (the control node and the tests'
+# cluster clients in the root namespace), all signed by the bed's CA; and $TB/pki/foreign/, signed
+# by another CA, for the test that such a node cannot join. RSA keys: Pekko's PEM reader takes
+# no others. Every certificate also names the cluster (DNS:ferry-cluster): a node accepts a peer
+# only when their certificates share a name. Prints the directory.
 cmd_pki() {
-    local P=$TB/pki N i h
+    local P=$TB/pki N i h ip ca
     N=$(cat "$ST/up" 2>/dev/null || echo "${1:-3}")
-    mkdir -p "$P"; chmod 700 "$P"
-    if [ ! -f "$P/ca.key" ]; then
-        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
-            -subj "/CN=ferry-testbed-ca" -keyout "$P/ca.key" -out "$P/ca.pem" 2>/dev/null || die "CA"
+    # a CA that expires within a day takes every certificate with it
+    if [ -f "$P/ca.pem" ] && ! openssl x509 -in "$P/ca.pem" -noout -checkend 86400 >/dev/null; then
+        rm -rf "$P"
     fi
-    for i in $(seq 1 "$N") root; do
-        if [ "$i" = root ]; then h=tb-root; ip=$NET.1; else h=host$i; ip=$(hip "$h"); fi
-        mkdir -p "$P/$h"
-        [ -f "$P/$h/tls.crt" ] && continue
-        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=$h" \
-            -keyout "$P/$h/tls.key" -out "$P/$h/tls.csr" 2>/dev/null || die "key $h"
-        printf 'subjectAltName=DNS:%s,IP:%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$h" "$ip" > "$P/$h/ext"
-        openssl x509 -req -in "$P/$h/tls.csr" -CA "$P/ca.pem" -CAkey "$P/ca.key" -CAcreateserial \
-            -days 30 -extfile "$P/$h/ext" -out "$P/$h/tls.crt" 2>/dev/null || die "cert $h"
-        rm -f "$P/$h/tls.csr" "$P/$h/ext"
+    mkdir -p "$P"; chmod 700 "$P"
+    pki_ca "$P/ca" ferry-testbed-ca
+    pki_ca "$P/foreign-ca" ferry-foreign-ca
+    for i in $(seq 1 "$N") root foreign; do
+        case $i in
+            root) h=tb-root; ip=$NET.1; ca=ca ;;
+            foreign) h=foreign; ip=$NET.1; ca=foreign-ca ;;
+            *) h=host$i; ip=$(hip "$h"); ca=ca ;;
+        esac
+        pki_cert "$P" "$h" "$ip" "$ca"
     done
+    # the intruder knows the bed's CA (a CA certificate is no secret): only its own certificate,
+    # signed by a CA the bed does not trust, may keep it out
+    cp "$P/ca.pem" "$P/foreign/ca.crt"
     echo "$P"
+}
+
+pki_ca() {
+    [ -f "$1.key" ] && return 0
+    openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=$2" \
+        -keyout "$1.key" -out "$1.pem" 2>/dev/null || die "CA $2"
+}
+
+# pki_cert DIR NAME IP CA: DIR/NAME/{tls.key,tls.crt,ca.crt}, unless a current one is there
+pki_cert() {
+    local D=$1/$2
+    if [ -f "$D/tls.crt" ] && [ -f "$D/ca.crt" ] \
+        && openssl x509 -in "$D/tls.crt" -noout -ext subjectAltName 2>/dev/null | grep -q ferry-cluster \
+        && openssl x509 -in "$D/tls.crt" -noout -checkend 86400 >/dev/null; then
+        return 0
+    fi
+    mkdir -p "$D"
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=$2" -keyout "$D/tls.key" -out "$D/tls.csr" \
+        2>/dev/null || die "key $2"
+    printf 'subjectAltName=DNS:%s,DNS:ferry-cluster,IP:%s\nextendedKeyUsage=serverAuth,clientAuth\n' \
+        "$2" "$3" > "$D/ext"
+    openssl x509 -req -in "$D/tls.csr" -CA "$1/$4.pem" -CAkey "$1/$4.key" -CAcreateserial \
+        -days 29 -extfile "$D/ext" -out "$D/tls.crt" 2>/dev/null || die "cert $2"
+    cp "$1/$4.pem" "$D/ca.crt"
+    chmod 600 "$D/tls.key"
+    rm -f "$D/tls.csr" "$D/ext"
 }
 
 case ${1:-} in

@@ -95,6 +95,7 @@ public final class ControlNode {
                   + AgentProcess.PORT
                   + "\"]",
               "pekko.cluster.split-brain-resolver.stable-after = 5s",
+              bed.tlsConfig("tb-root"),
               extra,
               ""));
     } catch (IOException e) {

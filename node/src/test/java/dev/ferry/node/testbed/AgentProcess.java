@@ -31,13 +31,23 @@ public final class AgentProcess {
   private final Testbed bed;
   private final String host;
   private final String extraConfig;
+  private final String tlsIdentity;
   private RunningProcess process;
   private CompletableFuture<Void> ready;
 
   public AgentProcess(Testbed bed, String host, String extraConfig) {
+    this(bed, host, extraConfig, host);
+  }
+
+  /**
+   * An agent whose TLS key and certificate are those of {@code tlsIdentity} rather than its host's
+   * ({@code foreign}: signed by a CA the cluster does not trust).
+   */
+  public AgentProcess(Testbed bed, String host, String extraConfig, String tlsIdentity) {
     this.bed = bed;
     this.host = host;
     this.extraConfig = extraConfig;
+    this.tlsIdentity = tlsIdentity;
   }
 
   public String host() {
@@ -49,7 +59,8 @@ public final class AgentProcess {
   }
 
   /** The configuration overlay an agent on a test-bed host runs with. */
-  public static String overlay(Testbed bed, String host, String seedHost, String extra) {
+  public static String overlay(
+      Testbed bed, String host, String seedHost, String extra, String tlsIdentity) {
     return String.join(
         "\n",
         "ferry.node.host = \"" + host + "\"",
@@ -60,6 +71,8 @@ public final class AgentProcess {
         "pekko.cluster.seed-nodes = [\"pekko://ferry@" + bed.ip(seedHost) + ":" + PORT + "\"]",
         // a killed agent is noticed and downed quickly in tests
         "pekko.cluster.split-brain-resolver.stable-after = 5s",
+        // remoting over TLS, as config/tls.conf sets it up, with this host's certificate
+        bed.tlsConfig(tlsIdentity),
         extra,
         "");
   }
@@ -68,7 +81,8 @@ public final class AgentProcess {
     Path dir = bed.hostDir(host).resolve("ferry");
     try {
       Files.createDirectories(dir);
-      Files.writeString(dir.resolve("agent.conf"), overlay(bed, host, seedHost, extraConfig));
+      Files.writeString(
+          dir.resolve("agent.conf"), overlay(bed, host, seedHost, extraConfig, tlsIdentity));
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
@@ -133,6 +147,16 @@ public final class AgentProcess {
             System.getProperty("java.class.path").split(java.io.File.pathSeparator))
         .map(p -> Path.of(p).toAbsolutePath().toString())
         .collect(java.util.stream.Collectors.joining(java.io.File.pathSeparator));
+  }
+
+  /** Whether the agent becomes ready within {@code timeout} (false if it exits or times out). */
+  public boolean readyWithin(Duration timeout) {
+    try {
+      ready.get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+      return true;
+    } catch (Exception e) {
+      return false;
+    }
   }
 
   public void awaitReady(Duration timeout) {

@@ -35,7 +35,8 @@ public final class Cluster implements AutoCloseable {
             bed.rootIp(),
             List.of(bed.ip(hosts[0]) + ":" + AgentProcess.PORT),
             com.typesafe.config.ConfigFactory.parseString(
-                "pekko.cluster.split-brain-resolver.stable-after = 5s"));
+                "pekko.cluster.split-brain-resolver.stable-after = 5s\n"
+                    + bed.tlsConfig("tb-root")));
     for (String h : hosts) {
       c.client.agent(h, Duration.ofSeconds(60));
     }

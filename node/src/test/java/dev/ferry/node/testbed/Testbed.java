@@ -23,6 +23,7 @@ public final class Testbed {
 
   private final Path repo;
   private final Path script;
+  private Path pki;
   private final Path state;
   private final LocalProcessRunner runner = new LocalProcessRunner();
   private int hosts;
@@ -107,6 +108,30 @@ public final class Testbed {
               + r.stderrTail());
     }
     hosts = n;
+  }
+
+  /**
+   * Pekko's TLS for a node of the bed: the repository's config/tls.conf, with the key and
+   * certificate of {@code identity} ({@code host1}..., {@code tb-root} for the root namespace's
+   * control node and clients, {@code foreign} for one signed by another CA), which {@code
+   * testbed.sh pki} makes.
+   */
+  public synchronized String tlsConfig(String identity) {
+    if (pki == null) {
+      String dir =
+          runner
+              .capture(
+                  ProcessSpec.of(script.toString(), "pki")
+                      .withTimeout(Duration.ofMinutes(1))
+                      .withEnv("FERRY_TB", state.toString()))
+              .stdoutOrThrow();
+      pki = Path.of(dir.strip());
+    }
+    return "include file(\""
+        + repo.resolve("config/tls.conf")
+        + "\")\npekko.remote.artery.ssl.rotating-keys-engine.secret-mount-point = \""
+        + pki.resolve(identity)
+        + "\"\n";
   }
 
   public synchronized void down() {

@@ -1,4 +1,4 @@
-package dev.ferry.api.k8s;
+package dev.ferry.api.deploy;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -211,6 +211,7 @@ class KubernetesManifestsTest {
       assertTrue(mountsConfig, "the ConfigMap is mounted at /etc/ferry");
     }
     assertEquals(Set.of("agent.conf", "control.conf"), loaded);
+    Set<String> tlsDirs = new HashSet<>();
     Config token =
         ConfigFactory.parseString("ferry.api.auth.token = \"k8s-test-token-0123456789\"");
     for (String file : loaded) {
@@ -221,10 +222,21 @@ class KubernetesManifestsTest {
       ApiSettings.from(full);
       ManagementSettings.from(full);
       assertTrue(full.getStringList("pekko.cluster.seed-nodes").size() >= 1, file);
+      assertEquals("tls-tcp", full.getString("pekko.remote.artery.transport"), file);
+      tlsDirs.add(
+          full.getString("pekko.remote.artery.ssl.rotating-keys-engine.secret-mount-point"));
       for (Map.Entry<String, ConfigValue> e : overlay.resolve().entrySet()) {
         assertTrue(
             reference.hasPathOrNull(e.getKey()), file + " sets an unknown key " + e.getKey());
       }
+    }
+    assertEquals(1, tlsDirs.size(), "one place for the TLS files: " + tlsDirs);
+    for (JsonNode w : workloads()) {
+      boolean mountsTls = false;
+      for (JsonNode v : w.at("/spec/template/spec/containers/0/volumeMounts")) {
+        mountsTls |= tlsDirs.contains(v.path("mountPath").asText());
+      }
+      assertTrue(mountsTls, w.at("/metadata/name") + " mounts the TLS files at " + tlsDirs);
     }
     Config agentsOnly =
         ConfigFactory.parseFile(K8S.resolve("overlays/agents-only/seeds.conf").toFile());
