@@ -74,17 +74,8 @@ final class Requests {
       }
       m = m.withWarmPasses(o.warmPasses());
     }
-    if (Boolean.TRUE.equals(o.autoConverge())) {
-      m =
-          new MigrationOptions(
-              m.strategy(),
-              m.finalSync(),
-              m.bulkCopy(),
-              m.bandwidthBytesPerSecond(),
-              m.maxDowntimeMillis(),
-              m.warmPasses(),
-              true,
-              m.deadlineEpochMillis());
+    if (o.autoConverge() != null) {
+      m = m.withAutoConverge(o.autoConverge());
     }
     if (o.deadline() != null) {
       m = m.withDeadline(deadline("options.deadline", o.deadline()));

@@ -15,7 +15,11 @@ import dev.ferry.node.scheduler.SchedulerJournal;
 import dev.ferry.node.scheduler.SchedulerSettings;
 import dev.ferry.node.settings.FerryConfig;
 import dev.ferry.protocol.AgentProtocol;
+import dev.ferry.protocol.BulkCopyMethod;
+import dev.ferry.protocol.FinalSyncMethod;
+import dev.ferry.protocol.MigrationOptions;
 import dev.ferry.protocol.MigrationOutcome;
+import dev.ferry.protocol.MigrationStrategy;
 import dev.ferry.protocol.SchedulerProtocol;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
@@ -204,6 +208,34 @@ class ApiTest {
     assertEquals(3, overview.path("hosts").path("hosts").size(), data);
     assertTrue(overview.path("migrations").isArray(), data);
     assertTrue(overview.path("drains").isArray(), data);
+  }
+
+  /** Every option a client may send reaches the engine's MigrationOptions. */
+  @Test
+  void requestOptionsBecomeMigrationOptions() {
+    Requests.Options o =
+        new Requests.Options(
+            MigrationStrategy.SUSPEND_SYNC,
+            FinalSyncMethod.RSYNC,
+            BulkCopyMethod.TAR,
+            5_000_000L,
+            300L,
+            2,
+            true,
+            "2099-01-01T00:00:00Z");
+    MigrationOptions m = Requests.options(o);
+    assertEquals(
+        new MigrationOptions(
+            MigrationStrategy.SUSPEND_SYNC,
+            FinalSyncMethod.RSYNC,
+            BulkCopyMethod.TAR,
+            5_000_000L,
+            300L,
+            2,
+            true,
+            java.time.Instant.parse("2099-01-01T00:00:00Z").toEpochMilli()),
+        m);
+    assertEquals(MigrationOptions.defaults(), Requests.options(null));
   }
 
   @Test

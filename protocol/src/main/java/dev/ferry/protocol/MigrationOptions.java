@@ -107,6 +107,19 @@ public record MigrationOptions(
         deadlineEpochMillis);
   }
 
+  /** libvirt's auto-converge: throttle the guest's vCPUs when its memory dirties too fast. */
+  public MigrationOptions withAutoConverge(boolean on) {
+    return new MigrationOptions(
+        strategy,
+        finalSync,
+        bulkCopy,
+        bandwidthBytesPerSecond,
+        maxDowntimeMillis,
+        warmPasses,
+        on,
+        deadlineEpochMillis);
+  }
+
   public MigrationOptions withDeadline(long epochMillis) {
     return new MigrationOptions(
         strategy,
