@@ -10,6 +10,7 @@ import dev.ferry.node.scheduler.SchedulerSettings;
 import dev.ferry.node.settings.FerryConfig;
 import dev.ferry.node.settings.NodeSettings;
 import dev.ferry.protocol.SchedulerProtocol;
+import java.util.List;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
@@ -18,6 +19,8 @@ import org.apache.pekko.cluster.MemberStatus;
 import org.apache.pekko.cluster.typed.Cluster;
 import org.apache.pekko.http.javadsl.Http;
 import org.apache.pekko.http.javadsl.ServerBinding;
+import org.apache.pekko.management.cluster.bootstrap.ClusterBootstrap;
+import org.apache.pekko.management.javadsl.PekkoManagement;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -50,8 +53,20 @@ public final class FerryServer {
       SchedulerJournal.createSchema(config);
     }
     boolean agent = config.getBoolean("ferry.server.agent");
+    String formation = config.getString("ferry.cluster.formation");
+    if (!List.of("seed-nodes", "kubernetes-api").contains(formation)) {
+      throw new IllegalArgumentException(
+          "ferry.cluster.formation must be seed-nodes or kubernetes-api, not " + formation);
+    }
     ActorSystem<Void> system =
         ActorSystem.create(root(node, agent, scheduler, api), "ferry", config);
+    if (formation.equals("kubernetes-api")) {
+      // Pekko Management's HTTP port serves the bootstrap's contact point; the bootstrap lists
+      // the pods through the Kubernetes API and joins (or, lowest address, forms) the cluster
+      PekkoManagement.get(system).start();
+      ClusterBootstrap.get(system).start();
+      log.info("cluster formation: bootstrap through the Kubernetes API");
+    }
     ManagementSettings management = ManagementSettings.from(config);
     if (management.enabled()) {
       ManagementServer.start(

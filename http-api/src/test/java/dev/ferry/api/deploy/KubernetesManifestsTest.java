@@ -47,6 +47,10 @@ class KubernetesManifestsTest {
   private static final Map<String, String> PROBES =
       Map.of("livenessProbe", "/health/live", "readinessProbe", "/health/ready");
 
+  private static final Pattern CONFIG_FILE = Pattern.compile("-Dconfig\\.file=/etc/ferry/(\\S+)");
+  private static final Config TOKEN =
+      ConfigFactory.parseString("ferry.api.auth.token = \"k8s-test-token-0123456789\"");
+
   private static final Map<Path, List<JsonNode>> docs = new HashMap<>();
   private static Config reference;
 
@@ -83,7 +87,7 @@ class KubernetesManifestsTest {
 
   private static List<JsonNode> workloads() {
     List<JsonNode> w = new ArrayList<>(ofKind("DaemonSet"));
-    w.addAll(ofKind("StatefulSet"));
+    w.addAll(ofKind("Deployment"));
     return w;
   }
 
@@ -130,7 +134,7 @@ class KubernetesManifestsTest {
 
   @Test
   void selectorsMatchTheLabelsOfAWorkload() {
-    assertEquals(2, workloads().size(), "the agent DaemonSet and the control StatefulSet");
+    assertEquals(2, workloads().size(), "the agent DaemonSet and the control Deployment");
     List<Map<String, String>> templates = new ArrayList<>();
     for (JsonNode w : workloads()) {
       Map<String, String> labels = map(w.at("/spec/template/metadata/labels"));
@@ -149,14 +153,27 @@ class KubernetesManifestsTest {
     }
   }
 
+  /** The configuration a workload's pods run with: its -Dconfig.file, as the node loads it. */
+  private static Config podConfig(JsonNode workload) {
+    for (JsonNode a : workload.at("/spec/template/spec/containers/0/args")) {
+      Matcher m = CONFIG_FILE.matcher(a.asText());
+      if (m.matches()) {
+        Config overlay = ConfigFactory.parseFile(BASE.resolve(m.group(1)).toFile());
+        return FerryConfig.load(overlay.withFallback(TOKEN));
+      }
+    }
+    throw new AssertionError("no -Dconfig.file in " + workload.at("/metadata/name"));
+  }
+
   @Test
   void portsAndProbesAreTheOnesTheNodesServe() {
-    Map<String, Integer> expected =
-        Map.of(
-            "management", ManagementSettings.from(reference).port(),
-            "api", reference.getInt("ferry.api.port"),
-            "remoting", reference.getInt("pekko.remote.artery.canonical.port"));
+    Map<String, Integer> expected = new HashMap<>();
     for (JsonNode w : workloads()) {
+      Config pod = podConfig(w);
+      expected.put("management", ManagementSettings.from(pod).port());
+      expected.put("api", pod.getInt("ferry.api.port"));
+      expected.put("remoting", pod.getInt("pekko.remote.artery.canonical.port"));
+      expected.put("bootstrap", pod.getInt("pekko.management.http.port"));
       JsonNode c = w.at("/spec/template/spec/containers/0");
       Map<String, Integer> ports = new HashMap<>();
       c.path("ports")
@@ -187,14 +204,13 @@ class KubernetesManifestsTest {
    */
   @Test
   void theConfigFilesThePodsLoadAreValid() throws Exception {
-    Pattern configFile = Pattern.compile("-Dconfig\\.file=/etc/ferry/(\\S+)");
     Set<String> loaded = new HashSet<>();
     for (JsonNode w : workloads()) {
       JsonNode c = w.at("/spec/template/spec/containers/0");
       List<String> args = new ArrayList<>();
       c.path("args").forEach(a -> args.add(a.asText()));
       for (String a : args) {
-        Matcher m = configFile.matcher(a);
+        Matcher m = CONFIG_FILE.matcher(a);
         if (m.matches()) {
           loaded.add(m.group(1));
         }
@@ -212,16 +228,14 @@ class KubernetesManifestsTest {
     }
     assertEquals(Set.of("agent.conf", "control.conf"), loaded);
     Set<String> tlsDirs = new HashSet<>();
-    Config token =
-        ConfigFactory.parseString("ferry.api.auth.token = \"k8s-test-token-0123456789\"");
     for (String file : loaded) {
       Config overlay = ConfigFactory.parseFile(BASE.resolve(file).toFile());
-      Config full = FerryConfig.load(overlay.withFallback(token));
+      Config full = FerryConfig.load(overlay.withFallback(TOKEN));
       NodeSettings.from(full);
       SchedulerSettings.from(full);
       ApiSettings.from(full);
       ManagementSettings.from(full);
-      assertTrue(full.getStringList("pekko.cluster.seed-nodes").size() >= 1, file);
+      assertEquals("kubernetes-api", full.getString("ferry.cluster.formation"), file);
       assertEquals("tls-tcp", full.getString("pekko.remote.artery.transport"), file);
       tlsDirs.add(
           full.getString("pekko.remote.artery.ssl.rotating-keys-engine.secret-mount-point"));
@@ -239,8 +253,45 @@ class KubernetesManifestsTest {
       assertTrue(mountsTls, w.at("/metadata/name") + " mounts the TLS files at " + tlsDirs);
     }
     Config agentsOnly =
-        ConfigFactory.parseFile(K8S.resolve("overlays/agents-only/seeds.conf").toFile());
+        ConfigFactory.parseFile(K8S.resolve("overlays/agents-only/formation.conf").toFile());
+    assertEquals("seed-nodes", agentsOnly.getString("ferry.cluster.formation"));
     assertFalse(agentsOnly.getStringList("pekko.cluster.seed-nodes").isEmpty());
+  }
+
+  /**
+   * The bootstrap finds every Ferry pod through the Kubernetes API: its label selector matches the
+   * pods of both workloads, and their account may list pods (and nothing else) with a token that is
+   * mounted.
+   */
+  @Test
+  void theBootstrapCanListThePodsItLooksFor() {
+    for (JsonNode w : workloads()) {
+      Config pod = podConfig(w);
+      assertEquals(
+          "kubernetes-api",
+          pod.getString(
+              "pekko.management.cluster.bootstrap.contact-point-discovery.discovery-method"));
+      String[] selector =
+          pod.getString("pekko.discovery.kubernetes-api.pod-label-selector")
+              .formatted(
+                  pod.getString(
+                      "pekko.management.cluster.bootstrap.contact-point-discovery.service-name"))
+              .split("=", 2);
+      assertEquals(
+          selector[1],
+          map(w.at("/spec/template/metadata/labels")).get(selector[0]),
+          w.at("/metadata/name") + "'s pods carry the label the bootstrap selects");
+      assertEquals("ferry", w.at("/spec/template/spec/serviceAccountName").asText());
+      assertTrue(w.at("/spec/template/spec/automountServiceAccountToken").asBoolean());
+    }
+    JsonNode role = ofKind("Role").get(0);
+    assertEquals(1, role.at("/rules").size(), "one rule: " + role);
+    assertEquals("[\"pods\"]", role.at("/rules/0/resources").toString());
+    assertEquals("[\"get\",\"watch\",\"list\"]", role.at("/rules/0/verbs").toString());
+    JsonNode binding = ofKind("RoleBinding").get(0);
+    assertEquals(role.at("/metadata/name"), binding.at("/roleRef/name"));
+    assertEquals("ferry", binding.at("/subjects/0/name").asText());
+    assertEquals("ServiceAccount", binding.at("/subjects/0/kind").asText());
   }
 
   /** A FERRY_ variable the configuration never reads would be a setting silently lost. */

@@ -29,9 +29,8 @@ import org.slf4j.LoggerFactory;
  * /health/ready} (an Up cluster member: it can take and run migrations) and {@code GET /metrics}
  * (Prometheus text format: this agent's counters, then what the extra source adds, such as the
  * scheduler's gauges). It carries no secrets and no VM data, so it needs no token; Kubernetes
- * probes and Prometheus use it. It is Ferry's own rather than Pekko Management's: clusters form
- * from seed nodes (a StatefulSet's stable names in k8s/), and the pekko-discovery module that Pekko
- * Management's Kubernetes bootstrap needs is served here only at 1.2.1, behind Pekko 1.7.0.
+ * probes and Prometheus use it. It is Ferry's own, on every node whatever the cluster formation;
+ * Pekko Management's port serves only the Kubernetes bootstrap, where that is used.
  */
 public final class ManagementServer {
   private static final Logger log = LoggerFactory.getLogger(ManagementServer.class);
