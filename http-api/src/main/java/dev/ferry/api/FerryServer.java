@@ -3,7 +3,6 @@ package dev.ferry.api;
 import com.typesafe.config.Config;
 import dev.ferry.node.NodeAgent;
 import dev.ferry.node.management.ManagementServer;
-import dev.ferry.node.management.ManagementSettings;
 import dev.ferry.node.scheduler.Scheduler;
 import dev.ferry.node.scheduler.SchedulerJournal;
 import dev.ferry.node.scheduler.SchedulerSettings;
@@ -67,15 +66,11 @@ public final class FerryServer {
       ClusterBootstrap.get(system).start();
       log.info("cluster formation: bootstrap through the Kubernetes API");
     }
-    ManagementSettings management = ManagementSettings.from(config);
-    if (management.enabled()) {
-      ManagementServer.start(
-          system,
-          management,
-          ManagementServer.clusterMemberUp(system),
-          // init is idempotent: the same proxy the root behaviour got
-          SchedulerMetrics.source(system, Scheduler.init(system, scheduler), api.askTimeout()));
-    }
+    ManagementServer.startIfEnabled(
+        system,
+        config,
+        // init is idempotent: the same proxy the root behaviour got
+        SchedulerMetrics.source(system, Scheduler.init(system, scheduler), api.askTimeout()));
     return system;
   }
 

@@ -7,7 +7,6 @@ import dev.ferry.node.image.QemuImgTool;
 import dev.ferry.node.journal.FileMigrationJournal;
 import dev.ferry.node.libvirt.LibvirtHypervisor;
 import dev.ferry.node.management.ManagementServer;
-import dev.ferry.node.management.ManagementSettings;
 import dev.ferry.node.metrics.MetricsSource;
 import dev.ferry.node.migration.MigrationServices;
 import dev.ferry.node.process.LocalProcessRunner;
@@ -47,11 +46,7 @@ public final class NodeAgent {
   /** Starts an agent with the given settings and configuration. */
   public static ActorSystem<Void> start(NodeSettings settings, Config config) {
     ActorSystem<Void> system = ActorSystem.create(root(settings), "ferry", config);
-    ManagementSettings management = ManagementSettings.from(config);
-    if (management.enabled()) {
-      ManagementServer.start(
-          system, management, ManagementServer.clusterMemberUp(system), MetricsSource.NONE);
-    }
+    ManagementServer.startIfEnabled(system, config, MetricsSource.NONE);
     return system;
   }
 

@@ -7,6 +7,7 @@ import static org.apache.pekko.http.javadsl.server.Directives.onSuccess;
 import static org.apache.pekko.http.javadsl.server.Directives.path;
 import static org.apache.pekko.http.javadsl.server.Directives.pathPrefix;
 
+import com.typesafe.config.Config;
 import dev.ferry.node.metrics.EngineMetrics;
 import dev.ferry.node.metrics.MetricsSource;
 import dev.ferry.node.metrics.MetricsText;
@@ -66,6 +67,17 @@ public final class ManagementServer {
                 log.info("{} {}", READY, b.localAddress());
               }
             });
+  }
+
+  /**
+   * Starts the port if {@code ferry.management.enabled}, ready when this node is an Up cluster
+   * member: what every deployable node does.
+   */
+  public static void startIfEnabled(ActorSystem<?> system, Config config, MetricsSource extra) {
+    ManagementSettings settings = ManagementSettings.from(config);
+    if (settings.enabled()) {
+      start(system, settings, clusterMemberUp(system), extra);
+    }
   }
 
   /** Ready: this node is an Up member of the cluster, so it can take and run migrations. */

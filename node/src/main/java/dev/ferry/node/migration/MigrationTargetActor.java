@@ -14,6 +14,7 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.BiFunction;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
@@ -61,6 +62,19 @@ public final class MigrationTargetActor {
       MigrationOptions options,
       ActorRef<TargetProtocol.Reply> source,
       MigrationServices services) {
+    return withContext(
+        manifest,
+        (ctx, timers) -> {
+          MigrationTargetActor actor =
+              new MigrationTargetActor(ctx, timers, manifest, source, services);
+          return ActorResources.closeOnStop(actor.preparing(), actor.subscription);
+        });
+  }
+
+  /** Both ways in: the migration's MDC, its logger name, a context and timers. */
+  private static Behavior<Message> withContext(
+      Manifest manifest,
+      BiFunction<ActorContext<Message>, TimerScheduler<Message>, Behavior<Message>> start) {
     return ActorResources.withMigrationMdc(
         Message.class,
         manifest.migrationId(),
@@ -70,9 +84,7 @@ public final class MigrationTargetActor {
                 Behaviors.withTimers(
                     timers -> {
                       ctx.setLoggerName("dev.ferry.migration.target");
-                      MigrationTargetActor actor =
-                          new MigrationTargetActor(ctx, timers, manifest, source, services);
-                      return ActorResources.closeOnStop(actor.preparing(), actor.subscription);
+                      return start.apply(ctx, timers);
                     })));
   }
 
@@ -400,30 +412,23 @@ public final class MigrationTargetActor {
    * result, and record it: the source's agent, waiting, reads it with QueryIncoming.
    */
   public static Behavior<Message> recover(Manifest manifest, MigrationServices services) {
-    return ActorResources.withMigrationMdc(
-        Message.class,
-        manifest.migrationId(),
-        manifest.vm(),
-        Behaviors.setup(
-            ctx ->
-                Behaviors.withTimers(
-                    timers -> {
-                      ctx.setLoggerName("dev.ferry.migration.target");
-                      MigrationTargetActor actor =
-                          new MigrationTargetActor(
-                              ctx, timers, manifest, ctx.getSystem().ignoreRef(), services);
-                      actor.recovery = true;
-                      ctx.getLog()
-                          .info(
-                              "{}: finishing the merge of an overlay migration after a restart",
-                              manifest.vm());
-                      actor.subscribe();
-                      return ActorResources.closeOnStop(
-                          actor.merging(
-                              OverlayOps.plan(manifest),
-                              ctx.messageAdapter(TargetProtocol.Reply.class, Recovered::new)),
-                          actor.subscription);
-                    })));
+    return withContext(
+        manifest,
+        (ctx, timers) -> {
+          MigrationTargetActor actor =
+              new MigrationTargetActor(
+                  ctx, timers, manifest, ctx.getSystem().ignoreRef(), services);
+          actor.recovery = true;
+          ctx.getLog()
+              .info(
+                  "{}: finishing the merge of an overlay migration after a restart", manifest.vm());
+          actor.subscribe();
+          return ActorResources.closeOnStop(
+              actor.merging(
+                  OverlayOps.plan(manifest),
+                  ctx.messageAdapter(TargetProtocol.Reply.class, Recovered::new)),
+              actor.subscription);
+        });
   }
 
   private Behavior<Message> finishRecovery(TargetProtocol.Reply reply) {
