@@ -10,6 +10,9 @@ public enum MigrationPhase {
   PREFLIGHT,
   @JsonProperty("preparing-destination")
   PREPARING_DESTINATION,
+  /** Cold strategy: the guest was asked to power off (ACPI) and is awaited. */
+  @JsonProperty("shutting-down")
+  SHUTTING_DOWN,
   @JsonProperty("dirty-tracking")
   DIRTY_TRACKING,
   @JsonProperty("creating-overlays")
@@ -30,6 +33,13 @@ public enum MigrationPhase {
   VERIFYING,
   @JsonProperty("resuming")
   RESUMING,
+  /**
+   * Cold strategy: the destination defines the domain, redefines its snapshots and boots it. After
+   * the start was asked for, the source does not restart the guest unless the destination proves it
+   * is not running there.
+   */
+  @JsonProperty("starting")
+  STARTING,
   @JsonProperty("source-cleanup")
   SOURCE_CLEANUP,
   @JsonProperty("rolling-back")

@@ -15,5 +15,12 @@ public enum MigrationStrategy {
    * overlay during a normal live migration, merge it back on the destination.
    */
   @JsonProperty("overlay")
-  OVERLAY
+  OVERLAY,
+  /**
+   * Not live: shut the guest down (ACPI), copy its files, define and start it on the destination
+   * with its snapshot metadata, then remove it from the source. For guests that cannot migrate live
+   * (a drain's fallback); the guest reboots, but its disks and snapshots move intact.
+   */
+  @JsonProperty("cold")
+  COLD
 }

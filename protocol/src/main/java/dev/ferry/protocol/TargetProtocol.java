@@ -64,6 +64,13 @@ public final class TargetProtocol {
   public record MergeOverlays(List<OverlaySpec> overlays, ActorRef<Reply> replyTo)
       implements Command {}
 
+  /**
+   * Cold strategy: the copies are verified and the guest is shut off on the source. Define the
+   * domain from the source's persistent XML, redefine the snapshot metadata, start it, check the
+   * open inodes. On any failure the domain is not left running here.
+   */
+  public record StartCold(String domainXml, ActorRef<Reply> replyTo) implements Command {}
+
   /** The source is done with this migration; the target can stop. */
   public record Release(String outcome) implements Command {}
 
@@ -95,6 +102,9 @@ public final class TargetProtocol {
   /** Overlays merged, metadata redefined, checks passed: the migration may be acknowledged. */
   public record Merged(Verification verification, long resumedAtMillis, long mergedAtMillis)
       implements Reply {}
+
+  /** Cold strategy: defined, metadata redefined, started and checked here. */
+  public record ColdStarted(Verification verification, long startedAtMillis) implements Reply {}
 
   public record Failed(String reason) implements Reply {}
 }

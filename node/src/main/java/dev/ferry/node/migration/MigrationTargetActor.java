@@ -103,6 +103,9 @@ public final class MigrationTargetActor {
   /** Started by Recovery to finish a merge; nobody waits on our replies. */
   private boolean recovery;
 
+  /** The exact check of the copies (overlay and cold strategies), once VerifyCopies passed. */
+  private Verification copiesVerified;
+
   /** When libvirt resumed the VM here (overlay strategy), from the lifecycle event. */
   private long resumedAt;
 
@@ -177,7 +180,9 @@ public final class MigrationTargetActor {
     timers.startSingleTimer(
         IdleTimeout.class,
         new IdleTimeout(),
-        t.copy(manifest.totalBytes()).plus(t.memory(manifest.memoryKiB() * 1024)));
+        t.copy(manifest.totalBytes())
+            .plus(t.memory(manifest.memoryKiB() * 1024))
+            .plus(t.shutdown()));
     return beforeSwitchover(
         Behaviors.receive(Message.class)
             .onMessage(
@@ -201,7 +206,55 @@ public final class MigrationTargetActor {
                 r -> {
                   TargetProtocol.CreateOverlays m = (TargetProtocol.CreateOverlays) r.command();
                   return creatingOverlays(m.overlays(), m.replyTo());
+                })
+            .onMessage(
+                Remote.class,
+                r -> r.command() instanceof TargetProtocol.StartCold,
+                r -> {
+                  TargetProtocol.StartCold m = (TargetProtocol.StartCold) r.command();
+                  return startingCold(m.domainXml(), m.replyTo());
                 }));
+  }
+
+  /**
+   * Cold strategy: the guest is shut off on the source and its copies here were verified; define,
+   * redefine the snapshots, boot, check. A failure leaves the domain defined but not running, for
+   * the source's Abort to remove.
+   */
+  private Behavior<Message> startingCold(String domainXml, ActorRef<TargetProtocol.Reply> replyTo) {
+    if (copiesVerified == null) {
+      replyTo.tell(
+          new TargetProtocol.Failed(
+              "refusing to start " + manifest.vm() + ": its copies were not verified here"));
+      return Behaviors.same();
+    }
+    timers.cancel(IdleTimeout.class);
+    journal("cold-starting", null);
+    blocking("start-cold", () -> host.startCold(manifest, domainXml, copiesVerified));
+    return Behaviors.receive(Message.class)
+        .onMessage(
+            StepDone.class,
+            m -> m.step().equals("start-cold"),
+            m -> {
+              if (m.error() != null) {
+                String why =
+                    "starting "
+                        + manifest.vm()
+                        + " on "
+                        + services.settings().host()
+                        + " failed: "
+                        + MigrationFailure.reason(m.error());
+                journal("cold-start-failed", why);
+                replyTo.tell(new TargetProtocol.Failed(why));
+                return waiting();
+              }
+              Verification v = (Verification) m.value();
+              journal("verified", String.join("; ", v.details()));
+              replyTo.tell(new TargetProtocol.ColdStarted(v, System.currentTimeMillis()));
+              return running();
+            })
+        .onAnyMessage(m -> Behaviors.same())
+        .build();
   }
 
   /** Overlay strategy: the frozen files copied here against the manifest, before migrating. */
@@ -219,6 +272,7 @@ public final class MigrationTargetActor {
               } else {
                 Verification v = (Verification) m.value();
                 if (v.snapshotTablesEqual() && v.imageCheckClean()) {
+                  copiesVerified = v;
                   journal("copies-verified", String.join("; ", v.details()));
                   replyTo.tell(new TargetProtocol.CopiesVerified());
                 } else {

@@ -189,6 +189,10 @@ public final class Recovery {
     }
     List<String> undone = new ArrayList<>();
     DomainState state = source.state(vm);
+    if (has(entries, "cold-shutdown") && !state.active()) {
+      recoverColdSource(id, entries, m, options, phase);
+      return;
+    }
     if (state.active() && has(entries, "overlays-created")) {
       // the VM may run on its temporary overlays: merge them back first (an actor, on timers),
       // then restore the metadata and finish; see mergeBack()
@@ -261,6 +265,94 @@ public final class Recovery {
               + m.sourceHost()
               + ": check "
               + m.destinationHost());
+    }
+  }
+
+  /**
+   * A cold move the agent left with the guest shut off here. Booted and verified on the
+   * destination: finish as the acknowledgement would. Never asked to boot there: the destination
+   * cannot be running it, so it starts here again. Asked but unanswered: only the destination
+   * knows; the guest stays off here and an operator decides.
+   */
+  private void recoverColdSource(
+      String id, List<JournalEntry> entries, Manifest m, MigrationOptions options, String phase) {
+    String vm = m.vm();
+    if (has(entries, "cold-started")) {
+      String message = "verified and running on " + m.destinationHost() + "; moved cold";
+      try {
+        services.hypervisor().undefine(vm);
+        if (services.settings().migration().removeSourceFiles()) {
+          services.source().removeFiles(m);
+        }
+        message +=
+            "; the agent restarted before removing the source's definition and files,"
+                + " which it did on restart";
+      } catch (Exception e) {
+        message += "; removing the source's definition and files failed: " + e.getMessage();
+      }
+      finish(id, m, options, MigrationOutcome.COMPLETED, m.destinationHost(), message);
+      return;
+    }
+    if (has(entries, "cold-start-requested")) {
+      String message =
+          "the agent restarted while "
+              + m.destinationHost()
+              + " was booting "
+              + vm
+              + " (cold move): it is shut off on "
+              + m.sourceHost()
+              + " with its files and is NOT restarted there; check "
+              + m.destinationHost()
+              + " before starting it anywhere";
+      log.error("{}: {}", id, message);
+      finish(id, m, options, MigrationOutcome.FAILED, "", message);
+      return;
+    }
+    List<String> undone = new ArrayList<>();
+    fact(entries, "target-ready", "target")
+        .ifPresent(
+            ref -> {
+              ActorRef<TargetProtocol.Command> target =
+                  ActorRefResolver.get(system).resolveActorRef(ref);
+              target.tell(
+                  new TargetProtocol.Abort("the source agent restarted", system.ignoreRef()));
+              undone.add("asked " + m.destinationHost() + " to remove its files");
+            });
+    try {
+      services.hypervisor().start(vm);
+      undone.add(vm + " started again");
+      finish(
+          id,
+          m,
+          options,
+          MigrationOutcome.ROLLED_BACK,
+          m.sourceHost(),
+          "the agent restarted during a cold move ("
+              + phase
+              + ", never booted on "
+              + m.destinationHost()
+              + "); rolled back: "
+              + String.join("; ", undone)
+              + "; "
+              + vm
+              + " runs on "
+              + m.sourceHost());
+    } catch (RuntimeException e) {
+      finish(
+          id,
+          m,
+          options,
+          MigrationOutcome.FAILED,
+          "",
+          "the agent restarted during a cold move ("
+              + phase
+              + ") and starting "
+              + vm
+              + " again failed: "
+              + e.getMessage()
+              + "; it is shut off on "
+              + m.sourceHost()
+              + " with its files intact");
     }
   }
 

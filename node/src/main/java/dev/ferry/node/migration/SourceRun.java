@@ -56,6 +56,13 @@ final class SourceRun {
   List<TargetProtocol.OverlaySpec> overlays = List.of();
   long mergedAt;
   boolean metadataDropped;
+
+  /** Cold strategy: the ACPI button was pressed (journaled first). */
+  boolean shutdownRequested;
+
+  /** Cold strategy: the destination was asked to boot the guest (journaled first). */
+  boolean coldStartRequested;
+
   boolean memoryStarted;
   boolean memoryReturned;
   Throwable memoryError;

@@ -306,6 +306,37 @@ final class TargetHost {
     return new Verification(v.snapshotTablesEqual(), v.imageCheckClean(), equal, false, details);
   }
 
+  /**
+   * Cold strategy: defines the domain from the source's persistent XML, redefines the snapshot
+   * metadata, boots it and checks the inodes it opened. {@code copies} is the exact check of the
+   * copied files made before (nothing had them open). The domain is started only if the metadata
+   * matches the source's, and destroyed again if the check after the start fails: it must never run
+   * here unverified while the source may start it again.
+   */
+  Verification startCold(Manifest m, String domainXml, Verification copies) throws IOException {
+    hypervisor.define(domainXml);
+    Verification meta = redefine(m, copies);
+    if (!meta.libvirtSnapshotsEqual()) {
+      throw new MigrationFailure(
+          "snapshot metadata differs after the redefinition: " + String.join("; ", meta.details()));
+    }
+    hypervisor.start(m.vm());
+    Verification v;
+    try {
+      v = inodeCheck(m, meta);
+    } catch (IOException | RuntimeException e) {
+      hypervisor.destroy(m.vm());
+      throw e;
+    }
+    if (!v.passed()) {
+      hypervisor.destroy(m.vm());
+      throw new MigrationFailure(
+          "verification failed after the boot, domain destroyed: "
+              + String.join("; ", v.details()));
+    }
+    return v;
+  }
+
   void resume(String vm) {
     hypervisor.resume(vm);
   }

@@ -123,6 +123,8 @@ public final class VmMigrationActor {
 
   private record PollJob() implements Command {}
 
+  private record PollShutdown() implements Command {}
+
   public static Behavior<Command> create(
       String migrationId,
       String vm,
@@ -272,6 +274,9 @@ public final class VmMigrationActor {
                               run.destination)));
                   if (overlay()) {
                     return droppingMetadata(this::creatingOverlays);
+                  }
+                  if (cold()) {
+                    return shuttingDown();
                   }
                   startDirectoryCopy();
                   return dirtyTracking();
@@ -442,7 +447,7 @@ public final class VmMigrationActor {
               d.allocatedBytes(),
               wantsDelta(d) ? Optional.of(bitmapName()) : Optional.empty(),
               run.options.bulkCopy() == dev.ferry.protocol.BulkCopyMethod.RSYNC,
-              wantsDelta(d) ? 0 : run.options.warmPasses(),
+              wantsDelta(d) || cold() ? 0 : run.options.warmPasses(),
               share);
       jobs.add(job);
       ActorRef<DiskSyncActor.Command> disk =
@@ -522,6 +527,184 @@ public final class VmMigrationActor {
                 m -> rollingBack(MigrationOutcome.ROLLED_BACK, "the bulk copy timed out")));
   }
 
+  // ---------------------------------------------------------------- cold strategy
+
+  /**
+   * Cold strategy: the ACPI power button, then the domain's state until it is shut off. A guest
+   * that ignores the button is never forced off: the move rolls back and it keeps running.
+   */
+  private Behavior<Command> shuttingDown() {
+    Duration limit = services.settings().migration().timeouts().shutdown();
+    enter(MigrationPhase.SHUTTING_DOWN, "asking " + run.vm + " to power off (ACPI)", limit);
+    blocking(
+        "shutdown",
+        () -> {
+          run.shutdownRequested = true; // journaled first: a crash may come mid-call
+          journal.append(
+              run.id,
+              MigrationJournal.Role.SOURCE,
+              JournalEntry.of("cold-shutdown", "shutting-down", null));
+          run.sourceSuspendedAt = System.currentTimeMillis();
+          if (source.state(run.vm).active()) {
+            services.hypervisor().shutdown(run.vm);
+          }
+          return null;
+        });
+    return withCommon(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                StepDone.class,
+                m -> m.step().equals("shutdown"),
+                m -> {
+                  if (m.error() != null) {
+                    return rollingBack(
+                        MigrationOutcome.ROLLED_BACK,
+                        "pressing the ACPI power button of "
+                            + run.vm
+                            + " failed: "
+                            + MigrationFailure.reason(m.error()));
+                  }
+                  return pollShutdown();
+                })
+            .onMessage(
+                PollShutdown.class,
+                m -> {
+                  blocking("shutdown-state", () -> source.state(run.vm));
+                  return Behaviors.same();
+                })
+            .onMessage(
+                StepDone.class,
+                m -> m.step().equals("shutdown-state"),
+                m -> {
+                  if (m.error() == null && m.value() == DomainState.SHUTOFF) {
+                    journal.append(
+                        run.id,
+                        MigrationJournal.Role.SOURCE,
+                        JournalEntry.of("shut-off", "shutting-down", null));
+                    startDirectoryCopy();
+                    return copying();
+                  }
+                  return pollShutdown();
+                })
+            .onMessage(Cancel.class, this::cancelAndRollBack)
+            .onMessage(
+                PhaseTimeout.class,
+                m ->
+                    rollingBack(
+                        MigrationOutcome.ROLLED_BACK,
+                        run.vm
+                            + " did not power off within "
+                            + limit.toSeconds()
+                            + " s of the ACPI button; it was not forced (it may still power off"
+                            + " if its shutdown is under way)")));
+  }
+
+  private Behavior<Command> pollShutdown() {
+    timers.startSingleTimer(PollShutdown.class, new PollShutdown(), Duration.ofMillis(500));
+    return Behaviors.same();
+  }
+
+  /**
+   * Cold strategy: the destination defines the guest from this host's persistent XML, redefines its
+   * snapshots and boots it; then the definition here goes. Once the boot was asked for, a silent
+   * destination leaves the guest off on both hosts rather than risk running it twice.
+   */
+  private Behavior<Command> startingOnDestination() {
+    enter(
+        MigrationPhase.STARTING,
+        "booting " + run.vm + " on " + run.destination + " with its snapshot metadata",
+        services.settings().migration().timeouts().verify());
+    blocking("domain-xml", () -> services.hypervisor().definition(run.vm, true).xml());
+    return withCommon(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                StepDone.class,
+                m -> m.step().equals("domain-xml"),
+                m -> {
+                  if (m.error() != null) {
+                    return rollingBack(
+                        MigrationOutcome.ROLLED_BACK,
+                        "reading the definition of "
+                            + run.vm
+                            + " failed: "
+                            + MigrationFailure.reason(m.error()));
+                  }
+                  run.coldStartRequested = true;
+                  journal.append(
+                      run.id,
+                      MigrationJournal.Role.SOURCE,
+                      JournalEntry.of("cold-start-requested", "starting", null));
+                  run.target.tell(new TargetProtocol.StartCold((String) m.value(), targetReplies));
+                  return Behaviors.same();
+                })
+            .onMessage(
+                FromTarget.class,
+                m -> m.reply() instanceof TargetProtocol.ColdStarted,
+                m -> {
+                  TargetProtocol.ColdStarted c = (TargetProtocol.ColdStarted) m.reply();
+                  run.verification = c.verification();
+                  run.resumedAt = c.startedAtMillis();
+                  return undefiningOnSource();
+                })
+            .onMessage(
+                FromTarget.class,
+                m -> m.reply() instanceof TargetProtocol.Failed,
+                m ->
+                    rollingBack(
+                        MigrationOutcome.ROLLED_BACK, ((TargetProtocol.Failed) m.reply()).reason()))
+            .onMessage(
+                Cancel.class, m -> run.coldStartRequested ? refuseCancel(m) : cancelAndRollBack(m))
+            .onMessage(
+                TargetGone.class,
+                m ->
+                    finish(
+                        MigrationOutcome.FAILED,
+                        "the agent on "
+                            + run.destination
+                            + " stopped while booting "
+                            + run.vm
+                            + "; "
+                            + whereIsTheColdVm()))
+            .onMessage(
+                PhaseTimeout.class,
+                m ->
+                    finish(
+                        MigrationOutcome.FAILED,
+                        run.destination
+                            + " did not report the boot in time; "
+                            + whereIsTheColdVm())));
+  }
+
+  /** Cold strategy: the guest runs verified on the destination; its old definition goes. */
+  private Behavior<Command> undefiningOnSource() {
+    journal.append(
+        run.id, MigrationJournal.Role.SOURCE, JournalEntry.of("cold-started", "starting", null));
+    blocking(
+        "undefine-source",
+        () -> {
+          services.hypervisor().undefine(run.vm);
+          return null;
+        });
+    return withCommon(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                StepDone.class,
+                m -> m.step().equals("undefine-source"),
+                m -> {
+                  if (m.error() != null) {
+                    run.note(
+                        "removing the shut-off definition on "
+                            + services.settings().host()
+                            + " failed ("
+                            + MigrationFailure.reason(m.error())
+                            + "): undefine it there, never start it");
+                  }
+                  return acknowledgingNow();
+                })
+            .onMessage(Cancel.class, this::refuseCancel)
+            .onMessage(PhaseTimeout.class, m -> Behaviors.same()));
+  }
+
   // ---------------------------------------------------------------- overlay strategy
 
   /**
@@ -577,7 +760,7 @@ public final class VmMigrationActor {
             .onMessage(
                 FromTarget.class,
                 m -> m.reply() instanceof TargetProtocol.CopiesVerified,
-                m -> preparingOverlays())
+                m -> cold() ? startingOnDestination() : preparingOverlays())
             .onMessage(
                 FromTarget.class,
                 m -> m.reply() instanceof TargetProtocol.Failed,
@@ -820,7 +1003,7 @@ public final class VmMigrationActor {
     if (pastDeadline()) {
       return rollingBack(MigrationOutcome.ROLLED_BACK, "the deadline passed before the switchover");
     }
-    return overlay() ? verifyingCopies() : droppingMetadata(this::migratingMemory);
+    return overlay() || cold() ? verifyingCopies() : droppingMetadata(this::migratingMemory);
   }
 
   private void recordDirectoryCopy(StepDone m) {
@@ -1226,7 +1409,7 @@ public final class VmMigrationActor {
             run.destination,
             "verified and running on "
                 + run.destination
-                + (overlay() ? overlayBreakdown() : pausedBreakdown()));
+                + (overlay() ? overlayBreakdown() : cold() ? coldBreakdown() : pausedBreakdown()));
     announce(result);
     stopDisks();
     enter(
@@ -1432,7 +1615,8 @@ public final class VmMigrationActor {
                         + MigrationFailure.reason(m.error()));
               }
               if (run.target == null) {
-                return finishRollback(outcome, cause, undone, m.error() == null);
+                return afterDestinationUndone(
+                    outcome, cause, undone, m.error() == null, !run.coldStartRequested);
               }
               run.target.tell(new TargetProtocol.Abort(cause, targetReplies));
               return Behaviors.receive(Command.class)
@@ -1442,7 +1626,8 @@ public final class VmMigrationActor {
                       r -> {
                         int n = ((TargetProtocol.Aborted) r.reply()).removed().size();
                         undone.add(n + " file(s) of this migration removed on " + run.destination);
-                        return finishRollback(outcome, cause, undone, m.error() == null);
+                        return afterDestinationUndone(
+                            outcome, cause, undone, m.error() == null, true);
                       })
                   .onMessage(
                       FromTarget.class,
@@ -1451,20 +1636,23 @@ public final class VmMigrationActor {
                         undone.add(
                             "the destination could not clean up: "
                                 + ((TargetProtocol.Failed) r.reply()).reason());
-                        return finishRollback(outcome, cause, undone, m.error() == null);
+                        return afterDestinationUndone(
+                            outcome, cause, undone, m.error() == null, false);
                       })
                   .onMessage(
                       TargetGone.class,
                       r -> {
                         undone.add(
                             "the destination agent is gone; it removes its leftovers when it restarts");
-                        return finishRollback(outcome, cause, undone, m.error() == null);
+                        return afterDestinationUndone(
+                            outcome, cause, undone, m.error() == null, !run.coldStartRequested);
                       })
                   .onMessage(
                       PhaseTimeout.class,
                       r -> {
                         undone.add("the destination did not confirm its clean-up");
-                        return finishRollback(outcome, cause, undone, m.error() == null);
+                        return afterDestinationUndone(
+                            outcome, cause, undone, m.error() == null, !run.coldStartRequested);
                       })
                   .onMessage(Watch.class, this::onWatch)
                   .onMessage(Cancel.class, this::refuseCancelRollingBack)
@@ -1478,6 +1666,70 @@ public final class VmMigrationActor {
         .onMessage(
             PhaseTimeout.class,
             m -> finish(MigrationOutcome.FAILED, cause + "; undoing timed out; " + whereIsTheVm()))
+        .onAnyMessage(x -> Behaviors.same())
+        .build();
+  }
+
+  /**
+   * Cold strategy: a guest shut off for the move runs again on this host only if the destination
+   * cannot be running it: it confirmed its clean-up, or it was never asked to boot it.
+   */
+  private Behavior<Command> afterDestinationUndone(
+      MigrationOutcome outcome,
+      String cause,
+      List<String> undone,
+      boolean sourceOk,
+      boolean destinationClear) {
+    if (!cold() || !run.shutdownRequested) {
+      return finishRollback(outcome, cause, undone, sourceOk);
+    }
+    if (!destinationClear) {
+      return finish(
+          MigrationOutcome.FAILED,
+          cause
+              + (undone.isEmpty() ? "" : "; " + String.join("; ", undone))
+              + "; "
+              + whereIsTheColdVm());
+    }
+    blocking(
+        "restart-source",
+        () -> {
+          if (source.state(run.vm).active()) {
+            return false; // it never powered off
+          }
+          services.hypervisor().start(run.vm);
+          return true;
+        });
+    return Behaviors.receive(Command.class)
+        .onMessage(
+            StepDone.class,
+            m -> m.step().equals("restart-source"),
+            m -> {
+              if (m.error() != null) {
+                undone.add(
+                    "starting "
+                        + run.vm
+                        + " again failed: "
+                        + MigrationFailure.reason(m.error())
+                        + "; it is shut off on "
+                        + services.settings().host()
+                        + " with its files intact");
+                return finishRollback(outcome, cause, undone, false);
+              }
+              if (Boolean.TRUE.equals(m.value())) {
+                undone.add(run.vm + " started again");
+              }
+              return finishRollback(outcome, cause, undone, sourceOk);
+            })
+        .onMessage(Watch.class, this::onWatch)
+        .onMessage(Cancel.class, this::refuseCancelRollingBack)
+        .onMessage(Tick.class, t -> publishTick())
+        .onMessage(
+            PhaseTimeout.class,
+            m ->
+                finish(
+                    MigrationOutcome.FAILED,
+                    cause + "; starting " + run.vm + " again timed out; " + whereIsTheColdVm()))
         .onAnyMessage(x -> Behaviors.same())
         .build();
   }
@@ -1895,6 +2147,26 @@ public final class VmMigrationActor {
         run.resumedAt - run.sourceSuspendedAt, Math.max(0, run.mergedAt - run.resumedAt));
   }
 
+  private String coldBreakdown() {
+    return String.format(
+        "; moved cold: down %d ms from the ACPI button until it booted on %s",
+        run.resumedAt - run.sourceSuspendedAt, run.destination);
+  }
+
+  /** Cold strategy, when the destination did not say whether the guest runs there. */
+  private String whereIsTheColdVm() {
+    return run.vm
+        + " is shut off on "
+        + services.settings().host()
+        + " with its files and is NOT restarted there: "
+        + run.destination
+        + " may have booted it; check "
+        + run.destination
+        + " before starting it anywhere (journal "
+        + run.id
+        + ")";
+  }
+
   private String whereIsTheVm() {
     return run.vm
         + " may be paused on "
@@ -1912,8 +2184,12 @@ public final class VmMigrationActor {
     return run.options.strategy() == MigrationStrategy.OVERLAY;
   }
 
+  private boolean cold() {
+    return run.options.strategy() == MigrationStrategy.COLD;
+  }
+
   private boolean wantsDelta(ManifestDisk d) {
-    if (overlay() || !d.writable() || !"qcow2".equals(d.format())) {
+    if (overlay() || cold() || !d.writable() || !"qcow2".equals(d.format())) {
       return false;
     }
     return run.options.finalSync() != FinalSyncMethod.RSYNC;

@@ -58,7 +58,8 @@ public record NodeSettings(
       Duration memoryProgress,
       Duration finalSync,
       Duration verify,
-      Duration rollback) {
+      Duration rollback,
+      Duration shutdown) {
 
     public Duration copy(long bytes) {
       return copyBase.plus(copyPerGib.multipliedBy(Math.max(1, (bytes + (1L << 30) - 1) >> 30)));
@@ -109,7 +110,8 @@ public record NodeSettings(
             to.getDuration("memory-progress"),
             to.getDuration("final-sync"),
             to.getDuration("verify"),
-            to.getDuration("rollback"));
+            to.getDuration("rollback"),
+            to.getDuration("shutdown"));
     Migration migration =
         new Migration(
             m.getString("destination-uri"),

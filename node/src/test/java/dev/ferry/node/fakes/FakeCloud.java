@@ -11,6 +11,15 @@ public final class FakeCloud {
     return hosts.computeIfAbsent(name, n -> new FakeHypervisor(n, this));
   }
 
+  /** A definition of the domain on any host, as a copied-over XML would carry it. */
+  java.util.Optional<dev.ferry.node.libvirt.DomainDefinition> definitionOf(String domain) {
+    return hosts.values().stream()
+        .map(h -> h.domains.get(domain))
+        .filter(java.util.Objects::nonNull)
+        .map(d -> d.definition)
+        .findFirst();
+  }
+
   /** The host named in a libvirt URI such as {@code qemu+ssh://host2/system}. */
   FakeHypervisor byUri(String uri) {
     String rest = uri.substring(uri.indexOf("://") + 3);

@@ -100,7 +100,14 @@ public final class FakeHypervisor implements Hypervisor {
     }
     Domain d =
         new Domain(
-            new DomainDefinition(name, "uuid-" + name, "qemu", memoryKiB, 1, disks, "<domain/>"));
+            new DomainDefinition(
+                name,
+                "uuid-" + name,
+                "qemu",
+                memoryKiB,
+                1,
+                disks,
+                "<domain><name>" + name + "</name></domain>"));
     domains.put(name, d);
     return d;
   }
@@ -141,14 +148,44 @@ public final class FakeHypervisor implements Hypervisor {
     return require(domain).definition;
   }
 
+  /**
+   * Defines (shut off) the domain named in the XML, with the definition another host of the cloud
+   * has for it: the fake does not parse disks out of XML.
+   */
   @Override
   public void define(String xml) {
     calls.add("define");
+    String name = xml.replaceFirst("(?s)^.*?<name>([^<]+)</name>.*$", "$1");
+    if (name.equals(xml) || domains.containsKey(name)) {
+      return;
+    }
+    cloud
+        .definitionOf(name)
+        .ifPresent(
+            def -> {
+              Domain d = new Domain(def);
+              d.state = DomainState.SHUTOFF;
+              domains.put(name, d);
+            });
   }
+
+  /** The next start fails with this, once. */
+  public volatile RuntimeException failNextStart;
+
+  /** Guests here ignore the ACPI power button. */
+  public volatile boolean ignoreShutdown;
 
   @Override
   public void start(String domain) {
-    require(domain).state = DomainState.RUNNING;
+    calls.add("start " + domain);
+    Domain d = require(domain);
+    RuntimeException fail = failNextStart;
+    if (fail != null) {
+      failNextStart = null;
+      throw fail;
+    }
+    d.state = DomainState.RUNNING;
+    emit(domain, LifecycleEvent.Type.STARTED, "BOOTED");
   }
 
   @Override
@@ -166,12 +203,18 @@ public final class FakeHypervisor implements Hypervisor {
 
   @Override
   public void destroy(String domain) {
+    calls.add("destroy " + domain);
     require(domain).state = DomainState.SHUTOFF;
   }
 
   @Override
   public void shutdown(String domain) {
-    require(domain).state = DomainState.SHUTOFF;
+    calls.add("shutdown " + domain);
+    Domain d = require(domain);
+    if (!ignoreShutdown) {
+      d.state = DomainState.SHUTOFF;
+      emit(domain, LifecycleEvent.Type.STOPPED, "SHUTDOWN");
+    }
   }
 
   @Override
