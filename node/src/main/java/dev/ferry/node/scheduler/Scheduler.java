@@ -7,6 +7,7 @@ import dev.ferry.protocol.HostInventory;
 import dev.ferry.protocol.MigrationOptions;
 import dev.ferry.protocol.MigrationProgress;
 import dev.ferry.protocol.MigrationResult;
+import dev.ferry.protocol.MigrationStrategy;
 import dev.ferry.protocol.SchedulerProtocol;
 import dev.ferry.protocol.SchedulerProtocol.DrainVm;
 import dev.ferry.protocol.SchedulerProtocol.ErrorKind;
@@ -481,7 +482,8 @@ public final class Scheduler {
                         st.destination(),
                         st.jobId(),
                         line.attempts(),
-                        "migrating to " + st.destination())));
+                        (cold(s, st.jobId()) ? "moving cold to " : "migrating to ")
+                            + st.destination())));
           }
         }
       }
@@ -622,14 +624,6 @@ public final class Scheduler {
         m.replyTo().tell(SchedulerProtocol.DrainReply.error(ErrorKind.INVALID, e.getMessage()));
         return Effect().none();
       }
-      if (r.coldFallback()) {
-        m.replyTo()
-            .tell(
-                SchedulerProtocol.DrainReply.error(
-                    ErrorKind.INVALID,
-                    "cold fallback is not available in this version; drain live-only"));
-        return Effect().none();
-      }
       long now = clock.getAsLong();
       if (r.deadlineEpochMillis() != 0 && r.deadlineEpochMillis() <= now) {
         m.replyTo()
@@ -709,6 +703,43 @@ public final class Scheduler {
               });
     }
 
+    private static boolean cold(SchedulerState s, String jobId) {
+      return s.job(jobId)
+          .map(j -> j.request().options().strategy() == MigrationStrategy.COLD)
+          .orElse(false);
+    }
+
+    /** The next move of a drain's VM, queued behind the drain's earlier ones. */
+    private Job drainJob(
+        SchedulerState.Drain d, Job previous, MigrationOptions options, long seq, long now) {
+      return newJob(
+          new MigrationRequest(
+              previous.vm(), d.request.host(), "", options, Priority.DRAIN, "drain:" + d.id),
+          "",
+          seq,
+          d.seq,
+          new HostInventory.VmInfo(
+              previous.vm(), previous.vcpus(), previous.memoryBytes(), previous.diskBytes(), true),
+          now);
+    }
+
+    /**
+     * A drain with cold fallback moves a VM cold once its live attempts are used up, but only if
+     * the last one left it running on the draining host (rolled back): a VM whose whereabouts are
+     * in doubt is not touched again.
+     */
+    private static boolean coldFallback(
+        SchedulerState.Drain d, Job job, JobState state, MigrationResult result) {
+      return d.running()
+          && d.request.coldFallback()
+          && (state == JobState.ROLLED_BACK
+              || state == JobState.MIGRATED_BACK
+              || state == JobState.REJECTED)
+          && job.request().options().strategy() != MigrationStrategy.COLD
+          && result != null
+          && d.request.host().equals(result.runningOn());
+    }
+
     private static DrainVm lineOf(SchedulerState.Drain d, String jobId) {
       for (DrainVm vm : d.vms.values()) {
         if (jobId.equals(vm.jobId())) {
@@ -756,22 +787,7 @@ public final class Scheduler {
         } else if (d.running()
             && line.attempts() < settings.drainAttempts()
             && state != JobState.CANCELLED) {
-          long seq = s.nextSeq() + events.size();
-          Job retry =
-              newJob(
-                  new MigrationRequest(
-                      job.vm(),
-                      d.request.host(),
-                      "",
-                      job.request().options(),
-                      Priority.DRAIN,
-                      "drain:" + d.id),
-                  "",
-                  seq,
-                  d.seq,
-                  new HostInventory.VmInfo(
-                      job.vm(), job.vcpus(), job.memoryBytes(), job.diskBytes(), true),
-                  now);
+          Job retry = drainJob(d, job, job.request().options(), s.nextSeq() + events.size(), now);
           events.add(new SchedulerEvent.JobSubmitted(retry));
           updated =
               new DrainVm(
@@ -781,6 +797,25 @@ public final class Scheduler {
                   retry.id(),
                   line.attempts() + 1,
                   "attempt " + line.attempts() + " " + state.name().toLowerCase() + ": " + message);
+        } else if (coldFallback(d, job, state, result)) {
+          Job cold =
+              drainJob(
+                  d,
+                  job,
+                  job.request().options().withStrategy(MigrationStrategy.COLD),
+                  s.nextSeq() + events.size(),
+                  now);
+          events.add(new SchedulerEvent.JobSubmitted(cold));
+          updated =
+              new DrainVm(
+                  line.vm(),
+                  "queued",
+                  "",
+                  cold.id(),
+                  line.attempts() + 1,
+                  "live attempts failed (last: "
+                      + message
+                      + "); moving it cold: shut down, copy, boot on the destination");
         } else {
           updated =
               new DrainVm(

@@ -11,8 +11,10 @@ import dev.ferry.node.settings.FerryConfig;
 import dev.ferry.protocol.AgentProtocol;
 import dev.ferry.protocol.MigrationOptions;
 import dev.ferry.protocol.MigrationOutcome;
+import dev.ferry.protocol.MigrationStrategy;
 import dev.ferry.protocol.SchedulerProtocol;
 import dev.ferry.protocol.SchedulerProtocol.DrainReply;
+import dev.ferry.protocol.SchedulerProtocol.DrainVm;
 import dev.ferry.protocol.SchedulerProtocol.ErrorKind;
 import dev.ferry.protocol.SchedulerProtocol.JobReply;
 import dev.ferry.protocol.SchedulerProtocol.JobState;
@@ -312,6 +314,75 @@ class SchedulerTest {
             .findFirst()
             .orElseThrow()
             .state());
+  }
+
+  /**
+   * With cold fallback, a VM whose live attempts all rolled back is moved cold next, queued at the
+   * drain's priority; a cold move that fails too is the end of it (never a second cold move), and a
+   * VM whose last attempt left it somewhere else is never moved cold.
+   */
+  @Test
+  void aDrainWithColdFallbackMovesAVmColdOnceItsLiveAttemptsRolledBack() {
+    host1.run("a", "b");
+    ActorRef<SchedulerProtocol.Command> sched = scheduler(settings.withCaps(2, 2, 8), "s-cold");
+    submit(sched, "warm-up", "host1", "host2", ""); // waits for inventories; refused, harmless
+    TestProbe<DrainReply> probe = kit.createTestProbe(DrainReply.class);
+    sched.tell(
+        new SchedulerProtocol.StartDrain(
+            new SchedulerProtocol.DrainRequest("host1", 0, true, MigrationOptions.defaults()),
+            probe.ref()));
+    String id = probe.receiveMessage().drain().id();
+    Map<String, AgentProtocol.StartMigration> live = new java.util.HashMap<>();
+    for (int i = 0; i < 2; i++) {
+      AgentProtocol.StartMigration m = host1.starts.receiveMessage();
+      live.put(m.vm(), m);
+    }
+    // "a": every live attempt rolls back; "b": its last one fails with the VM's place in doubt
+    AgentProtocol.StartMigration a = live.get("a");
+    AgentProtocol.StartMigration b = live.get("b");
+    for (int attempt = 1; attempt < settings.drainAttempts(); attempt++) {
+      host1.finish(a, MigrationOutcome.ROLLED_BACK);
+      host1.finish(b, MigrationOutcome.ROLLED_BACK);
+      Map<String, AgentProtocol.StartMigration> next = new java.util.HashMap<>();
+      for (int i = 0; i < 2; i++) {
+        AgentProtocol.StartMigration m = host1.starts.receiveMessage();
+        assertEquals(
+            MigrationOptions.defaults().strategy(), m.options().strategy(), "still live: " + m);
+        next.put(m.vm(), m);
+      }
+      a = next.get("a");
+      b = next.get("b");
+    }
+    host1.finish(a, MigrationOutcome.ROLLED_BACK);
+    host1.finish(b, MigrationOutcome.FAILED);
+    AgentProtocol.StartMigration cold = host1.starts.receiveMessage();
+    assertEquals("a", cold.vm());
+    assertEquals(MigrationStrategy.COLD, cold.options().strategy());
+    host1.starts.expectNoMessage(Duration.ofMillis(300));
+    sched.tell(new SchedulerProtocol.GetDrain(id, probe.ref()));
+    DrainVm lineA =
+        probe.receiveMessage().drain().vms().stream()
+            .filter(v -> v.vm().equals("a"))
+            .findFirst()
+            .orElseThrow();
+    assertTrue(Set.of("queued", "running").contains(lineA.status()), lineA.toString());
+    assertTrue(
+        lineA.message().contains("moving it cold") || lineA.message().contains("moving cold to"),
+        lineA.toString());
+    assertEquals(settings.drainAttempts() + 1, lineA.attempts());
+
+    // the cold move fails as well: no further attempt, the drain ends partial
+    host1.finish(cold, MigrationOutcome.ROLLED_BACK);
+    host1.starts.expectNoMessage(Duration.ofMillis(300));
+    SchedulerProtocol.DrainView done = null;
+    long end = System.currentTimeMillis() + 5000;
+    while ((done == null || done.state().equals("running")) && System.currentTimeMillis() < end) {
+      sleep(50);
+      sched.tell(new SchedulerProtocol.GetDrain(id, probe.ref()));
+      done = probe.receiveMessage().drain();
+    }
+    assertEquals("partial", done.state(), done.toString());
+    assertTrue(done.vms().stream().allMatch(v -> v.status().equals("failed")), done.toString());
   }
 
   @Test
