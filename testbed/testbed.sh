@@ -297,6 +297,8 @@ usage: testbed.sh mkvm HOST NAME [options]
   --backing           OpenNebula's layout: disk.0 is a qcow2 over disk.0.snap/0 (the prefill lives there)
   --tick S --ram MIB  guest write period and RAM dirtied per tick (0.2, 1)
   --no-start          define only
+  --shmem             hot-plug an ivshmem device after the snapshots: QEMU then refuses to migrate
+                      the guest live (or to take an internal snapshot of it)
 EOF
     exit 2
 }
@@ -307,7 +309,7 @@ cmd_mkvm() {
     [ $# -ge 2 ] || usage_mkvm
     local H; H=$(hname "$1"); local NAME=$2; shift 2
     [[ $NAME =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$ ]] || die "bad VM name '$NAME'"
-    local MEM=192 DISK=512 FMT=qcow2 PRE=64 SNAPS=0 CDROM=0 TICK=0.2 RAM=1 START=1 BACKING=0 EXTRA=()
+    local MEM=192 DISK=512 FMT=qcow2 PRE=64 SNAPS=0 CDROM=0 TICK=0.2 RAM=1 START=1 BACKING=0 SHMEM=0 EXTRA=()
     local TYPE=${FERRY_TB_VIRT:-qemu}
     while [ $# -gt 0 ]; do
         case $1 in
@@ -315,6 +317,7 @@ cmd_mkvm() {
             --prefill) PRE=$2; shift ;; --snapshots) SNAPS=$2; shift ;; --extra) EXTRA+=("$2"); shift ;;
             --cdrom) CDROM=1 ;; --tick) TICK=$2; shift ;; --ram) RAM=$2; shift ;; --no-start) START=0 ;;
             --backing) BACKING=1 ;;
+            --shmem) SHMEM=1 ;;
             *) usage_mkvm ;;
         esac
         shift
@@ -409,6 +412,12 @@ EOF
         idx=$((idx + 1))
     done
     [ ${#EXTRA[@]} -gt 0 ] && { wait_serial "$H" "$NAME" TBDISK 30 || die "$NAME: hot-plugged disks not seen by the guest"; }
+    if [ "$SHMEM" = 1 ]; then
+        # a guest that can only move cold: "Migration is disabled when using feature 'peer mode'
+        # in device 'ivshmem'"
+        echo "<shmem name='$NAME-shm'><model type='ivshmem-plain'/><size unit='M'>1</size></shmem>" > "$HDIR/shmem.xml"
+        nsx "$H" virsh -q attach-device "$NAME" "$DIR/shmem.xml" --live --config >/dev/null || die "attach shmem"
+    fi
     wait_records "$H" "$NAME" 1
     return 0
 }

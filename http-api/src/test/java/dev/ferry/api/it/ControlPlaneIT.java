@@ -243,6 +243,89 @@ class ControlPlaneIT {
   }
 
   /**
+   * A drain with cold fallback: host1 holds a guest that migrates live and one with an ivshmem
+   * device, which QEMU refuses to migrate. The first moves live; every live attempt of the second
+   * rolls back (it keeps running on host1), then it is moved cold: powered off by the ACPI button,
+   * copied, booted on its destination with its snapshot metadata. Its cold boot there finds every
+   * record it wrote up to the power-off, and its internal snapshot still reverts.
+   */
+  @Test
+  void aDrainWithColdFallbackMovesAGuestThatCannotMigrateLiveCold() throws Exception {
+    String live = "cf-live";
+    String stuck = "cf-shm";
+    vms.add(live);
+    vms.add(stuck);
+    bed.mkvm("host1", live, "--mem", "128", "--prefill", "16", "--snapshots", "1");
+    bed.mkvm("host1", stuck, "--mem", "128", "--prefill", "16", "--snapshots", "1", "--shmem");
+    await().atMost(Duration.ofSeconds(30)).until(() -> hostVms("host1") == 2);
+
+    String id = accepted("/api/v1/hosts/host1/drain", "{\"coldFallback\":true}").get("id").asText();
+    JsonNode drain;
+    try {
+      drain =
+          await()
+              .atMost(Duration.ofMinutes(8))
+              .pollInterval(Duration.ofSeconds(1))
+              .until(() -> drain(id), d -> d != null && !d.get("state").asText().equals("running"));
+    } finally {
+      call("POST", "/api/v1/hosts/host1/enable", null);
+    }
+    assertEquals("completed", drain.get("state").asText(), drain.toString());
+    Map<String, JsonNode> lines = new HashMap<>();
+    drain.get("vms").forEach(l -> lines.put(l.get("vm").asText(), l));
+    assertEquals("moved", lines.get(live).get("status").asText(), drain.toString());
+    assertEquals(1, lines.get(live).get("attempts").asInt(), drain.toString());
+    assertEquals("moved", lines.get(stuck).get("status").asText(), drain.toString());
+
+    // the live attempts rolled back because QEMU refused; the last move was cold
+    JsonNode jobs = json.readTree(call("GET", "/api/v1/migrations", null).body()).get("jobs");
+    List<JsonNode> ofStuck = new ArrayList<>();
+    jobs.forEach(
+        j -> {
+          if (j.get("request").get("vm").asText().equals(stuck)) {
+            ofStuck.add(j);
+          }
+        });
+    JsonNode cold =
+        json.readTree(
+            call("GET", "/api/v1/migrations/" + lines.get(stuck).get("jobId").asText(), null)
+                .body());
+    assertEquals("cold", cold.get("request").get("options").get("strategy").asText(), cold + "");
+    assertEquals("completed", cold.get("state").asText(), cold.toString());
+    assertTrue(cold.get("result").get("message").asText().contains("moved cold"), cold + "");
+    List<JsonNode> liveAttempts =
+        ofStuck.stream()
+            .filter(j -> !j.get("id").asText().equals(cold.get("id").asText()))
+            .toList();
+    assertTrue(!liveAttempts.isEmpty(), "live attempts before the cold move: " + ofStuck);
+    for (JsonNode j : liveAttempts) {
+      assertEquals("rolled-back", j.get("state").asText(), j.toString());
+      assertTrue(j.get("result").get("message").asText().contains("ivshmem"), j.toString());
+    }
+
+    String landed = lines.get(stuck).get("destination").asText();
+    checks.runsOnlyOn(stuck, landed, HOSTS);
+    assertEquals(List.of("snap-0"), checks.libvirtSnapshots(landed, stuck));
+    // every write up to the power-off on host1 is in the file its cold boot on landed checked
+    long lastWritten =
+        bed.console("host1", stuck)
+            .lastShutdownRecord()
+            .orElseThrow(() -> new AssertionError(stuck + " did not power off cleanly on host1"));
+    var console = bed.console(landed, stuck);
+    await().atMost(Duration.ofSeconds(90)).until(() -> console.readyCount() > 0);
+    List<dev.ferry.node.testbed.GuestConsole.BootCheck> boot = console.lastBootChecks();
+    assertEquals(1, boot.size(), boot.toString());
+    assertEquals(lastWritten, boot.get(0).lastOnDisk(), "records up to the power-off: " + boot);
+    assertEquals(0, boot.get(0).bad(), boot.toString());
+    assertTrue(boot.get(0).ok() > 0, boot.toString());
+    checks.revertWorks(landed, stuck, "snap-0");
+
+    String liveLanded = lines.get(live).get("destination").asText();
+    checks.runsOnlyOn(live, liveLanded, HOSTS);
+    assertEquals(List.of("snap-0"), checks.libvirtSnapshots(liveLanded, live));
+  }
+
+  /**
    * Rebalancing on real hosts: two guests on host2, none elsewhere. The dry run proposes moving one
    * (its cost in bytes, its gain), applying it migrates that VM with its snapshot, and the VM is
    * then in cooldown: the next plan does not move it again.

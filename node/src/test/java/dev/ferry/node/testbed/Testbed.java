@@ -220,6 +220,7 @@ public final class Testbed {
     exec(host, "virsh", "destroy", vm);
     exec(host, "virsh", "undefine", "--snapshots-metadata", vm);
     exec(host, "rm", "-rf", DATASTORE + "/" + vm);
+    exec(host, "rm", "-f", "/dev/shm/" + vm + "-shm"); // mkvm --shmem's shared memory
   }
 
   /** libvirt URI for a client in the root namespace: the host's own socket. */
