@@ -78,7 +78,7 @@ public final class EngineMetrics implements Extension {
         "ferry_migration_paused_seconds",
         "histogram",
         "The paused window of this agent's migrations: paused on the source until running on the"
-            + " destination.");
+            + " destination (strategy cold: from the ACPI power button until booted there).");
     paused.forEach(
         (s, p) -> {
           for (int i = 0; i < PAUSED_BUCKETS.size(); i++) {

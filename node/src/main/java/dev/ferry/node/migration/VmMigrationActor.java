@@ -72,6 +72,15 @@ import org.apache.pekko.stream.Materializer;
  *                       restore metadata, target removes its files
  * migratingBack         target sends the paused VM back; source removes  finished(migrated-back | failed)
  *                       bitmaps, restores metadata, resumes
+ *
+ * cold strategy (a guest that cannot move live):
+ * shuttingDown          ACPI power button, poll until shut off           copying | rollingBack
+ * copying, verifyingCopies  as above; the files are quiescent            startingOnDestination | rollingBack
+ * startingOnDestination target defines, redefines snapshots, boots      undefiningOnSource | rollingBack |
+ *                                                                        finished(failed: off on both)
+ * undefiningOnSource    the shut-off definition here goes               acknowledging
+ * rollingBack           as above, then the guest boots here again once   finished(rolled-back | failed)
+ *                       the destination proved it is not running there
  * </pre>
  *
  * Before the source pauses for the switchover, a cancel or any failure rolls back. Once it paused,
@@ -564,7 +573,8 @@ public final class VmMigrationActor {
                             + " failed: "
                             + MigrationFailure.reason(m.error()));
                   }
-                  return pollShutdown();
+                  blocking("shutdown-state", () -> source.state(run.vm)); // off already?
+                  return Behaviors.same();
                 })
             .onMessage(
                 PollShutdown.class,

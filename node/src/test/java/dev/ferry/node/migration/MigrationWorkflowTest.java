@@ -570,6 +570,57 @@ class MigrationWorkflowTest {
     assertFalse(Files.exists(root(dst).resolve("ds0/vm1")), "the destination's copy was removed");
   }
 
+  /**
+   * The source agent stops during a cold move, with the guest already shut off for it: when the
+   * agent starts again its journal shows the destination was never asked to boot the guest, so it
+   * boots the guest again here and records the move as rolled back.
+   */
+  @Test
+  void anAgentRestartedDuringAColdMoveBootsTheGuestAgainOnTheSource() throws Exception {
+    String host = "srcr" + hostIds.incrementAndGet();
+    FakeHypervisor hv = cloud.host(host);
+    hv.addRunning(VM, 131072, List.of(DISK));
+    hv.addSnapshot(VM, "snap-0", null);
+    Files.createDirectories(root(host).resolve("ds0/vm1"));
+    Files.writeString(root(host).resolve("ds0/vm1/disk.0"), "x");
+    ScriptedProcessRunner hanging =
+        new ScriptedProcessRunner()
+            .on(argvContains("find"), Reply.ok())
+            .on(argvContains("rsync"), Reply.hanging())
+            .on(argvContains("tar"), Reply.hanging())
+            .on(argvContains("ssh"), Reply.hanging());
+    start(host, hv, new FakeImageTool(images), hanging);
+    TestProbe<MigrationEvent> events = testKit.createTestProbe();
+    agent(host)
+        .tell(new AgentProtocol.StartMigration("m-cold-crash", VM, dst, cold(), events.getRef()));
+    boolean copying = false;
+    for (int i = 0; i < 200 && !copying; i++) {
+      MigrationEvent e = pollOne(events);
+      if (e == null) {
+        manualTime.timePasses(Duration.ofMillis(200));
+      } else if (e instanceof MigrationEvent.Progress p) {
+        copying = p.progress().phase() == MigrationPhase.BULK_COPY;
+      }
+    }
+    assertTrue(copying, "reached the bulk copy");
+    assertEquals(dev.ferry.node.libvirt.DomainState.SHUTOFF, hv.domains.get(VM).state);
+
+    testKit.stop(agents.remove(agents.size() - 1));
+    start(host, hv, new FakeImageTool(images), hanging);
+    org.awaitility.Awaitility.await()
+        .atMost(Duration.ofSeconds(10))
+        .until(() -> hv.domains.get(VM).state == dev.ferry.node.libvirt.DomainState.RUNNING);
+    TestProbe<MigrationEvent> after = testKit.createTestProbe();
+    agent(host).tell(new AgentProtocol.WatchMigration("m-cold-crash", after.getRef()));
+    MigrationResult r = await(after).result();
+    assertEquals(MigrationOutcome.ROLLED_BACK, r.outcome(), r.message());
+    assertTrue(
+        r.message().contains("cold move") && r.message().contains(VM + " started again"),
+        r.message());
+    assertEquals(List.of("start " + VM), hv.callsWith("start"));
+    assertEquals(Set.of("snap-0"), hv.snapshotNames(VM), "its metadata was never dropped");
+  }
+
   @Test
   void aFailedMemoryMigrationRollsBack() {
     srcHv.failNextMigration =
