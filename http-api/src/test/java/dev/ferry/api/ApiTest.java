@@ -6,14 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.typesafe.config.Config;
-import com.typesafe.config.ConfigFactory;
 import dev.ferry.node.metrics.MetricsText;
 import dev.ferry.node.scheduler.FakeAgent;
-import dev.ferry.node.scheduler.Scheduler;
-import dev.ferry.node.scheduler.SchedulerJournal;
-import dev.ferry.node.scheduler.SchedulerSettings;
-import dev.ferry.node.settings.FerryConfig;
 import dev.ferry.protocol.AgentProtocol;
 import dev.ferry.protocol.BulkCopyMethod;
 import dev.ferry.protocol.FinalSyncMethod;
@@ -31,11 +25,8 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.UUID;
 import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
 import org.apache.pekko.actor.typed.ActorRef;
-import org.apache.pekko.http.javadsl.Http;
-import org.apache.pekko.http.javadsl.ServerBinding;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -47,7 +38,7 @@ import org.junit.jupiter.api.Test;
 class ApiTest {
   private static final String TOKEN = "test-token-0123456789abcdef";
   private static ActorTestKit kit;
-  private static ServerBinding binding;
+  private static ApiFixture fixture;
   private static String base;
   private static FakeAgent host1;
   private static ActorRef<SchedulerProtocol.Command> scheduler;
@@ -57,52 +48,17 @@ class ApiTest {
 
   @BeforeAll
   static void start() throws Exception {
-    Config c =
-        FerryConfig.load(
-            ConfigFactory.parseString(
-                """
-                    pekko.actor.provider = local
-                    ferry.scheduler.inventory.interval = 100ms
-                    ferry.scheduler.journal.url = "jdbc:h2:mem:api-%s;DB_CLOSE_DELAY=-1"
-                    ferry.api.auth.token = "%s"
-                    ferry.api.hosts-refresh = 100ms
-                    ferry.api.events-interval = 100ms
-                    """
-                    .formatted(UUID.randomUUID(), TOKEN)));
-    SchedulerJournal.createSchema(c);
-    kit = ActorTestKit.create(c);
-    host1 = new FakeAgent(kit, "host1");
-    host2 = new FakeAgent(kit, "host2");
-    new FakeAgent(kit, "host3");
-    host1.run("vm-a", "vm-b", "vm-c", "vm-d");
-    scheduler =
-        kit.spawn(
-            Scheduler.create(SchedulerSettings.from(c), System::currentTimeMillis), "scheduler");
-    ApiSettings api = ApiSettings.from(c).withPort(0);
-    HostDirectory hosts = new HostDirectory(kit.system(), scheduler, api.hostsRefresh());
-    FerryRoutes routes = new FerryRoutes(kit.system(), scheduler, api, hosts, () -> true);
-    binding =
-        Http.get(kit.system())
-            .newServerAt("127.0.0.1", 0)
-            .bind(routes.routes())
-            .toCompletableFuture()
-            .get();
-    base = "http://127.0.0.1:" + binding.localAddress().getPort();
-    long end = System.currentTimeMillis() + 10_000;
-    while (call("GET", "/api/v1/hosts", null, TOKEN).body().indexOf("host3") < 0
-        && System.currentTimeMillis() < end) {
-      Thread.sleep(100);
-    }
-    while (call("GET", "/health/ready", null, null).statusCode() != 200
-        && System.currentTimeMillis() < end) {
-      Thread.sleep(100);
-    }
+    fixture = ApiFixture.start(TOKEN);
+    kit = fixture.kit;
+    host1 = fixture.host1;
+    host2 = fixture.host2;
+    scheduler = fixture.scheduler;
+    base = fixture.base;
   }
 
   @AfterAll
   static void stop() {
-    binding.unbind();
-    kit.shutdownTestKit();
+    fixture.close();
   }
 
   static HttpResponse<String> call(String method, String path, String body, String token)

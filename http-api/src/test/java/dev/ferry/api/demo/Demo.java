@@ -2,6 +2,7 @@ package dev.ferry.api.demo;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.ferry.api.cli.ProgressView;
 import dev.ferry.api.it.ControlNode;
 import dev.ferry.node.testbed.Cluster;
 import dev.ferry.node.testbed.GuestChecks;
@@ -84,7 +85,7 @@ public final class Demo {
       JsonNode drain = json.readTree(call("POST", "/api/v1/hosts/host1/drain", "{}").body());
       String id = drain.get("id").asText();
       Map<String, String> jobOf = new LinkedHashMap<>();
-      Progress progress = new Progress();
+      ProgressView progress = new ProgressView(System.out, true);
       while (true) {
         drain = json.readTree(call("GET", "/api/v1/drains/" + id, null).body());
         List<String> lines = new ArrayList<>();
@@ -93,7 +94,12 @@ public final class Demo {
           JsonNode job =
               json.readTree(
                   call("GET", "/api/v1/migrations/" + v.get("jobId").asText(), null).body());
-          lines.add(Progress.line(v, job));
+          lines.add(
+              ProgressView.line(
+                  v.get("vm").asText(),
+                  job,
+                  v.path("status").asText(),
+                  v.path("destination").asText("")));
         }
         progress.draw(lines);
         if (!drain.get("state").asText().equals("running")) {
@@ -174,53 +180,6 @@ public final class Demo {
       }
     }
     System.exit(failures == 0 ? 0 : 1);
-  }
-
-  /** Progress bars redrawn in place: phase, bytes, rate, ETA per migration. */
-  static final class Progress {
-    private int drawn;
-
-    static String line(JsonNode vm, JsonNode job) {
-      String state = job.path("state").asText("?");
-      JsonNode p = job.path("progress");
-      long done = p.path("bytesDone").asLong(0);
-      long total = Math.max(1, p.path("bytesTotal").asLong(job.path("estimatedBytes").asLong(1)));
-      if (!state.equals("running")) {
-        done = state.equals("queued") ? 0 : total;
-      }
-      int width = 28;
-      int filled = (int) Math.min(width, done * width / total);
-      String phase =
-          state.equals("running") ? p.path("phase").asText("starting") : vm.path("status").asText();
-      return String.format(
-          "%-11s [%s%s] %-22s %8s/%-8s %9s/s eta %4ss -> %s",
-          vm.get("vm").asText(),
-          "#".repeat(filled),
-          ".".repeat(width - filled),
-          phase,
-          mib(done),
-          mib(total),
-          mib(p.path("bytesPerSecond").asLong(0)),
-          state.equals("running") ? p.path("etaSeconds").asText("?") : "-",
-          vm.path("destination").asText("").isEmpty() ? "?" : vm.path("destination").asText());
-    }
-
-    static String mib(long bytes) {
-      return (bytes >> 20) + "MiB";
-    }
-
-    void draw(List<String> lines) {
-      StringBuilder b = new StringBuilder();
-      if (drawn > 0) {
-        b.append("\033[").append(drawn).append("A");
-      }
-      for (String l : lines) {
-        b.append("\r\033[2K").append(l).append("\n");
-      }
-      System.out.print(b);
-      System.out.flush();
-      drawn = lines.size();
-    }
   }
 
   private static int vmsOn(String host) {

@@ -486,6 +486,52 @@ class ControlPlaneIT {
     checks.runsOnlyOn(vm, "host3", HOSTS);
   }
 
+  /**
+   * The operators' CLI as installed: scripts/ferry in the root namespace, the token in the
+   * environment. It queues a real migration and follows it to "completed" with exit 0, then lists
+   * it and the hosts.
+   */
+  @Test
+  void theCliSubmitsAndWatchesAMigrationToItsEnd() throws Exception {
+    String vm = "cli-a";
+    vms.add(vm);
+    bed.mkvm("host3", vm, "--mem", "128", "--prefill", "16", "--snapshots", "1");
+    await().atMost(Duration.ofSeconds(30)).until(() -> hostVms("host3") == 1);
+
+    ProcessRunner.Output submitted =
+        ferryCli("submit", vm, "host3", "host1", "--strategy", "overlay", "--watch");
+    assertEquals(0, submitted.result().exitCode(), submitted.result().describe());
+    String id = submitted.stdout().lines().findFirst().orElseThrow();
+    assertTrue(submitted.stdout().contains(vm + "       ["), "a progress bar: " + submitted);
+    assertTrue(
+        submitted.stdout().contains(id + " completed: verified and running on host1"),
+        submitted.stdout());
+    checks.runsOnlyOn(vm, "host1", HOSTS);
+    assertEquals(List.of("snap-0"), checks.libvirtSnapshots("host1", vm));
+
+    ProcessRunner.Output list = ferryCli("list", "--limit", "500");
+    assertTrue(
+        list.stdout().lines().anyMatch(l -> l.startsWith(id) && l.contains("completed")),
+        list.stdout());
+    ProcessRunner.Output hosts = ferryCli("hosts");
+    for (String h : HOSTS) {
+      assertTrue(hosts.stdout().contains(h), hosts.stdout());
+    }
+  }
+
+  private static ProcessRunner.Output ferryCli(String... args) {
+    List<String> argv = new ArrayList<>(List.of(bed.repo().resolve("scripts/ferry").toString()));
+    argv.add("--url=" + control.url());
+    argv.addAll(List.of(args));
+    return new dev.ferry.node.process.LocalProcessRunner()
+        .capture(
+            dev.ferry.node.process.ProcessSpec.of(argv)
+                .withEnv("FERRY_API_TOKEN", TOKEN)
+                .withSecret(TOKEN)
+                .withTimeout(Duration.ofMinutes(5))
+                .withAcceptedExitCodes(0, 1));
+  }
+
   private static int hostVms(String host) throws Exception {
     for (JsonNode h : json.readTree(call("GET", "/api/v1/hosts", null).body()).get("hosts")) {
       if (h.get("host").asText().equals(host)) {
