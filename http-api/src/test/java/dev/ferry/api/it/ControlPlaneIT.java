@@ -193,45 +193,65 @@ class ControlPlaneIT {
   }
 
   /**
-   * Drain host1 (three guests, one migration out of it at a time) through the API; SIGKILL the
-   * control node while the first migration runs; start it again. The scheduler recovers the drain
-   * from its journal, learns how the running migration ended from the agent, and finishes the
-   * queue; every guest ends on another host with its snapshot and every write.
+   * Drain host1 (four guests, one migration out of it at a time) through the API; SIGKILL the
+   * control node (the scheduler singleton's only host) while the first migration runs; start it
+   * again. The scheduler recovers the drain from its journal, learns how the running migration
+   * ended from the agent, and finishes the queue. An observer polling the API all along never sees
+   * more than one migration out of host1; every guest ends on another host with its snapshot and
+   * every write, moved by exactly one completed migration.
    */
   @Test
   void aDrainSurvivesAKilledScheduler() throws Exception {
-    for (String vm : List.of("dr-a", "dr-b", "dr-c")) {
+    List<String> guests = List.of("dr-a", "dr-b", "dr-c", "dr-d");
+    for (String vm : guests) {
       vms.add(vm);
       bed.mkvm("host1", vm, "--mem", "128", "--prefill", "16", "--snapshots", "1");
     }
-    await()
-        .atMost(Duration.ofSeconds(30))
-        .until(() -> call("GET", "/api/v1/hosts", null).body().contains("\"vms\":3"));
+    await().atMost(Duration.ofSeconds(30)).until(() -> hostVms("host1") == guests.size());
 
+    ConcurrencyObserver observer = new ConcurrencyObserver();
     String id = accepted("/api/v1/hosts/host1/drain", "{}").get("id").asText();
-    await()
-        .atMost(Duration.ofMinutes(2))
-        .pollInterval(Duration.ofMillis(300))
-        .until(() -> statuses(id).containsValue("running"));
-    Map<String, String> before = statuses(id);
-    assertEquals(
-        1, before.values().stream().filter(s -> s.equals("running")).count(), before.toString());
+    JsonNode drain;
+    try {
+      await()
+          .atMost(Duration.ofMinutes(2))
+          .pollInterval(Duration.ofMillis(300))
+          .until(() -> statuses(id).containsValue("running"));
+      Map<String, String> before = statuses(id);
+      assertEquals(
+          1, before.values().stream().filter(s -> s.equals("running")).count(), before.toString());
 
-    control.kill9();
-    // as systemd would (RestartSec): the crashed incarnation is downed and removed first
-    awaitControlRemoved();
-    control.start();
+      control.kill9();
+      // as systemd would (RestartSec): the crashed incarnation is downed and removed first
+      awaitControlRemoved();
+      control.start();
 
-    JsonNode drain =
-        await()
-            .atMost(Duration.ofMinutes(8))
-            .pollInterval(Duration.ofSeconds(1))
-            .until(() -> drain(id), d -> d != null && !d.get("state").asText().equals("running"));
+      drain =
+          await()
+              .atMost(Duration.ofMinutes(10))
+              .pollInterval(Duration.ofSeconds(1))
+              .until(() -> drain(id), d -> d != null && !d.get("state").asText().equals("running"));
+    } finally {
+      observer.close();
+    }
     assertEquals("completed", drain.get("state").asText(), drain.toString());
+    assertEquals(1, observer.maxOutOfHost1, "at most one migration out of host1 at once");
+    assertTrue(observer.samples > 20, "observed throughout: " + observer.samples + " samples");
+    JsonNode jobs =
+        json.readTree(call("GET", "/api/v1/migrations?limit=10000", null).body()).get("jobs");
     for (JsonNode line : drain.get("vms")) {
       String vm = line.get("vm").asText();
       String host = line.get("destination").asText();
       assertEquals("moved", line.get("status").asText(), line.toString());
+      List<String> completed = new ArrayList<>();
+      jobs.forEach(
+          j -> {
+            if (j.get("request").get("vm").asText().equals(vm)
+                && j.get("state").asText().equals("completed")) {
+              completed.add(j.get("id").asText());
+            }
+          });
+      assertEquals(1, completed.size(), vm + " moved exactly once: " + completed);
       checks.runsOnlyOn(vm, host, HOSTS);
       assertEquals(List.of("snap-0"), checks.libvirtSnapshots(host, vm));
       checks.noWriteLost(
@@ -240,6 +260,47 @@ class ControlPlaneIT {
     HttpResponse<String> hosts = call("GET", "/api/v1/hosts", null);
     assertTrue(hosts.body().contains("\"host\":\"host1\",\"state\":\"drained\""), hosts.body());
     assertEquals(200, call("POST", "/api/v1/hosts/host1/enable", null).statusCode());
+  }
+
+  /**
+   * Polls the running migrations through the API every 200 ms and keeps the highest number seen out
+   * of host1. Polls while the control node is down simply fail.
+   */
+  private static final class ConcurrencyObserver implements AutoCloseable {
+    volatile int maxOutOfHost1;
+    volatile int samples;
+    private final java.util.concurrent.ScheduledExecutorService timer =
+        java.util.concurrent.Executors.newSingleThreadScheduledExecutor();
+
+    ConcurrencyObserver() {
+      timer.scheduleWithFixedDelay(
+          this::sample, 0, 200, java.util.concurrent.TimeUnit.MILLISECONDS);
+    }
+
+    private void sample() {
+      try {
+        HttpResponse<String> r = call("GET", "/api/v1/migrations?active=true", null);
+        if (r.statusCode() != 200) {
+          return;
+        }
+        int out = 0;
+        for (JsonNode j : json.readTree(r.body()).get("jobs")) {
+          if (j.get("state").asText().equals("running")
+              && j.get("request").get("source").asText().equals("host1")) {
+            out++;
+          }
+        }
+        maxOutOfHost1 = Math.max(maxOutOfHost1, out);
+        samples++;
+      } catch (Exception e) {
+        // the control node is down (killed on purpose) or restarting
+      }
+    }
+
+    @Override
+    public void close() {
+      timer.shutdownNow();
+    }
   }
 
   /**
