@@ -86,9 +86,10 @@ final class Admission {
     int total = running.size();
     List<Start> starts = new ArrayList<>();
     Map<String, String> waiting = new LinkedHashMap<>();
+    String clusterFull = "the cluster cap (" + s.clusterCap() + " at once) is reached";
     for (Job job : state.queue()) {
       if (total >= s.clusterCap()) {
-        waiting.put(job.id(), "the cluster cap (" + s.clusterCap() + " at once) is reached");
+        waiting.put(job.id(), clusterFull);
         continue;
       }
       String src = job.source();

@@ -6,9 +6,12 @@ import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Comparator;
 import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.TreeMap;
 
 /**
@@ -34,8 +37,16 @@ final class HostLoads {
     final long memoryBytes;
     final long datastoreBytes;
     final long datastoreFreeBytes;
-    final Map<String, Vm> vms = new TreeMap<>();
     long incomingDiskBytes;
+    // what the inventory reported, and the changes made on top of it (VMs gone, VMs arrived or
+    // promised): an admission round builds every host's load (20 VMs x 1,000 hosts) and needs
+    // only the sums below for nearly all of them, so no per-VM map is built unless asked for
+    private final List<HostInventory.VmInfo> reported;
+    private final Set<String> hidden = new HashSet<>();
+    private final Map<String, Vm> added = new LinkedHashMap<>();
+    // kept with every change: placement and planning ask for them once per host and candidate
+    private long committedMemory;
+    private int vcpus;
 
     Load(HostInventory inv) {
       this.host = inv.host();
@@ -43,14 +54,65 @@ final class HostLoads {
       this.memoryBytes = inv.memoryBytes();
       this.datastoreBytes = inv.datastoreBytes();
       this.datastoreFreeBytes = inv.datastoreFreeBytes();
+      this.reported = inv.vms();
+      for (HostInventory.VmInfo v : reported) {
+        committedMemory += v.memoryBytes();
+        vcpus += v.vcpus();
+      }
+    }
+
+    private Vm get(String name) {
+      Vm vm = added.get(name);
+      if (vm != null || hidden.contains(name)) {
+        return vm;
+      }
+      for (HostInventory.VmInfo v : reported) {
+        if (v.name().equals(name)) {
+          return new Vm(v.name(), v.vcpus(), v.memoryBytes(), v.diskBytes());
+        }
+      }
+      return null;
+    }
+
+    boolean has(String vm) {
+      return get(vm) != null;
+    }
+
+    /** The VMs on this host or promised to it, by name, in inventory order then arrival order. */
+    Map<String, Vm> vms() {
+      Map<String, Vm> m = new LinkedHashMap<>();
+      for (HostInventory.VmInfo v : reported) {
+        if (!hidden.contains(v.name())) {
+          m.put(v.name(), new Vm(v.name(), v.vcpus(), v.memoryBytes(), v.diskBytes()));
+        }
+      }
+      m.putAll(added);
+      return java.util.Collections.unmodifiableMap(m);
+    }
+
+    void put(Vm vm) {
+      remove(vm.name());
+      added.put(vm.name(), vm);
+      committedMemory += vm.memoryBytes();
+      vcpus += vm.vcpus();
+    }
+
+    void remove(String name) {
+      Vm old = get(name);
+      if (old != null) {
+        added.remove(name);
+        hidden.add(name);
+        committedMemory -= old.memoryBytes();
+        vcpus -= old.vcpus();
+      }
     }
 
     long committedMemory() {
-      return vms.values().stream().mapToLong(Vm::memoryBytes).sum();
+      return committedMemory;
     }
 
     int vcpus() {
-      return vms.values().stream().mapToInt(Vm::vcpus).sum();
+      return vcpus;
     }
 
     /** Committed memory as a fraction of the host's. */
@@ -78,11 +140,7 @@ final class HostLoads {
       Map<String, Known> inventories, Collection<Job> running, Collection<Job> finished) {
     HostLoads h = new HostLoads();
     for (Known k : inventories.values()) {
-      Load load = new Load(k.inventory());
-      for (HostInventory.VmInfo vm : k.inventory().vms()) {
-        load.vms.put(vm.name(), new Vm(vm.name(), vm.vcpus(), vm.memoryBytes(), vm.diskBytes()));
-      }
-      h.loads.put(k.inventory().host(), load);
+      h.loads.put(k.inventory().host(), new Load(k.inventory()));
     }
     for (Job j : finished) {
       if (j.state() != JobState.COMPLETED) {
@@ -91,16 +149,16 @@ final class HostLoads {
       Load src = h.loads.get(j.source());
       Load dst = h.loads.get(j.landedOn());
       if (src != null && inventories.get(j.source()).receivedAtMillis() < j.finishedAtMillis()) {
-        src.vms.remove(j.vm());
+        src.remove(j.vm());
       }
       if (dst != null && inventories.get(j.landedOn()).receivedAtMillis() < j.finishedAtMillis()) {
-        dst.vms.put(j.vm(), vmOf(j));
+        dst.put(vmOf(j));
       }
     }
     for (Job j : running) {
       Load dst = h.loads.get(j.destination());
-      if (dst != null && !dst.vms.containsKey(j.vm())) {
-        dst.vms.put(j.vm(), vmOf(j));
+      if (dst != null && !dst.has(j.vm())) {
+        dst.put(vmOf(j));
         dst.incomingDiskBytes += j.diskBytes();
       }
     }
@@ -124,7 +182,7 @@ final class HostLoads {
 
   /** Where {@code vm} runs according to these loads, if anywhere. */
   Optional<String> hostOf(String vm) {
-    return loads.values().stream().filter(l -> l.vms.containsKey(vm)).map(l -> l.host).findFirst();
+    return loads.values().stream().filter(l -> l.has(vm)).map(l -> l.host).findFirst();
   }
 
   /** Why {@code vm} does not fit on {@code host}, or empty when it does. */
@@ -146,6 +204,14 @@ final class HostLoads {
     return Optional.empty();
   }
 
+  /** Whether {@code vm} fits on {@code l}: {@link #whyNotFits} without building the reason. */
+  private static boolean fits(Load l, Vm vm, SchedulerSettings settings) {
+    return l.committedMemory() + vm.memoryBytes() + settings.memoryHeadroom() <= l.memoryBytes
+        && l.vcpus() + vm.vcpus() <= l.cpus * settings.cpuOvercommit()
+        && l.datastoreFreeBytes - l.incomingDiskBytes - vm.diskBytes()
+            >= (long) (l.datastoreBytes * settings.datastoreHeadroom());
+  }
+
   /**
    * The hosts {@code vm} fits on, best first: the most free memory after the move, then the name.
    */
@@ -153,7 +219,7 @@ final class HostLoads {
       Vm vm, String source, java.util.function.Predicate<String> eligible, SchedulerSettings s) {
     List<Load> fit = new ArrayList<>();
     for (Load l : loads.values()) {
-      if (!l.host.equals(source) && eligible.test(l.host) && whyNotFits(l.host, vm, s).isEmpty()) {
+      if (!l.host.equals(source) && eligible.test(l.host) && fits(l, vm, s)) {
         fit.add(l);
       }
     }
@@ -167,11 +233,11 @@ final class HostLoads {
   void move(Vm vm, String source, String destination) {
     Load src = loads.get(source);
     if (src != null) {
-      src.vms.remove(vm.name());
+      src.remove(vm.name());
     }
     Load dst = loads.get(destination);
     if (dst != null) {
-      dst.vms.put(vm.name(), vm);
+      dst.put(vm);
       dst.incomingDiskBytes += vm.diskBytes();
     }
   }
@@ -179,8 +245,8 @@ final class HostLoads {
   /** Reserves room on {@code destination} for a migration that starts now (it stays on source). */
   void reserve(Vm vm, String destination) {
     Load dst = loads.get(destination);
-    if (dst != null && !dst.vms.containsKey(vm.name())) {
-      dst.vms.put(vm.name(), vm);
+    if (dst != null && !dst.has(vm.name())) {
+      dst.put(vm);
       dst.incomingDiskBytes += vm.diskBytes();
     }
   }
@@ -200,7 +266,7 @@ final class HostLoads {
                   l.datastoreFreeBytes,
                   List.of(),
                   0));
-      n.vms.putAll(l.vms);
+      l.vms().values().forEach(n::put);
       n.incomingDiskBytes = l.incomingDiskBytes;
       c.loads.put(n.host, n);
     }

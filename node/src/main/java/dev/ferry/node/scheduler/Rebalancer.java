@@ -69,11 +69,9 @@ final class Rebalancer {
     return any ? max - min : 0;
   }
 
-  static double variance(HostLoads loads, Predicate<String> eligible) {
-    List<Double> uses =
-        loads.all().stream().filter(l -> eligible.test(l.host)).map(l -> l.memoryUse()).toList();
-    double mean = uses.stream().mapToDouble(d -> d).average().orElse(0);
-    return uses.stream().mapToDouble(u -> (u - mean) * (u - mean)).sum() / Math.max(1, uses.size());
+  /** Memory use as {@link HostLoads.Load#memoryUse} computes it. */
+  private static double use(long committed, long memoryBytes) {
+    return memoryBytes == 0 ? 1.0 : (double) committed / memoryBytes;
   }
 
   private record Candidate(HostLoads.Vm vm, String source, String destination, double gain) {}
@@ -96,9 +94,22 @@ final class Rebalancer {
       if (fullest == null) {
         return;
       }
-      double v0 = variance(loads, eligible);
+      // a move changes two hosts' memory use: with the sums of the uses and of their squares, each
+      // candidate's variance is computed in O(1) rather than on a copy of every host's load
+      int n = 0;
+      double sum = 0;
+      double squares = 0;
+      for (HostLoads.Load l : loads.all()) {
+        if (eligible.test(l.host)) {
+          double u = l.memoryUse();
+          n++;
+          sum += u;
+          squares += u * u;
+        }
+      }
+      double v0 = squares / n - (sum / n) * (sum / n);
       List<Candidate> candidates = new ArrayList<>();
-      for (HostLoads.Vm vm : List.copyOf(fullest.vms.values())) {
+      for (HostLoads.Vm vm : List.copyOf(fullest.vms().values())) {
         if (!movable.test(vm.name()) || moved.contains(vm.name())) {
           continue;
         }
@@ -108,9 +119,18 @@ final class Rebalancer {
               || loads.whyNotFits(target.host, vm, s).isPresent()) {
             continue;
           }
-          HostLoads trial = loads.copy();
-          trial.move(vm, fullest.host, target.host);
-          double gain = v0 - variance(trial, eligible);
+          double fromBefore = fullest.memoryUse();
+          double fromAfter = use(fullest.committedMemory() - vm.memoryBytes(), fullest.memoryBytes);
+          double toBefore = target.memoryUse();
+          double toAfter = use(target.committedMemory() + vm.memoryBytes(), target.memoryBytes);
+          double sumAfter = sum - fromBefore + fromAfter - toBefore + toAfter;
+          double squaresAfter =
+              squares
+                  - fromBefore * fromBefore
+                  + fromAfter * fromAfter
+                  - toBefore * toBefore
+                  + toAfter * toAfter;
+          double gain = v0 - (squaresAfter / n - (sumAfter / n) * (sumAfter / n));
           if (gain > 1e-12) {
             candidates.add(new Candidate(vm, fullest.host, target.host, gain));
           }
@@ -153,13 +173,13 @@ final class Rebalancer {
     List<String> receivers = new ArrayList<>();
     List<HostLoads.Load> order =
         loads.all().stream()
-            .filter(l -> eligible.test(l.host) && !l.vms.isEmpty())
+            .filter(l -> eligible.test(l.host) && !l.vms().isEmpty())
             .sorted(
                 Comparator.comparingDouble(HostLoads.Load::memoryUse).thenComparing(l -> l.host))
             .toList();
     for (HostLoads.Load donor : order) {
       List<HostLoads.Vm> vms =
-          donor.vms.values().stream()
+          donor.vms().values().stream()
               .sorted(Comparator.comparingLong(HostLoads.Vm::memoryBytes).reversed())
               .toList();
       if (receivers.contains(donor.host)

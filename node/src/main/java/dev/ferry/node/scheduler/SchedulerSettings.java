@@ -4,6 +4,7 @@ import com.typesafe.config.Config;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.TreeMap;
 
 /** {@code ferry.scheduler} from the configuration, read once and checked at start-up. */
@@ -42,9 +43,14 @@ public record SchedulerSettings(
   }
 
   /** A named network segment: a migration crosses it when exactly one of its hosts is inside. */
-  public record Segment(String name, LinkSpec link, List<String> hosts) {
+  public record Segment(String name, LinkSpec link, Set<String> hosts) {
     public Segment {
-      hosts = List.copyOf(hosts);
+      // a set: admission asks whether a host is inside for every running migration, every round
+      hosts = Set.copyOf(hosts);
+    }
+
+    public Segment(String name, LinkSpec link, List<String> hosts) {
+      this(name, link, Set.copyOf(hosts));
     }
 
     boolean crossedBy(String source, String destination) {
