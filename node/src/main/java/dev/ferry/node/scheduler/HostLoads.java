@@ -42,8 +42,8 @@ final class HostLoads {
     // promised): an admission round builds every host's load (20 VMs x 1,000 hosts) and needs
     // only the sums below for nearly all of them, so no per-VM map is built unless asked for
     private final List<HostInventory.VmInfo> reported;
-    private final Set<String> hidden = new HashSet<>();
-    private final Map<String, Vm> added = new LinkedHashMap<>();
+    private Set<String> hidden; // null until a VM goes: most loads never change in a round
+    private Map<String, Vm> added; // null until one arrives
     // kept with every change: placement and planning ask for them once per host and candidate
     private long committedMemory;
     private int vcpus;
@@ -62,8 +62,8 @@ final class HostLoads {
     }
 
     private Vm get(String name) {
-      Vm vm = added.get(name);
-      if (vm != null || hidden.contains(name)) {
+      Vm vm = added == null ? null : added.get(name);
+      if (vm != null || hidden != null && hidden.contains(name)) {
         return vm;
       }
       for (HostInventory.VmInfo v : reported) {
@@ -82,16 +82,21 @@ final class HostLoads {
     Map<String, Vm> vms() {
       Map<String, Vm> m = new LinkedHashMap<>();
       for (HostInventory.VmInfo v : reported) {
-        if (!hidden.contains(v.name())) {
+        if (hidden == null || !hidden.contains(v.name())) {
           m.put(v.name(), new Vm(v.name(), v.vcpus(), v.memoryBytes(), v.diskBytes()));
         }
       }
-      m.putAll(added);
+      if (added != null) {
+        m.putAll(added);
+      }
       return java.util.Collections.unmodifiableMap(m);
     }
 
     void put(Vm vm) {
       remove(vm.name());
+      if (added == null) {
+        added = new LinkedHashMap<>();
+      }
       added.put(vm.name(), vm);
       committedMemory += vm.memoryBytes();
       vcpus += vm.vcpus();
@@ -100,7 +105,12 @@ final class HostLoads {
     void remove(String name) {
       Vm old = get(name);
       if (old != null) {
-        added.remove(name);
+        if (added != null) {
+          added.remove(name);
+        }
+        if (hidden == null) {
+          hidden = new HashSet<>();
+        }
         hidden.add(name);
         committedMemory -= old.memoryBytes();
         vcpus -= old.vcpus();
