@@ -44,19 +44,7 @@ public record MigrationServices(
         HostFiles.DIRECT);
   }
 
-  SourceHost source() {
-    return new SourceHost(hypervisor, images, datastores, settings, usage(), files);
-  }
-
-  OverlayOps overlays() {
-    return new OverlayOps(hypervisor, images, files);
-  }
-
   public DiskUsage usage() {
     return new DiskUsage(runner, settings.tools().commandTimeout());
-  }
-
-  TargetHost target() {
-    return new TargetHost(hypervisor, images, datastores, openFiles, settings, files, blocking);
   }
 }

@@ -1,4 +1,4 @@
-package dev.ferry.node.migration;
+package dev.ferry.node.migration.target;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -13,6 +13,10 @@ import dev.ferry.node.libvirt.Hypervisor;
 import dev.ferry.node.libvirt.MigrationFlag;
 import dev.ferry.node.libvirt.MigrationRequest;
 import dev.ferry.node.libvirt.SnapshotDefinition;
+import dev.ferry.node.migration.FileTrees;
+import dev.ferry.node.migration.MigrationFailure;
+import dev.ferry.node.migration.MigrationServices;
+import dev.ferry.node.migration.source.SourceHost;
 import dev.ferry.node.settings.NodeSettings;
 import dev.ferry.node.validation.DatastorePaths;
 import dev.ferry.protocol.Manifest;
@@ -34,9 +38,9 @@ import java.util.OptionalLong;
 import java.util.concurrent.CompletableFuture;
 
 /** The blocking steps a migration runs on its destination host. */
-final class TargetHost {
+public final class TargetHost {
   /** Written into every VM directory the target creates; only such directories are ever removed. */
-  static final String MARKER = ".ferry-incoming";
+  public static final String MARKER = ".ferry-incoming";
 
   private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -47,6 +51,18 @@ final class TargetHost {
   private final NodeSettings settings;
   private final HostFiles files;
   private final java.util.concurrent.Executor parallel;
+
+  /** The destination side of a migration on this host, with the host's ports. */
+  public TargetHost(MigrationServices s) {
+    this(
+        s.hypervisor(),
+        s.images(),
+        s.datastores(),
+        s.openFiles(),
+        s.settings(),
+        s.files(),
+        s.blocking());
+  }
 
   TargetHost(
       Hypervisor hypervisor,
@@ -70,7 +86,7 @@ final class TargetHost {
    * a leftover of an earlier attempt of ours, which is removed), and there must be room. Creates
    * the directories with our marker.
    */
-  void prepare(Manifest m) throws IOException {
+  public void prepare(Manifest m) throws IOException {
     Optional<DomainSummary> existing = hypervisor.lookup(m.vm());
     if (existing.isPresent()) {
       throw new MigrationFailure(
@@ -92,7 +108,8 @@ final class TargetHost {
                   + settings.host()
                   + " and was not created by Ferry: refusing to overwrite it");
         }
-        Files2.deleteTree(files.local(d)); // our own leftover from an attempt that did not finish
+        FileTrees.deleteTree(
+            files.local(d)); // our own leftover from an attempt that did not finish
       }
     }
     long needed = m.totalBytes() + m.totalBytes() / 20 + (64L << 20);
@@ -150,7 +167,7 @@ final class TargetHost {
    * snapshot table equal, qemu-img check clean. Opening without {@code -U} also proves the paused
    * QEMU has not activated the images (it would hold their lock).
    */
-  Verification verifyFiles(Manifest m, List<TargetProtocol.DiskBitmap> bitmaps) {
+  public Verification verifyFiles(Manifest m, List<TargetProtocol.DiskBitmap> bitmaps) {
     List<String> details = new ArrayList<>();
     for (TargetProtocol.DiskBitmap b : bitmaps) {
       images.removeBitmap(datastores.confine("disk", b.path()), b.bitmap());
@@ -204,7 +221,7 @@ final class TargetHost {
    * Overlay strategy, before the migration: the frozen files copied here carry exactly the
    * manifest's snapshot tables and are consistent. Nothing has them open, so the check is exact.
    */
-  Verification verifyCopies(Manifest m) {
+  public Verification verifyCopies(Manifest m) {
     List<String> details = new ArrayList<>();
     boolean tables = true;
     boolean clean = true;
@@ -238,7 +255,7 @@ final class TargetHost {
    * leaks of allocations in flight (seen on the test bed), so leaks are noted but not failed; an
    * exact check was made on the copies before the migration, and the commit only moved clusters.
    */
-  Verification verifyMerged(Manifest m) {
+  public Verification verifyMerged(Manifest m) {
     List<String> details = new ArrayList<>();
     boolean tables = true;
     boolean clean = true;
@@ -286,7 +303,7 @@ final class TargetHost {
   }
 
   /** Redefines the snapshot metadata here and checks libvirt's list and current snapshot. */
-  Verification redefine(Manifest m, Verification v) {
+  public Verification redefine(Manifest m, Verification v) {
     SourceHost.restore(hypervisor, m.vm(), m);
     List<String> listed =
         hypervisor.snapshots(m.vm()).stream().map(SnapshotDefinition::name).toList();
@@ -313,7 +330,8 @@ final class TargetHost {
    * matches the source's, and destroyed again if the check after the start fails: it must never run
    * here unverified while the source may start it again.
    */
-  Verification startCold(Manifest m, String domainXml, Verification copies) throws IOException {
+  public Verification startCold(Manifest m, String domainXml, Verification copies)
+      throws IOException {
     hypervisor.define(domainXml);
     Verification meta = redefine(m, copies);
     if (!meta.libvirtSnapshotsEqual()) {
@@ -337,12 +355,12 @@ final class TargetHost {
     return v;
   }
 
-  void resume(String vm) {
+  public void resume(String vm) {
     hypervisor.resume(vm);
   }
 
   /** After the resume: the inode QEMU has open for each disk is the inode at the disk's path. */
-  Verification inodeCheck(Manifest m, Verification v) throws IOException {
+  public Verification inodeCheck(Manifest m, Verification v) throws IOException {
     List<String> details = new ArrayList<>(v.details());
     long pid =
         openFiles
@@ -386,7 +404,7 @@ final class TargetHost {
         v.snapshotTablesEqual(), v.imageCheckClean(), v.libvirtSnapshotsEqual(), ok, details);
   }
 
-  DomainState state(String vm) {
+  public DomainState state(String vm) {
     return hypervisor.lookup(vm).map(DomainSummary::state).orElse(DomainState.NOSTATE);
   }
 
@@ -394,7 +412,7 @@ final class TargetHost {
    * Removes what this target created: VM directories that carry our marker. A domain that libvirt
    * left defined here (it should not, after a failed migration) is undefined if it is not running.
    */
-  List<String> cleanup(Manifest m) throws IOException {
+  public List<String> cleanup(Manifest m) throws IOException {
     List<String> removed = new ArrayList<>();
     Optional<DomainSummary> d = hypervisor.lookup(m.vm());
     if (d.isPresent()) {
@@ -415,14 +433,14 @@ final class TargetHost {
     for (String dir : m.directories()) {
       Path p = datastores.confine("directory", dir);
       if (Files.exists(files.local(p).resolve(MARKER))) {
-        removed.addAll(Files2.deleteTree(files.local(p)));
+        removed.addAll(FileTrees.deleteTree(files.local(p)));
       }
     }
     return removed;
   }
 
   /** Drops the marker once the VM lives here for good: the directory is the VM's now. */
-  void adopt(Manifest m) throws IOException {
+  public void adopt(Manifest m) throws IOException {
     for (String dir : m.directories()) {
       Files.deleteIfExists(files.local(dir).resolve(MARKER));
     }
@@ -438,7 +456,7 @@ final class TargetHost {
    * removed at once. The destination's files may be wrong (that is why we go back); they are
    * discarded afterwards and the source's files, untouched, are what the VM resumes on.
    */
-  void activateImages(String vm) throws IOException {
+  public void activateImages(String vm) throws IOException {
     JsonNode version =
         JSON.readTree(hypervisor.qemuMonitorCommand(vm, "{\"execute\":\"query-version\"}"));
     if (version.path("return").path("qemu").path("major").asInt() >= 10) {
@@ -487,14 +505,13 @@ final class TargetHost {
    * source then resumes it.
    */
   /** Whether libvirt still runs a job (the incoming migration's Finish) on the domain. */
-  boolean jobActive(String vm) {
+  public boolean jobActive(String vm) {
     return hypervisor.jobStats(vm).active();
   }
 
-  void migrateBack(String vm, String sourceHost, Manifest m) throws IOException {
+  public void migrateBack(String vm, String sourceHost, Manifest m) throws IOException {
     // snapshot metadata may have been redefined here already; libvirt refuses to migrate with it
-    new SourceHost(hypervisor, images, datastores, settings, null, files)
-        .dropSnapshotMetadata(vm, m.snapshots());
+    SourceHost.drop(hypervisor, vm, m.snapshots());
     activateImages(vm);
     hypervisor.migrate(
         vm,

@@ -1,4 +1,4 @@
-package dev.ferry.node.migration;
+package dev.ferry.node.migration.source;
 
 import dev.ferry.node.disksync.CopyPipelines;
 import dev.ferry.node.disksync.DiskJob;
@@ -11,6 +11,12 @@ import dev.ferry.node.libvirt.LifecycleEvent;
 import dev.ferry.node.libvirt.MigrationFlag;
 import dev.ferry.node.libvirt.MigrationRequest;
 import dev.ferry.node.metrics.EngineMetrics;
+import dev.ferry.node.migration.MigrationBehaviors;
+import dev.ferry.node.migration.MigrationFailure;
+import dev.ferry.node.migration.MigrationServices;
+import dev.ferry.node.migration.overlay.OverlayMergeActor;
+import dev.ferry.node.migration.overlay.OverlayOps;
+import dev.ferry.node.migration.target.MigrationTargetActor;
 import dev.ferry.protocol.AgentProtocol;
 import dev.ferry.protocol.DiskProgress;
 import dev.ferry.protocol.FinalSyncMethod;
@@ -141,7 +147,7 @@ public final class VmMigrationActor {
       MigrationOptions options,
       ActorRef<MigrationEvent> firstWatcher,
       MigrationServices services) {
-    return ActorResources.withMigrationMdc(
+    return MigrationBehaviors.withMigrationMdc(
         Command.class,
         migrationId,
         vm,
@@ -176,7 +182,7 @@ public final class VmMigrationActor {
     this.timers = timers;
     this.run = run;
     this.services = services;
-    this.source = services.source();
+    this.source = new SourceHost(services);
     this.journal = services.journal();
     this.targetReplies = ctx.messageAdapter(TargetProtocol.Reply.class, FromTarget::new);
     this.diskEvents = ctx.messageAdapter(DiskSyncActor.Event.class, Disk::new);
@@ -461,7 +467,7 @@ public final class VmMigrationActor {
       jobs.add(job);
       ActorRef<DiskSyncActor.Command> disk =
           ctx.spawn(
-              ActorResources.withMigrationMdc(
+              MigrationBehaviors.withMigrationMdc(
                   DiskSyncActor.Command.class,
                   run.id,
                   run.vm,
@@ -735,7 +741,7 @@ public final class VmMigrationActor {
               run.id,
               MigrationJournal.Role.SOURCE,
               JournalEntry.of("overlays-created", "creating-overlays", null));
-          services.overlays().createOnSource(run.vm, run.manifest, run.overlays);
+          new OverlayOps(services).createOnSource(run.vm, run.manifest, run.overlays);
           return null;
         });
     return withCommon(
@@ -971,7 +977,7 @@ public final class VmMigrationActor {
         OverlayMergeActor.create(
             run.vm,
             run.overlays,
-            services.overlays(),
+            new OverlayOps(services),
             0,
             services.settings().migration().mergeAttempts(),
             services.blocking(),
@@ -2271,6 +2277,6 @@ public final class VmMigrationActor {
   /** Closes the lifecycle subscription when the actor stops, whatever the state. */
   static <T> Behavior<T> withCleanup(
       Behavior<T> behavior, AtomicReference<AutoCloseable> subscription) {
-    return ActorResources.closeOnStop(behavior, subscription);
+    return MigrationBehaviors.closeOnStop(behavior, subscription);
   }
 }

@@ -1,4 +1,4 @@
-package dev.ferry.node.migration;
+package dev.ferry.node.migration.source;
 
 import dev.ferry.node.disksync.CopyPipelines;
 import dev.ferry.node.disksync.DiskJob;

@@ -1,6 +1,7 @@
-package dev.ferry.node.migration;
+package dev.ferry.node.migration.overlay;
 
 import dev.ferry.node.libvirt.BlockJob;
+import dev.ferry.node.migration.MigrationFailure;
 import dev.ferry.protocol.TargetProtocol.OverlaySpec;
 import java.time.Duration;
 import java.util.List;
@@ -33,22 +34,22 @@ import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
  * next(n)     -                                     Merged, stopped
  * </pre>
  */
-final class OverlayMergeActor {
+public final class OverlayMergeActor {
 
-  sealed interface Command {}
+  public sealed interface Command {}
 
   private record Poll() implements Command {}
 
   private record StepDone(String step, Object value, Throwable error) implements Command {}
 
   /** What the merge reports, once. */
-  sealed interface Result {}
+  public sealed interface Result {}
 
-  record Merged() implements Result {}
+  public record Merged() implements Result {}
 
-  record Failed(String reason) implements Result {}
+  public record Failed(String reason) implements Result {}
 
-  static Behavior<Command> create(
+  public static Behavior<Command> create(
       String vm,
       List<OverlaySpec> specs,
       OverlayOps ops,

@@ -1,9 +1,14 @@
-package dev.ferry.node.migration;
+package dev.ferry.node.migration.target;
 
 import dev.ferry.node.journal.JournalEntry;
 import dev.ferry.node.journal.MigrationJournal;
 import dev.ferry.node.libvirt.DomainState;
 import dev.ferry.node.libvirt.LifecycleEvent;
+import dev.ferry.node.migration.MigrationBehaviors;
+import dev.ferry.node.migration.MigrationFailure;
+import dev.ferry.node.migration.MigrationServices;
+import dev.ferry.node.migration.overlay.OverlayMergeActor;
+import dev.ferry.node.migration.overlay.OverlayOps;
 import dev.ferry.protocol.Manifest;
 import dev.ferry.protocol.MigrationOptions;
 import dev.ferry.protocol.TargetProtocol;
@@ -67,7 +72,7 @@ public final class MigrationTargetActor {
         (ctx, timers) -> {
           MigrationTargetActor actor =
               new MigrationTargetActor(ctx, timers, manifest, source, services);
-          return ActorResources.closeOnStop(actor.preparing(), actor.subscription);
+          return MigrationBehaviors.closeOnStop(actor.preparing(), actor.subscription);
         });
   }
 
@@ -75,7 +80,7 @@ public final class MigrationTargetActor {
   private static Behavior<Message> withContext(
       Manifest manifest,
       BiFunction<ActorContext<Message>, TimerScheduler<Message>, Behavior<Message>> start) {
-    return ActorResources.withMigrationMdc(
+    return MigrationBehaviors.withMigrationMdc(
         Message.class,
         manifest.migrationId(),
         manifest.vm(),
@@ -120,7 +125,7 @@ public final class MigrationTargetActor {
     this.manifest = manifest;
     this.source = source;
     this.services = services;
-    this.host = services.target();
+    this.host = new TargetHost(services);
     this.journal = services.journal();
   }
 
@@ -300,7 +305,7 @@ public final class MigrationTargetActor {
     blocking(
         "create-overlays",
         () -> {
-          services.overlays().createOnDestination(specs);
+          new OverlayOps(services).createOnDestination(specs);
           return null;
         });
     return Behaviors.receive(Message.class)
@@ -396,7 +401,7 @@ public final class MigrationTargetActor {
         OverlayMergeActor.create(
             manifest.vm(),
             specs,
-            services.overlays(),
+            new OverlayOps(services),
             services.settings().migration().commitBandwidth(),
             services.settings().migration().mergeAttempts(),
             services.blocking(),
@@ -477,7 +482,7 @@ public final class MigrationTargetActor {
               .info(
                   "{}: finishing the merge of an overlay migration after a restart", manifest.vm());
           actor.subscribe();
-          return ActorResources.closeOnStop(
+          return MigrationBehaviors.closeOnStop(
               actor.merging(
                   OverlayOps.plan(manifest),
                   ctx.messageAdapter(TargetProtocol.Reply.class, Recovered::new)),

@@ -1,4 +1,4 @@
-package dev.ferry.node.migration;
+package dev.ferry.node.migration.overlay;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;

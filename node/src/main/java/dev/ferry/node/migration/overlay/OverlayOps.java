@@ -1,4 +1,4 @@
-package dev.ferry.node.migration;
+package dev.ferry.node.migration.overlay;
 
 import dev.ferry.node.host.HostFiles;
 import dev.ferry.node.image.ImageFormat;
@@ -7,6 +7,8 @@ import dev.ferry.node.libvirt.BlockJob;
 import dev.ferry.node.libvirt.DiskDefinition;
 import dev.ferry.node.libvirt.DomainDefinition;
 import dev.ferry.node.libvirt.Hypervisor;
+import dev.ferry.node.migration.MigrationFailure;
+import dev.ferry.node.migration.MigrationServices;
 import dev.ferry.protocol.Manifest;
 import dev.ferry.protocol.ManifestDisk;
 import dev.ferry.protocol.TargetProtocol.OverlaySpec;
@@ -22,10 +24,15 @@ import java.util.Optional;
  * under a temporary external overlay, and later merge each overlay back into its disk (active block
  * commit with pivot) so the domain runs on its original files again.
  */
-final class OverlayOps {
+public final class OverlayOps {
   private final Hypervisor hypervisor;
   private final ImageTool images;
   private final HostFiles files;
+
+  /** Overlay operations with the host's ports. */
+  public OverlayOps(MigrationServices s) {
+    this(s.hypervisor(), s.images(), s.files());
+  }
 
   OverlayOps(Hypervisor hypervisor, ImageTool images, HostFiles files) {
     this.hypervisor = hypervisor;
@@ -37,7 +44,7 @@ final class OverlayOps {
    * One overlay per writable disk, named so that nothing mistakes it for a disk: a hidden file that
    * no {@code disk.*} glob or whole-directory copy of ours picks up.
    */
-  static List<OverlaySpec> plan(Manifest m) {
+  public static List<OverlaySpec> plan(Manifest m) {
     List<OverlaySpec> specs = new ArrayList<>();
     for (ManifestDisk d : m.writableDisks()) {
       Path disk = Path.of(d.path());
@@ -57,13 +64,13 @@ final class OverlayOps {
   }
 
   /** The exclude pattern (rsync, relative to a VM directory) that keeps overlays out of copies. */
-  static final String EXCLUDE = "/.ferry-overlay-*";
+  public static final String EXCLUDE = "/.ferry-overlay-*";
 
   /**
    * Creates every overlay in one atomic, disk-only external snapshot without libvirt metadata.
    * libvirt refuses an overlay file that already exists, so a leftover of ours is removed first.
    */
-  void createOnSource(String vm, Manifest m, List<OverlaySpec> specs) throws IOException {
+  public void createOnSource(String vm, Manifest m, List<OverlaySpec> specs) throws IOException {
     StringBuilder xml =
         new StringBuilder("<domainsnapshot><name>ferry-" + m.migrationId() + "</name><disks>");
     for (ManifestDisk d : m.disks()) {
@@ -94,7 +101,7 @@ final class OverlayOps {
    * Creates the destination's overlays fresh, right before the migration: an existing file would be
    * accepted by the incremental storage migration and show through to the guest (K1).
    */
-  void createOnDestination(List<OverlaySpec> specs) throws IOException {
+  public void createOnDestination(List<OverlaySpec> specs) throws IOException {
     for (OverlaySpec s : specs) {
       Files.deleteIfExists(files.local(s.overlay()));
       images.create(
@@ -106,7 +113,7 @@ final class OverlayOps {
   }
 
   /** Whether the domain's disk {@code target} currently runs on the overlay. */
-  boolean onOverlay(String vm, OverlaySpec s) {
+  public boolean onOverlay(String vm, OverlaySpec s) {
     return source(hypervisor.definition(vm, false), s.target()).equals(Optional.of(s.overlay()));
   }
 
@@ -114,7 +121,7 @@ final class OverlayOps {
    * Starts the active commit of the overlay into its base (shallow when the base has a backing
    * file).
    */
-  void startCommit(String vm, OverlaySpec s, long bandwidth) {
+  public void startCommit(String vm, OverlaySpec s, long bandwidth) {
     if (s.shallow()) {
       hypervisor.blockCommit(
           vm,
@@ -128,15 +135,15 @@ final class OverlayOps {
     }
   }
 
-  Optional<BlockJob> job(String vm, OverlaySpec s) {
+  public Optional<BlockJob> job(String vm, OverlaySpec s) {
     return hypervisor.blockJob(vm, s.target());
   }
 
-  void pivot(String vm, OverlaySpec s) {
+  public void pivot(String vm, OverlaySpec s) {
     hypervisor.blockJobAbort(vm, s.target(), true);
   }
 
-  void abortCommit(String vm, OverlaySpec s) {
+  public void abortCommit(String vm, OverlaySpec s) {
     hypervisor.blockJobAbort(vm, s.target(), false);
   }
 
@@ -144,7 +151,7 @@ final class OverlayOps {
    * After the pivot: both the live and the persistent definition name the original file again (a
    * restart from either would otherwise use the overlay), then the overlay goes.
    */
-  void finish(String vm, OverlaySpec s) throws IOException {
+  public void finish(String vm, OverlaySpec s) throws IOException {
     Optional<String> live = source(hypervisor.definition(vm, false), s.target());
     Optional<String> persistent = source(hypervisor.definition(vm, true), s.target());
     if (!live.equals(Optional.of(s.base())) || !persistent.equals(Optional.of(s.base()))) {

@@ -11,11 +11,11 @@ import java.util.ArrayList;
 import java.util.List;
 
 /** File-tree helpers that never follow symbolic links out of the tree. */
-final class Files2 {
-  private Files2() {}
+public final class FileTrees {
+  private FileTrees() {}
 
   /** Deletes a tree bottom-up without following links; returns what was removed. */
-  static List<String> deleteTree(Path dir) throws IOException {
+  public static List<String> deleteTree(Path dir) throws IOException {
     List<String> removed = new ArrayList<>();
     if (!Files.exists(dir, LinkOption.NOFOLLOW_LINKS)) {
       return removed;

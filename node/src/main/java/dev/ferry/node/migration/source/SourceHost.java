@@ -1,4 +1,4 @@
-package dev.ferry.node.migration;
+package dev.ferry.node.migration.source;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -12,6 +12,10 @@ import dev.ferry.node.libvirt.DomainState;
 import dev.ferry.node.libvirt.DomainSummary;
 import dev.ferry.node.libvirt.Hypervisor;
 import dev.ferry.node.libvirt.SnapshotDefinition;
+import dev.ferry.node.migration.DiskUsage;
+import dev.ferry.node.migration.FileTrees;
+import dev.ferry.node.migration.MigrationFailure;
+import dev.ferry.node.migration.MigrationServices;
 import dev.ferry.node.settings.NodeSettings;
 import dev.ferry.node.validation.DatastorePaths;
 import dev.ferry.protocol.Manifest;
@@ -30,7 +34,7 @@ import java.util.Optional;
 import java.util.Set;
 
 /** The blocking steps a migration runs on its source host. */
-final class SourceHost {
+public final class SourceHost {
   private static final ObjectMapper JSON = new ObjectMapper();
 
   private final Hypervisor hypervisor;
@@ -39,6 +43,11 @@ final class SourceHost {
   private final NodeSettings settings;
   private final DiskUsage usage;
   private final HostFiles files;
+
+  /** The source side of a migration on this host, with the host's ports. */
+  public SourceHost(MigrationServices s) {
+    this(s.hypervisor(), s.images(), s.datastores(), s.settings(), s.usage(), s.files());
+  }
 
   SourceHost(
       Hypervisor hypervisor,
@@ -60,7 +69,7 @@ final class SourceHost {
    * datastores, and what must arrive intact is written down (snapshot tables, libvirt snapshot XML,
    * current snapshot, the VM directories).
    */
-  Manifest manifest(String migrationId, String vm, String destination) throws IOException {
+  public Manifest manifest(String migrationId, String vm, String destination) throws IOException {
     DomainSummary summary =
         hypervisor
             .lookup(vm)
@@ -181,7 +190,7 @@ final class SourceHost {
         ancillary);
   }
 
-  static SnapshotEntry entry(ImageSnapshot s) {
+  public static SnapshotEntry entry(ImageSnapshot s) {
     return new SnapshotEntry(
         s.id(),
         s.name(),
@@ -193,7 +202,7 @@ final class SourceHost {
   }
 
   /** QEMU's block node of each disk file ({@code query-block}): where a dirty bitmap attaches. */
-  Map<String, String> blockNodes(String vm) throws IOException {
+  public Map<String, String> blockNodes(String vm) throws IOException {
     JsonNode reply =
         JSON.readTree(hypervisor.qemuMonitorCommand(vm, "{\"execute\":\"query-block\"}"));
     Map<String, String> nodes = new HashMap<>();
@@ -211,7 +220,7 @@ final class SourceHost {
    * libvirt does not know it (raw QMP taints the domain as custom-monitor); libvirt's own
    * checkpoints would make the migration refuse.
    */
-  void addBitmap(String vm, String node, String bitmap) {
+  public void addBitmap(String vm, String node, String bitmap) {
     hypervisor.qemuMonitorCommand(
         vm,
         "{\"execute\":\"block-dirty-bitmap-add\",\"arguments\":{\"node\":\""
@@ -221,7 +230,7 @@ final class SourceHost {
             + "\",\"persistent\":true}}");
   }
 
-  void removeBitmap(String vm, String node, String bitmap) {
+  public void removeBitmap(String vm, String node, String bitmap) {
     hypervisor.qemuMonitorCommand(
         vm,
         "{\"execute\":\"block-dirty-bitmap-remove\",\"arguments\":{\"node\":\""
@@ -232,7 +241,12 @@ final class SourceHost {
   }
 
   /** libvirt refuses to migrate a domain with snapshot metadata: drop it, children first. */
-  void dropSnapshotMetadata(String vm, List<ManifestSnapshot> snapshots) {
+  public void dropSnapshotMetadata(String vm, List<ManifestSnapshot> snapshots) {
+    drop(hypervisor, vm, snapshots);
+  }
+
+  /** {@link #dropSnapshotMetadata} for a host that is not the source (a migration back). */
+  public static void drop(Hypervisor hypervisor, String vm, List<ManifestSnapshot> snapshots) {
     Set<String> present = new LinkedHashSet<>();
     hypervisor.snapshots(vm).forEach(s -> present.add(s.name()));
     for (int i = snapshots.size() - 1; i >= 0; i--) {
@@ -244,11 +258,11 @@ final class SourceHost {
   }
 
   /** Puts back what {@link #dropSnapshotMetadata} removed, parents first, and the current one. */
-  void restoreSnapshotMetadata(String vm, Manifest manifest) {
+  public void restoreSnapshotMetadata(String vm, Manifest manifest) {
     restore(hypervisor, vm, manifest);
   }
 
-  static void restore(Hypervisor hypervisor, String vm, Manifest manifest) {
+  public static void restore(Hypervisor hypervisor, String vm, Manifest manifest) {
     Set<String> present = new LinkedHashSet<>();
     hypervisor.snapshots(vm).forEach(s -> present.add(s.name()));
     for (ManifestSnapshot s : manifest.snapshots()) {
@@ -266,12 +280,12 @@ final class SourceHost {
   }
 
   /** Removes the VM's directories on this host once the destination acknowledged. */
-  List<String> removeFiles(Manifest manifest) throws IOException {
+  public List<String> removeFiles(Manifest manifest) throws IOException {
     List<String> removed = new ArrayList<>();
     for (String dir : manifest.directories()) {
       Path d = datastores.confine("directory", dir);
       if (settings.migration().copyWholeVmDirectory()) {
-        removed.addAll(Files2.deleteTree(files.local(d)));
+        removed.addAll(FileTrees.deleteTree(files.local(d)));
       } else {
         for (ManifestDisk disk : manifest.disks()) {
           if (Path.of(disk.path()).getParent().equals(d)
@@ -284,7 +298,7 @@ final class SourceHost {
     return removed;
   }
 
-  DomainState state(String vm) {
+  public DomainState state(String vm) {
     return hypervisor.lookup(vm).map(DomainSummary::state).orElse(DomainState.NOSTATE);
   }
 }

@@ -13,19 +13,19 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
  * Wrappers every migration actor uses: its logging MDC, and releasing a resource (a libvirt event
  * subscription) when it stops, in whatever state.
  */
-final class ActorResources {
-  private ActorResources() {}
+public final class MigrationBehaviors {
+  private MigrationBehaviors() {}
 
   /**
    * Puts the migration id and VM into the logging MDC of every line the actor logs, so that a JSON
    * log line can be traced to its migration without parsing the message.
    */
-  static <T> Behavior<T> withMigrationMdc(
+  public static <T> Behavior<T> withMigrationMdc(
       Class<T> type, String migrationId, String vm, Behavior<T> behavior) {
     return Behaviors.withMdc(type, Map.of("migrationId", migrationId, "vm", vm), behavior);
   }
 
-  static <T> Behavior<T> closeOnStop(
+  public static <T> Behavior<T> closeOnStop(
       Behavior<T> behavior, AtomicReference<AutoCloseable> resource) {
     return Behaviors.intercept(() -> new CloseOnStop<T>(resource), behavior);
   }

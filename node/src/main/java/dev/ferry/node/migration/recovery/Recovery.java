@@ -1,8 +1,14 @@
-package dev.ferry.node.migration;
+package dev.ferry.node.migration.recovery;
 
 import dev.ferry.node.journal.JournalEntry;
 import dev.ferry.node.journal.MigrationJournal;
 import dev.ferry.node.libvirt.DomainState;
+import dev.ferry.node.migration.MigrationServices;
+import dev.ferry.node.migration.overlay.OverlayMergeActor;
+import dev.ferry.node.migration.overlay.OverlayOps;
+import dev.ferry.node.migration.source.SourceHost;
+import dev.ferry.node.migration.target.MigrationTargetActor;
+import dev.ferry.node.migration.target.TargetHost;
 import dev.ferry.protocol.Manifest;
 import dev.ferry.protocol.ManifestDisk;
 import dev.ferry.protocol.MigrationOptions;
@@ -85,7 +91,7 @@ public final class Recovery {
               OverlayMergeActor.create(
                   m.vm(),
                   OverlayOps.plan(m),
-                  services.overlays(),
+                  new OverlayOps(services),
                   0,
                   services.settings().migration().mergeAttempts(),
                   services.blocking(),
@@ -155,7 +161,7 @@ public final class Recovery {
     MigrationOptions options = start.get().options();
     String phase = entries.get(entries.size() - 1).phase();
     String vm = m.vm();
-    SourceHost source = services.source();
+    SourceHost source = new SourceHost(services);
     if (has(entries, "acknowledged")) {
       String message =
           "verified and running on "
@@ -282,7 +288,7 @@ public final class Recovery {
       try {
         services.hypervisor().undefine(vm);
         if (services.settings().migration().removeSourceFiles()) {
-          services.source().removeFiles(m);
+          new SourceHost(services).removeFiles(m);
         }
         message +=
             "; the agent restarted before removing the source's definition and files,"
@@ -364,7 +370,7 @@ public final class Recovery {
       return Optional.empty();
     }
     Manifest m = manifest.get();
-    TargetHost target = services.target();
+    TargetHost target = new TargetHost(services);
     try {
       DomainState state = target.state(m.vm());
       if (has(entries, "verified")) {
