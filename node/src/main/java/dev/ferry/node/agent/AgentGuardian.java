@@ -4,7 +4,7 @@ import dev.ferry.node.journal.JournalEntry;
 import dev.ferry.node.journal.MigrationJournal;
 import dev.ferry.node.migration.MigrationServices;
 import dev.ferry.node.migration.recovery.Recovery;
-import dev.ferry.node.migration.source.VmMigrationActor;
+import dev.ferry.node.migration.source.SourceMigration;
 import dev.ferry.node.migration.target.MigrationTargetActor;
 import dev.ferry.node.validation.InvalidInputException;
 import dev.ferry.node.validation.Names;
@@ -29,7 +29,7 @@ import org.apache.pekko.actor.typed.receptionist.Receptionist;
 
 /**
  * The root of a node agent: registers this host with the Receptionist, starts one {@link
- * VmMigrationActor} per outgoing and one {@link MigrationTargetActor} per incoming migration,
+ * SourceMigration} per outgoing and one {@link MigrationTargetActor} per incoming migration,
  * answers for migrations that already ended from the journal, and on start-up reconciles the
  * journal with libvirt's truth ({@link Recovery}).
  *
@@ -88,7 +88,7 @@ public final class AgentGuardian {
   private final ActorContext<Message> ctx;
   private final MigrationServices services;
   private final InventoryReader inventory;
-  private final Map<String, ActorRef<VmMigrationActor.Command>> outgoing = new HashMap<>();
+  private final Map<String, ActorRef<SourceMigration.Command>> outgoing = new HashMap<>();
   private final Map<String, String> vmByMigration = new HashMap<>();
   private final Map<String, ActorRef<MigrationTargetActor.Message>> incoming = new HashMap<>();
   private final Map<String, String> incomingVm = new HashMap<>();
@@ -171,7 +171,7 @@ public final class AgentGuardian {
       m.replyTo().tell(new MigrationEvent.Finished(ended.get()));
       return Behaviors.same();
     }
-    ActorRef<VmMigrationActor.Command> running = outgoing.get(m.migrationId());
+    ActorRef<SourceMigration.Command> running = outgoing.get(m.migrationId());
     if (running != null) {
       forward(m.migrationId(), running, m.replyTo()); // a retry of the same request
       return Behaviors.same();
@@ -195,9 +195,9 @@ public final class AgentGuardian {
                   m.migrationId(), m.vm() + " is already being migrated (" + other.get() + ")"));
       return Behaviors.same();
     }
-    ActorRef<VmMigrationActor.Command> actor =
+    ActorRef<SourceMigration.Command> actor =
         ctx.spawn(
-            VmMigrationActor.create(
+            SourceMigration.create(
                 m.migrationId(), m.vm(), m.destination(), m.options(), m.replyTo(), services),
             "migration-" + m.migrationId());
     ctx.watchWith(actor, new Stopped(m.migrationId(), m.vm()));
@@ -208,7 +208,7 @@ public final class AgentGuardian {
 
   private Behavior<Message> onWatch(AgentProtocol.WatchMigration m) {
     Optional<MigrationResult> ended = resultOf(m.migrationId());
-    ActorRef<VmMigrationActor.Command> running = outgoing.get(m.migrationId());
+    ActorRef<SourceMigration.Command> running = outgoing.get(m.migrationId());
     if (ended.isPresent()) {
       m.replyTo().tell(new MigrationEvent.Finished(ended.get()));
     } else if (running != null) {
@@ -224,7 +224,7 @@ public final class AgentGuardian {
   }
 
   private Behavior<Message> onCancel(AgentProtocol.CancelMigration m) {
-    ActorRef<VmMigrationActor.Command> running = outgoing.get(m.migrationId());
+    ActorRef<SourceMigration.Command> running = outgoing.get(m.migrationId());
     if (running == null) {
       String why =
           resultOf(m.migrationId())
@@ -232,7 +232,7 @@ public final class AgentGuardian {
               .orElse("no such migration from " + services.settings().host());
       m.replyTo().tell(new AgentProtocol.CancelReply(m.migrationId(), false, why));
     } else {
-      running.tell(new VmMigrationActor.Cancel(m.reason(), m.replyTo()));
+      running.tell(new SourceMigration.Cancel(m.reason(), m.replyTo()));
     }
     return Behaviors.same();
   }
@@ -367,9 +367,9 @@ public final class AgentGuardian {
 
   private void forward(
       String migrationId,
-      ActorRef<VmMigrationActor.Command> running,
+      ActorRef<SourceMigration.Command> running,
       ActorRef<MigrationEvent> watcher) {
-    running.tell(new VmMigrationActor.Watch(watcher));
+    running.tell(new SourceMigration.Watch(watcher));
     forwarded.computeIfAbsent(migrationId, k -> new java.util.ArrayList<>()).add(watcher);
   }
 

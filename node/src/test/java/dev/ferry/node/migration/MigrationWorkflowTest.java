@@ -23,7 +23,7 @@ import dev.ferry.node.host.HostFiles;
 import dev.ferry.node.host.OpenFiles;
 import dev.ferry.node.image.ImageSnapshot;
 import dev.ferry.node.journal.FileMigrationJournal;
-import dev.ferry.node.migration.source.VmMigrationActor;
+import dev.ferry.node.migration.source.SourceMigration;
 import dev.ferry.node.migration.target.MigrationTargetActor;
 import dev.ferry.node.migration.target.TargetHost;
 import dev.ferry.node.process.ScriptedProcessRunner;
@@ -69,7 +69,7 @@ import org.junit.jupiter.api.io.TempDir;
 import org.slf4j.LoggerFactory;
 
 /**
- * The suspend-sync workflow of {@link VmMigrationActor} and {@link MigrationTargetActor} with fake
+ * The suspend-sync workflow of {@link SourceMigration} and {@link MigrationTargetActor} with fake
  * hypervisors, a fake qemu-img and scripted processes, on ManualTime: the order of steps, what each
  * failure undoes, and what the caller is told. The real thing runs in the *IT tests.
  */

@@ -5,12 +5,15 @@ import dev.ferry.node.disksync.DiskJob;
 import dev.ferry.node.disksync.DiskSyncActor;
 import dev.ferry.protocol.DiskProgress;
 import dev.ferry.protocol.DiskResult;
+import dev.ferry.protocol.FinalSyncMethod;
 import dev.ferry.protocol.Manifest;
+import dev.ferry.protocol.ManifestDisk;
 import dev.ferry.protocol.MemoryProgress;
 import dev.ferry.protocol.MigrationEvent;
 import dev.ferry.protocol.MigrationOptions;
 import dev.ferry.protocol.MigrationPhase;
 import dev.ferry.protocol.MigrationProgress;
+import dev.ferry.protocol.MigrationStrategy;
 import dev.ferry.protocol.TargetProtocol;
 import dev.ferry.protocol.Verification;
 import java.util.ArrayList;
@@ -23,10 +26,13 @@ import java.util.concurrent.atomic.AtomicLong;
 import org.apache.pekko.actor.typed.ActorRef;
 
 /**
- * What a source migration knows and has done so far. Owned by one {@link VmMigrationActor} and
- * touched only from its thread; every fact that matters for undoing is also journaled.
+ * What an outgoing migration knows and has done so far: its manifest, progress and the facts its
+ * undo depends on. Owned by one {@link SourceMigration} and touched only from its actor thread
+ * (blocking steps get copies of what they need and return typed results); every fact that matters
+ * for undoing is also journaled. {@link #ancillaryDone} is the one exception: the directory copy's
+ * stream adds its bytes to it, hence an atomic.
  */
-final class SourceRun {
+final class SourceFacts {
   final String id;
   final String vm;
   final String destination;
@@ -50,7 +56,7 @@ final class SourceRun {
   Throwable ancillaryError;
   final AtomicLong ancillaryDone = new AtomicLong();
 
-  MigrationPhase phase = MigrationPhase.PREFLIGHT;
+  MigrationPhase phase = MigrationPhase.QUEUED;
   boolean bitmapsAdded;
   boolean overlaysCreated;
   List<TargetProtocol.OverlaySpec> overlays = List.of();
@@ -84,11 +90,44 @@ final class SourceRun {
   private long rateAt;
   private long rate;
 
-  SourceRun(String id, String vm, String destination, MigrationOptions options) {
+  SourceFacts(String id, String vm, String destination, MigrationOptions options) {
     this.id = id;
     this.vm = vm;
     this.destination = destination;
     this.options = options;
+  }
+
+  boolean overlay() {
+    return options.strategy() == MigrationStrategy.OVERLAY;
+  }
+
+  boolean cold() {
+    return options.strategy() == MigrationStrategy.COLD;
+  }
+
+  /** Whether the final sync of this disk sends a dirty-bitmap delta (else rsync). */
+  boolean wantsDelta(ManifestDisk d) {
+    if (overlay() || cold() || !d.writable() || !"qcow2".equals(d.format())) {
+      return false;
+    }
+    return options.finalSync() != FinalSyncMethod.RSYNC;
+  }
+
+  String bitmapName() {
+    return "ferry-" + id;
+  }
+
+  String pathOf(String target) {
+    return manifest.disks().stream()
+        .filter(d -> d.target().equals(target))
+        .map(ManifestDisk::path)
+        .findFirst()
+        .orElse(target);
+  }
+
+  boolean pastDeadline() {
+    return options.deadlineEpochMillis() > 0
+        && System.currentTimeMillis() > options.deadlineEpochMillis();
   }
 
   void note(String what) {

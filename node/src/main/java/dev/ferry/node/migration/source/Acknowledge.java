@@ -1,0 +1,249 @@
+package dev.ferry.node.migration.source;
+
+import dev.ferry.node.journal.JournalEntry;
+import dev.ferry.node.journal.MigrationJournal;
+import dev.ferry.node.migration.MigrationFailure;
+import dev.ferry.node.migration.source.SourceMessage.ConfirmWaitOver;
+import dev.ferry.node.migration.source.SourceMessage.MemoryDone;
+import dev.ferry.node.migration.source.SourceMessage.PhaseTimeout;
+import dev.ferry.node.migration.source.SourceMessage.RecheckSourceDomain;
+import dev.ferry.node.migration.source.SourceMessage.SourceCleanedUp;
+import dev.ferry.node.migration.source.SourceMessage.SourceDomainChecked;
+import dev.ferry.node.migration.source.SourceMigration.Cancel;
+import dev.ferry.node.migration.source.SourceMigration.Command;
+import dev.ferry.node.migration.source.SourceMigration.Watch;
+import dev.ferry.protocol.Manifest;
+import dev.ferry.protocol.MigrationEvent;
+import dev.ferry.protocol.MigrationOutcome;
+import dev.ferry.protocol.MigrationPhase;
+import dev.ferry.protocol.MigrationResult;
+import dev.ferry.protocol.TargetProtocol;
+import java.nio.file.Files;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+
+/**
+ * Acknowledgement and clean-up: once the destination runs the verified VM (and libvirt removed the
+ * source's domain), the result goes to the watchers, then this host's files are removed.
+ */
+final class Acknowledge extends SourceFlow {
+
+  Acknowledge(SourceMigration migration) {
+    super(migration);
+  }
+
+  /**
+   * Verified and running on the destination. The final sync started before libvirt's confirm phase
+   * on this host ended (to keep it out of the paused window), so the source's definition may still
+   * exist for a second or two; acknowledge once libvirt has removed it, so that "completed" also
+   * means the VM is defined on one host only. The VM runs on the destination already: the wait
+   * costs no paused time.
+   */
+  Behavior<Command> acknowledging() {
+    if (!run.memoryStarted || run.memoryReturned) {
+      return acknowledgingNow();
+    }
+    // the domain itself is the fact to wait for: libvirt's call may have returned while this
+    // actor was in a state that does not track it
+    checkSourceDomain();
+    timers.startSingleTimer("confirm-wait", new ConfirmWaitOver(), Duration.ofSeconds(60));
+    return migration.withCommon(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                MemoryDone.class,
+                m -> {
+                  run.memoryReturned = true;
+                  if (m.error() != null) {
+                    run.note(
+                        "libvirt reported after the switchover: "
+                            + MigrationFailure.reason(m.error()));
+                  }
+                  return confirmed();
+                })
+            .onMessage(
+                SourceDomainChecked.class,
+                m -> {
+                  if (m.gone()) {
+                    return confirmed();
+                  }
+                  timers.startSingleTimer(
+                      "confirm-poll", new RecheckSourceDomain(), Duration.ofMillis(500));
+                  return Behaviors.same();
+                })
+            .onMessage(
+                RecheckSourceDomain.class,
+                m -> {
+                  checkSourceDomain();
+                  return Behaviors.same();
+                })
+            .onMessage(
+                ConfirmWaitOver.class,
+                m -> {
+                  run.note(
+                      "libvirt's migration call on "
+                          + services.settings().host()
+                          + " had not returned 60 s after the resume; the source's definition may"
+                          + " remain until it does");
+                  return confirmed();
+                }));
+  }
+
+  void checkSourceDomain() {
+    String vm = run.vm;
+    ctx.pipeToSelf(
+        CompletableFuture.supplyAsync(
+            () -> services.hypervisor().lookup(vm).isEmpty(), services.blocking()),
+        // a lookup that fails must not hold the acknowledgement back
+        (gone, err) -> new SourceDomainChecked(err != null || gone));
+  }
+
+  Behavior<Command> confirmed() {
+    timers.cancel("confirm-wait");
+    timers.cancel("confirm-poll");
+    return acknowledgingNow();
+  }
+
+  /** Tell the watchers, then remove the source's files. */
+  Behavior<Command> acknowledgingNow() {
+    journal.append(
+        run.id,
+        MigrationJournal.Role.SOURCE,
+        JournalEntry.of("acknowledged", "source-cleanup", null));
+    MigrationResult result =
+        migration.result(
+            MigrationOutcome.COMPLETED,
+            run.destination,
+            "verified and running on "
+                + run.destination
+                + (run.overlay()
+                    ? overlayBreakdown()
+                    : run.cold() ? migration.cold.coldBreakdown() : pausedBreakdown()));
+    migration.announce(result);
+    migration.stopDisks();
+    migration.enter(
+        MigrationPhase.SOURCE_CLEANUP,
+        "removing the source's files",
+        services.settings().tools().commandTimeout());
+    boolean remove = services.settings().migration().removeSourceFiles();
+    Manifest manifest = run.manifest;
+    List<TargetProtocol.OverlaySpec> overlays = run.overlays;
+    migration.blocking(
+        () -> {
+          List<String> removed = new ArrayList<>(remove ? source.removeFiles(manifest) : List.of());
+          for (TargetProtocol.OverlaySpec o : overlays) {
+            if (Files.deleteIfExists(services.files().local(o.overlay()))) {
+              removed.add(o.overlay());
+            }
+          }
+          return removed;
+        },
+        SourceCleanedUp::new);
+    return Behaviors.receive(Command.class)
+        .onMessage(
+            SourceCleanedUp.class,
+            m -> {
+              if (m.failed()) {
+                ctx.getLog()
+                    .warn(
+                        "{}: removing the source's files failed: {}",
+                        run.vm,
+                        MigrationFailure.reason(m.error()));
+              }
+              MigrationResult finalResult =
+                  m.error() == null
+                      ? result
+                      : migration.result(
+                          MigrationOutcome.COMPLETED,
+                          run.destination,
+                          result.message()
+                              + "; removing the source's files failed: "
+                              + MigrationFailure.reason(m.error()));
+              journal.append(
+                  run.id, MigrationJournal.Role.SOURCE, JournalEntry.finished(finalResult));
+              run.target.tell(new TargetProtocol.Release(MigrationOutcome.COMPLETED.name()));
+              return awaitMemoryCallThenStop(finalResult);
+            })
+        .onMessage(
+            Watch.class,
+            m -> {
+              m.watcher().tell(new MigrationEvent.Finished(result));
+              return Behaviors.same();
+            })
+        .onMessage(Cancel.class, migration::refuseCancel)
+        .onAnyMessage(m -> Behaviors.same())
+        .build();
+  }
+
+  /**
+   * libvirt's migration call returns only after its confirm phase on this host (QEMU reaped); wait
+   * for it, so that a failure there is logged, not lost with the actor.
+   */
+  Behavior<Command> awaitMemoryCallThenStop(MigrationResult result) {
+    if (!run.memoryStarted || run.memoryReturned) {
+      return Behaviors.stopped();
+    }
+    timers.startSingleTimer(
+        PhaseTimeout.class, new PhaseTimeout(MigrationPhase.FINISHED), Duration.ofMinutes(2));
+    return Behaviors.receive(Command.class)
+        .onMessage(
+            MemoryDone.class,
+            m -> {
+              if (m.error() != null) {
+                ctx.getLog()
+                    .warn(
+                        "{}: libvirt's confirm phase reported: {}",
+                        run.vm,
+                        MigrationFailure.reason(m.error()));
+              }
+              return Behaviors.stopped();
+            })
+        .onMessage(
+            PhaseTimeout.class,
+            m -> {
+              ctx.getLog()
+                  .warn(
+                      "{}: libvirt's migration call had not returned 2 minutes after the acknowledgement",
+                      run.vm);
+              return Behaviors.stopped();
+            })
+        .onMessage(
+            Watch.class,
+            m -> {
+              m.watcher().tell(new MigrationEvent.Finished(result));
+              return Behaviors.same();
+            })
+        .onMessage(Cancel.class, migration::refuseCancel)
+        .onAnyMessage(m -> Behaviors.same())
+        .build();
+  }
+
+  /** Where the paused window went, for operators and the benchmark. */
+  String pausedBreakdown() {
+    if (run.sourceSuspendedAt == 0
+        || run.switchedOverAt == 0
+        || run.finalSyncedAt == 0
+        || run.resumedAt == 0) {
+      return "";
+    }
+    return String.format(
+        "; paused %d ms: switchover until the destination was paused %d ms, final sync %d ms,"
+            + " verification and resume %d ms",
+        run.resumedAt - run.sourceSuspendedAt,
+        run.switchedOverAt - run.sourceSuspendedAt,
+        run.finalSyncedAt - run.switchedOverAt,
+        run.resumedAt - run.finalSyncedAt);
+  }
+
+  String overlayBreakdown() {
+    if (run.sourceSuspendedAt == 0 || run.resumedAt == 0) {
+      return "";
+    }
+    return String.format(
+        "; paused %d ms (libvirt's own switchover; only the overlays were mirrored), overlays merged %d ms after the resume",
+        run.resumedAt - run.sourceSuspendedAt, Math.max(0, run.mergedAt - run.resumedAt));
+  }
+}

@@ -1,0 +1,226 @@
+package dev.ferry.node.migration.source;
+
+import dev.ferry.node.journal.JournalEntry;
+import dev.ferry.node.journal.MigrationJournal;
+import dev.ferry.node.libvirt.DomainState;
+import dev.ferry.node.migration.MigrationFailure;
+import dev.ferry.node.migration.source.SourceMessage.DefinitionRead;
+import dev.ferry.node.migration.source.SourceMessage.FromTarget;
+import dev.ferry.node.migration.source.SourceMessage.PhaseTimeout;
+import dev.ferry.node.migration.source.SourceMessage.PollShutdown;
+import dev.ferry.node.migration.source.SourceMessage.ShutdownPolled;
+import dev.ferry.node.migration.source.SourceMessage.ShutdownRequested;
+import dev.ferry.node.migration.source.SourceMessage.SourceUndefined;
+import dev.ferry.node.migration.source.SourceMessage.TargetGone;
+import dev.ferry.node.migration.source.SourceMigration.Cancel;
+import dev.ferry.node.migration.source.SourceMigration.Command;
+import dev.ferry.protocol.MigrationOutcome;
+import dev.ferry.protocol.MigrationPhase;
+import dev.ferry.protocol.TargetProtocol;
+import java.time.Duration;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+
+/**
+ * The cold move, for guests that cannot move live: the ACPI power button (never forced off), the
+ * quiescent copies, the boot on the destination with the snapshot metadata, then the shut-off
+ * definition here goes.
+ */
+final class ColdMove extends SourceFlow {
+
+  ColdMove(SourceMigration migration) {
+    super(migration);
+  }
+
+  /**
+   * Cold strategy: the ACPI power button, then the domain's state until it is shut off. A guest
+   * that ignores the button is never forced off: the move rolls back and it keeps running.
+   */
+  Behavior<Command> shuttingDown() {
+    Duration limit = services.settings().migration().timeouts().shutdown();
+    migration.enter(
+        MigrationPhase.SHUTTING_DOWN, "asking " + run.vm + " to power off (ACPI)", limit);
+    run.shutdownRequested = true; // journaled first: a crash may come mid-call
+    journal.append(
+        run.id,
+        MigrationJournal.Role.SOURCE,
+        JournalEntry.of("cold-shutdown", "shutting-down", null));
+    run.sourceSuspendedAt = System.currentTimeMillis();
+    String vm = run.vm;
+    migration.blocking(
+        () -> {
+          if (source.state(vm).active()) {
+            services.hypervisor().shutdown(vm);
+          }
+          return null;
+        },
+        (none, error) -> new ShutdownRequested(error));
+    return migration.withCommon(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                ShutdownRequested.class,
+                m -> {
+                  if (m.failed()) {
+                    return migration.undo.rollingBack(
+                        MigrationOutcome.ROLLED_BACK,
+                        "pressing the ACPI power button of "
+                            + run.vm
+                            + " failed: "
+                            + MigrationFailure.reason(m.error()));
+                  }
+                  pollState(); // off already?
+                  return Behaviors.same();
+                })
+            .onMessage(
+                PollShutdown.class,
+                m -> {
+                  pollState();
+                  return Behaviors.same();
+                })
+            .onMessage(
+                ShutdownPolled.class,
+                m -> {
+                  if (!m.failed() && m.state() == DomainState.SHUTOFF) {
+                    journal.append(
+                        run.id,
+                        MigrationJournal.Role.SOURCE,
+                        JournalEntry.of("shut-off", "shutting-down", null));
+                    migration.bulkCopy.startDirectoryCopy();
+                    return migration.bulkCopy.copying();
+                  }
+                  return pollShutdown();
+                })
+            .onMessage(Cancel.class, migration::cancelAndRollBack)
+            .onMessage(
+                PhaseTimeout.class,
+                m ->
+                    migration.undo.rollingBack(
+                        MigrationOutcome.ROLLED_BACK,
+                        run.vm
+                            + " did not power off within "
+                            + limit.toSeconds()
+                            + " s of the ACPI button; it was not forced (it may still power off"
+                            + " if its shutdown is under way)")));
+  }
+
+  private void pollState() {
+    String vm = run.vm;
+    migration.blocking(() -> source.state(vm), ShutdownPolled::new);
+  }
+
+  Behavior<Command> pollShutdown() {
+    timers.startSingleTimer(PollShutdown.class, new PollShutdown(), Duration.ofMillis(500));
+    return Behaviors.same();
+  }
+
+  /**
+   * Cold strategy: the destination defines the guest from this host's persistent XML, redefines its
+   * snapshots and boots it; then the definition here goes. Once the boot was asked for, a silent
+   * destination leaves the guest off on both hosts rather than risk running it twice.
+   */
+  Behavior<Command> startingOnDestination() {
+    migration.enter(
+        MigrationPhase.STARTING,
+        "booting " + run.vm + " on " + run.destination + " with its snapshot metadata",
+        services.settings().migration().timeouts().verify());
+    String vm = run.vm;
+    migration.blocking(() -> services.hypervisor().definition(vm, true).xml(), DefinitionRead::new);
+    return migration.withCommon(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                DefinitionRead.class,
+                m -> {
+                  if (m.failed()) {
+                    return migration.undo.rollingBack(
+                        MigrationOutcome.ROLLED_BACK,
+                        "reading the definition of "
+                            + run.vm
+                            + " failed: "
+                            + MigrationFailure.reason(m.error()));
+                  }
+                  run.coldStartRequested = true;
+                  journal.append(
+                      run.id,
+                      MigrationJournal.Role.SOURCE,
+                      JournalEntry.of("cold-start-requested", "starting", null));
+                  run.target.tell(new TargetProtocol.StartCold(m.xml(), targetReplies));
+                  return Behaviors.same();
+                })
+            .onMessage(
+                FromTarget.class,
+                m -> m.reply() instanceof TargetProtocol.ColdStarted,
+                m -> {
+                  TargetProtocol.ColdStarted c = (TargetProtocol.ColdStarted) m.reply();
+                  run.verification = c.verification();
+                  run.resumedAt = c.startedAtMillis();
+                  return undefiningOnSource();
+                })
+            .onMessage(
+                FromTarget.class,
+                m -> m.reply() instanceof TargetProtocol.Failed,
+                m ->
+                    migration.undo.rollingBack(
+                        MigrationOutcome.ROLLED_BACK, ((TargetProtocol.Failed) m.reply()).reason()))
+            .onMessage(
+                Cancel.class,
+                m ->
+                    run.coldStartRequested
+                        ? migration.refuseCancel(m)
+                        : migration.cancelAndRollBack(m))
+            .onMessage(
+                TargetGone.class,
+                m ->
+                    migration.finish(
+                        MigrationOutcome.FAILED,
+                        "the agent on "
+                            + run.destination
+                            + " stopped while booting "
+                            + run.vm
+                            + "; "
+                            + migration.whereIsTheColdVm()))
+            .onMessage(
+                PhaseTimeout.class,
+                m ->
+                    migration.finish(
+                        MigrationOutcome.FAILED,
+                        run.destination
+                            + " did not report the boot in time; "
+                            + migration.whereIsTheColdVm())));
+  }
+
+  /** Cold strategy: the guest runs verified on the destination; its old definition goes. */
+  Behavior<Command> undefiningOnSource() {
+    journal.append(
+        run.id, MigrationJournal.Role.SOURCE, JournalEntry.of("cold-started", "starting", null));
+    String vm = run.vm;
+    migration.blocking(
+        () -> {
+          services.hypervisor().undefine(vm);
+          return null;
+        },
+        (none, error) -> new SourceUndefined(error));
+    return migration.withCommon(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                SourceUndefined.class,
+                m -> {
+                  if (m.failed()) {
+                    run.note(
+                        "removing the shut-off definition on "
+                            + services.settings().host()
+                            + " failed ("
+                            + MigrationFailure.reason(m.error())
+                            + "): undefine it there, never start it");
+                  }
+                  return migration.ack.acknowledgingNow();
+                })
+            .onMessage(Cancel.class, migration::refuseCancel)
+            .onMessage(PhaseTimeout.class, m -> Behaviors.same()));
+  }
+
+  String coldBreakdown() {
+    return String.format(
+        "; moved cold: down %d ms from the ACPI button until it booted on %s",
+        run.resumedAt - run.sourceSuspendedAt, run.destination);
+  }
+}

@@ -1,0 +1,298 @@
+package dev.ferry.node.migration.source;
+
+import dev.ferry.node.disksync.DiskJob;
+import dev.ferry.node.disksync.DiskSyncActor;
+import dev.ferry.node.journal.JournalEntry;
+import dev.ferry.node.journal.MigrationJournal;
+import dev.ferry.node.libvirt.JobStats;
+import dev.ferry.node.libvirt.MigrationFlag;
+import dev.ferry.node.libvirt.MigrationRequest;
+import dev.ferry.node.migration.MigrationFailure;
+import dev.ferry.node.migration.source.SourceMessage.FromTarget;
+import dev.ferry.node.migration.source.SourceMessage.JobPolled;
+import dev.ferry.node.migration.source.SourceMessage.MemoryDone;
+import dev.ferry.node.migration.source.SourceMessage.MetadataDropped;
+import dev.ferry.node.migration.source.SourceMessage.PhaseTimeout;
+import dev.ferry.node.migration.source.SourceMessage.PollJob;
+import dev.ferry.node.migration.source.SourceMigration.Cancel;
+import dev.ferry.node.migration.source.SourceMigration.Command;
+import dev.ferry.protocol.AgentProtocol;
+import dev.ferry.protocol.ManifestDisk;
+import dev.ferry.protocol.ManifestSnapshot;
+import dev.ferry.protocol.MemoryProgress;
+import dev.ferry.protocol.MigrationOutcome;
+import dev.ferry.protocol.MigrationPhase;
+import dev.ferry.protocol.TargetProtocol;
+import java.time.Duration;
+import java.util.EnumSet;
+import java.util.List;
+import java.util.Optional;
+import java.util.OptionalLong;
+import java.util.concurrent.CompletableFuture;
+import java.util.function.Supplier;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+
+/**
+ * The memory migration, shared by the live strategies: libvirt's snapshot metadata dropped (libvirt
+ * refuses to migrate with it; the manifest keeps it), the destination armed, libvirt's P2P job
+ * started and watched (statistics, stalls, max downtime).
+ */
+final class MemoryMigration extends SourceFlow {
+
+  MemoryMigration(SourceMigration migration) {
+    super(migration);
+  }
+
+  /** libvirt refuses to migrate a domain with snapshot metadata; the manifest keeps it. */
+  Behavior<Command> droppingMetadata(Supplier<Behavior<Command>> next) {
+    if (run.manifest.snapshots().isEmpty()) {
+      return next.get();
+    }
+    migration.enter(
+        MigrationPhase.DROPPING_METADATA,
+        "dropping libvirt snapshot metadata (kept in the journal)",
+        services.settings().tools().commandTimeout());
+    run.metadataDropped = true; // journaled first: a crash may come mid-call
+    journal.append(
+        run.id,
+        MigrationJournal.Role.SOURCE,
+        JournalEntry.of("metadata-dropping", "dropping-metadata", null));
+    String vm = run.vm;
+    List<ManifestSnapshot> snapshots = run.manifest.snapshots();
+    migration.blocking(
+        () -> {
+          source.dropSnapshotMetadata(vm, snapshots);
+          return null;
+        },
+        (none, error) -> new MetadataDropped(error));
+    return migration.withCommon(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                MetadataDropped.class,
+                m -> {
+                  if (m.failed()) {
+                    return migration.undo.rollingBack(
+                        MigrationOutcome.ROLLED_BACK,
+                        "dropping snapshot metadata failed: " + MigrationFailure.reason(m.error()));
+                  }
+                  return next.get();
+                })
+            .onMessage(Cancel.class, migration::cancelAndRollBack)
+            .onMessage(
+                PhaseTimeout.class,
+                m ->
+                    migration.undo.rollingBack(
+                        MigrationOutcome.ROLLED_BACK, "dropping snapshot metadata timed out")));
+  }
+
+  /**
+   * Arms the target (it watches for the paused VM) and the delta appliers, then migrates memory.
+   * The final sync starts on the destination's "paused" event, not when libvirt's call returns: the
+   * confirm phase on the source (SIGTERM to QEMU until it is reaped) would add seconds of paused
+   * time, and the source's files are final once the destination is paused after Finish.
+   */
+  Behavior<Command> migratingMemory() {
+    long memBytes = run.manifest.memoryKiB() * 1024;
+    migration.enter(
+        MigrationPhase.MEMORY_MIGRATION,
+        "arming the switchover",
+        services.settings().migration().timeouts().memory(memBytes));
+    run.target.tell(new TargetProtocol.ArmSwitchover(targetReplies));
+    // the delta appliers' JVMs start on the destination meanwhile; a final sync waits for its own
+    for (DiskJob j : run.jobs) {
+      if (j.bitmap().isPresent()) {
+        run.disks.get(j.target()).tell(new DiskSyncActor.ArmFinalSync());
+      }
+    }
+    return migration.withCommon(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                FromTarget.class,
+                m -> m.reply() instanceof TargetProtocol.Armed,
+                m -> startMemory())
+            .onMessage(
+                FromTarget.class,
+                m -> m.reply() instanceof TargetProtocol.Failed,
+                m ->
+                    migration.undo.rollingBack(
+                        MigrationOutcome.ROLLED_BACK,
+                        "the destination could not arm: "
+                            + ((TargetProtocol.Failed) m.reply()).reason()))
+            .onMessage(Cancel.class, migration::cancelAndRollBack)
+            .onMessage(
+                PhaseTimeout.class,
+                m ->
+                    migration.undo.rollingBack(
+                        MigrationOutcome.ROLLED_BACK, "arming the switchover timed out")));
+  }
+
+  Behavior<Command> startMemory() {
+    run.memoryStarted = true;
+    run.memoryLastChangeAt = System.currentTimeMillis();
+    journal.append(
+        run.id,
+        MigrationJournal.Role.SOURCE,
+        JournalEntry.of("memory-started", "memory-migration", null));
+    migration.publish("migrating memory to " + run.destination);
+    // suspend-sync: paused on arrival, files synced by us (libvirt calls that unsafe);
+    // overlay: libvirt mirrors the top layer (the overlay) and resumes the VM itself
+    EnumSet<MigrationFlag> flags =
+        run.overlay()
+            ? EnumSet.of(
+                MigrationFlag.LIVE,
+                MigrationFlag.PEER2PEER,
+                MigrationFlag.PERSIST_DEST,
+                MigrationFlag.UNDEFINE_SOURCE,
+                MigrationFlag.NON_SHARED_INC)
+            : EnumSet.of(
+                MigrationFlag.LIVE,
+                MigrationFlag.PEER2PEER,
+                MigrationFlag.PERSIST_DEST,
+                MigrationFlag.UNDEFINE_SOURCE,
+                MigrationFlag.PAUSED,
+                MigrationFlag.UNSAFE);
+    if (run.options.autoConverge()) {
+      flags.add(MigrationFlag.AUTO_CONVERGE);
+    }
+    long bw = run.options.bandwidthBytesPerSecond();
+    MigrationRequest request =
+        new MigrationRequest(
+            services.settings().migration().destinationUri(run.destination),
+            flags,
+            bw > 0 ? OptionalLong.of(Math.max(1, bw >> 20)) : OptionalLong.empty(),
+            run.overlay()
+                ? run.manifest.writableDisks().stream().map(ManifestDisk::target).toList()
+                : List.of(),
+            Optional.empty());
+    String vm = run.vm;
+    ctx.pipeToSelf(
+        CompletableFuture.runAsync(
+            () -> services.hypervisor().migrate(vm, request), services.blocking()),
+        (ok, err) -> new MemoryDone(err));
+    timers.startTimerAtFixedRate("poll-job", new PollJob(), Duration.ofMillis(500));
+    return migration.withCommon(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                FromTarget.class,
+                m -> m.reply() instanceof TargetProtocol.DestinationPaused,
+                m -> {
+                  run.destinationPausedAt =
+                      ((TargetProtocol.DestinationPaused) m.reply()).atMillis();
+                  return migration.suspendSync.switchedOver(
+                      "the destination is paused after Finish");
+                })
+            .onMessage(
+                MemoryDone.class,
+                m -> {
+                  run.memoryReturned = true;
+                  if (m.error() == null) {
+                    return run.overlay()
+                        ? migration.overlay.merging()
+                        : migration.suspendSync.switchedOver("libvirt's migration call returned");
+                  }
+                  run.memoryError = m.error();
+                  String why =
+                      run.cancelRequested
+                          ? "cancelled"
+                          : "the memory migration failed: " + MigrationFailure.reason(m.error());
+                  return migration.undo.rollingBack(
+                      run.cancelRequested
+                          ? MigrationOutcome.CANCELLED
+                          : MigrationOutcome.ROLLED_BACK,
+                      why);
+                })
+            .onMessage(PollJob.class, m -> pollJob())
+            .onMessage(JobPolled.class, this::onJobStats)
+            .onMessage(
+                Cancel.class,
+                m -> {
+                  if (run.switchoverStarted) {
+                    m.replyTo()
+                        .tell(
+                            new AgentProtocol.CancelReply(
+                                run.id,
+                                false,
+                                "too late: "
+                                    + run.vm
+                                    + " is paused for the switchover; finishing is safer than undoing"));
+                    return Behaviors.same();
+                  }
+                  run.cancelRequested = true;
+                  m.replyTo()
+                      .tell(
+                          new AgentProtocol.CancelReply(
+                              run.id, true, "aborting the memory migration and rolling back"));
+                  abortJob("cancel: " + m.reason());
+                  return Behaviors.same();
+                })
+            .onMessage(
+                PhaseTimeout.class,
+                m -> {
+                  if (!run.switchoverStarted) {
+                    abortJob("the memory migration timed out");
+                  }
+                  return Behaviors.same();
+                }));
+  }
+
+  Behavior<Command> pollJob() {
+    String vm = run.vm;
+    ctx.pipeToSelf(
+        CompletableFuture.supplyAsync(
+            () -> services.hypervisor().jobStats(vm), services.blocking()),
+        JobPolled::new);
+    return Behaviors.same();
+  }
+
+  Behavior<Command> onJobStats(JobPolled m) {
+    if (m.error() != null || !m.stats().active()) {
+      return Behaviors.same();
+    }
+    JobStats s = m.stats();
+    run.memory =
+        new MemoryProgress(
+            s.memoryProcessed(),
+            s.memoryTotal(),
+            s.memoryRemaining(),
+            s.memoryBps(),
+            s.memoryDirtyRate(),
+            s.memoryIteration());
+    long now = System.currentTimeMillis();
+    if (s.memoryProcessed() != run.memoryLastProcessed) {
+      run.memoryLastProcessed = s.memoryProcessed();
+      run.memoryLastChangeAt = now;
+    } else if (!run.switchoverStarted
+        && now - run.memoryLastChangeAt
+            > services.settings().migration().timeouts().memoryProgress().toMillis()) {
+      abortJob(
+          "no memory migration progress for "
+              + services.settings().migration().timeouts().memoryProgress().toSeconds()
+              + " s");
+      run.memoryLastChangeAt = now;
+    }
+    if (!run.downtimeSet && run.options.maxDowntimeMillis() > 0) {
+      run.downtimeSet = true;
+      long downtime = run.options.maxDowntimeMillis();
+      String vm = run.vm;
+      CompletableFuture.runAsync(
+          () -> services.hypervisor().setMaxDowntime(vm, downtime), services.blocking());
+    }
+    return Behaviors.same();
+  }
+
+  void abortJob(String why) {
+    ctx.getLog().info("{}: aborting the memory migration: {}", run.vm, why);
+    run.note("memory migration aborted: " + why);
+    String vm = run.vm;
+    CompletableFuture.runAsync(
+        () -> {
+          try {
+            services.hypervisor().abortJob(vm);
+          } catch (RuntimeException e) {
+            // no job (it ended meanwhile): the migration call's own result says what happened
+          }
+        },
+        services.blocking());
+  }
+}

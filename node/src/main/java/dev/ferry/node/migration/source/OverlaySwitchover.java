@@ -1,0 +1,258 @@
+package dev.ferry.node.migration.source;
+
+import dev.ferry.node.journal.JournalEntry;
+import dev.ferry.node.journal.MigrationJournal;
+import dev.ferry.node.migration.MigrationFailure;
+import dev.ferry.node.migration.overlay.OverlayOps;
+import dev.ferry.node.migration.source.SourceMessage.AgentListing;
+import dev.ferry.node.migration.source.SourceMessage.FromTarget;
+import dev.ferry.node.migration.source.SourceMessage.OverlaysCreated;
+import dev.ferry.node.migration.source.SourceMessage.PhaseTimeout;
+import dev.ferry.node.migration.source.SourceMessage.Queried;
+import dev.ferry.node.migration.source.SourceMessage.RetryQuery;
+import dev.ferry.node.migration.source.SourceMessage.TargetGone;
+import dev.ferry.node.migration.source.SourceMigration.Cancel;
+import dev.ferry.node.migration.source.SourceMigration.Command;
+import dev.ferry.protocol.AgentProtocol;
+import dev.ferry.protocol.Manifest;
+import dev.ferry.protocol.MigrationOutcome;
+import dev.ferry.protocol.MigrationPhase;
+import dev.ferry.protocol.TargetProtocol;
+import java.time.Duration;
+import java.util.List;
+import java.util.Set;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.BehaviorBuilder;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.receptionist.Receptionist;
+
+/**
+ * The overlay switchover: the writable disks are frozen under temporary overlays, the frozen files
+ * are copied and checked, libvirt mirrors only the overlays during the memory migration and resumes
+ * the VM, and the destination merges the overlays back into the copied files and proves the result
+ * before anything is acknowledged.
+ */
+final class OverlaySwitchover extends SourceFlow {
+
+  OverlaySwitchover(SourceMigration migration) {
+    super(migration);
+  }
+
+  /**
+   * Freezes every writable disk under a temporary overlay (one atomic, disk-only snapshot without
+   * libvirt metadata): the files become read-only backing files, consistent, snapshots inside.
+   */
+  Behavior<Command> creatingOverlays() {
+    migration.enter(
+        MigrationPhase.CREATING_OVERLAYS,
+        "freezing the disks under temporary overlays",
+        services.settings().tools().commandTimeout());
+    run.overlays = OverlayOps.plan(run.manifest);
+    run.overlaysCreated = true; // journaled first: a crash may come mid-call
+    journal.append(
+        run.id,
+        MigrationJournal.Role.SOURCE,
+        JournalEntry.of("overlays-created", "creating-overlays", null));
+    String vm = run.vm;
+    Manifest manifest = run.manifest;
+    List<TargetProtocol.OverlaySpec> overlays = run.overlays;
+    migration.blocking(
+        () -> {
+          new OverlayOps(services).createOnSource(vm, manifest, overlays);
+          return null;
+        },
+        (none, error) -> new OverlaysCreated(error));
+    return migration.withCommon(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                OverlaysCreated.class,
+                m -> {
+                  if (m.failed()) {
+                    return migration.undo.rollingBack(
+                        MigrationOutcome.ROLLED_BACK,
+                        "creating the overlays failed: " + MigrationFailure.reason(m.error()));
+                  }
+                  migration.bulkCopy.startDirectoryCopy();
+                  return migration.bulkCopy.copying();
+                })
+            .onMessage(Cancel.class, migration::cancelAndRollBack)
+            .onMessage(
+                PhaseTimeout.class,
+                m ->
+                    migration.undo.rollingBack(
+                        MigrationOutcome.ROLLED_BACK, "creating the overlays timed out")));
+  }
+
+  /** Fresh overlays on the destination, immediately before the memory migration. */
+  Behavior<Command> preparingOverlays() {
+    run.target.tell(new TargetProtocol.CreateOverlays(run.overlays, targetReplies));
+    return migration.withCommon(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                FromTarget.class,
+                m -> m.reply() instanceof TargetProtocol.OverlaysCreated,
+                m -> migration.memory.migratingMemory())
+            .onMessage(
+                FromTarget.class,
+                m -> m.reply() instanceof TargetProtocol.Failed,
+                m ->
+                    migration.undo.rollingBack(
+                        MigrationOutcome.ROLLED_BACK, ((TargetProtocol.Failed) m.reply()).reason()))
+            .onMessage(Cancel.class, migration::cancelAndRollBack)
+            .onMessage(
+                PhaseTimeout.class,
+                m ->
+                    migration.undo.rollingBack(
+                        MigrationOutcome.ROLLED_BACK,
+                        "creating the destination overlays timed out")));
+  }
+
+  /**
+   * The VM runs on the destination, on its overlays; the destination merges them and proves the
+   * result. Nothing is acknowledged before that: until then only the journal holds the snapshot
+   * metadata, and a restart from a definition naming the original file would roll the disk back.
+   */
+  Behavior<Command> merging() {
+    run.switchoverStarted = true;
+    journal.append(
+        run.id,
+        MigrationJournal.Role.SOURCE,
+        JournalEntry.of("switched-over", "merging", "libvirt's migration call returned"));
+    migration.enter(
+        MigrationPhase.MERGING,
+        "merging the overlays on " + run.destination,
+        services
+            .settings()
+            .migration()
+            .timeouts()
+            .verify()
+            .plus(migration.copyTimeout(run.manifest.totalBytes())));
+    run.target.tell(new TargetProtocol.MergeOverlays(run.overlays, targetReplies));
+    return withMergeResult(
+        Behaviors.receive(Command.class)
+            .onMessage(TargetGone.class, m -> awaitingRecoveredTarget(0))
+            .onMessage(
+                PhaseTimeout.class,
+                m ->
+                    migration.finish(
+                        MigrationOutcome.FAILED,
+                        run.vm
+                            + " runs on "
+                            + run.destination
+                            + " but the merge did not finish in time; the agent there finishes it when it restarts")));
+  }
+
+  Behavior<Command> withMergeResult(BehaviorBuilder<Command> state) {
+    return migration.withCommon(
+        state
+            .onMessage(
+                FromTarget.class,
+                m -> m.reply() instanceof TargetProtocol.Merged,
+                m -> {
+                  TargetProtocol.Merged r = (TargetProtocol.Merged) m.reply();
+                  run.resumedAt = r.resumedAtMillis();
+                  run.mergedAt = r.mergedAtMillis();
+                  run.verification = r.verification();
+                  recordOverlayMerged();
+                  return migration.ack.acknowledging();
+                })
+            .onMessage(
+                FromTarget.class,
+                m -> m.reply() instanceof TargetProtocol.Failed,
+                m ->
+                    migration.finish(
+                        MigrationOutcome.FAILED,
+                        run.vm
+                            + " runs on "
+                            + run.destination
+                            + " on its temporary overlay chain (consistent), but: "
+                            + ((TargetProtocol.Failed) m.reply()).reason()
+                            + "; the agent there finishes the merge when it restarts"))
+            .onMessage(Cancel.class, migration::refuseCancel));
+  }
+
+  /** In the overlay flow each disk's last writes travel in its overlay, mirrored then committed. */
+  void recordOverlayMerged() {
+    for (TargetProtocol.OverlaySpec o : run.overlays) {
+      run.finalMethod.put(o.target(), o.shallow() ? "overlay-commit-shallow" : "overlay-commit");
+    }
+  }
+
+  /**
+   * The destination's agent stopped while merging. The VM keeps running there on a consistent
+   * chain; when the agent restarts it finishes the merge from its journal. Ask it until it says.
+   */
+  Behavior<Command> awaitingRecoveredTarget(int polls) {
+    if (polls == 0) {
+      ctx.getLog()
+          .warn(
+              "{}: the agent on {} stopped during the merge; waiting for it to finish after its restart",
+              run.vm,
+              run.destination);
+      run.note("the agent on " + run.destination + " restarted during the merge and finished it");
+    }
+    timers.startSingleTimer(RetryQuery.class, new RetryQuery(), Duration.ofSeconds(2));
+    return migration.withCommon(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                RetryQuery.class,
+                m -> {
+                  ctx.ask(
+                      Receptionist.Listing.class,
+                      ctx.getSystem().receptionist(),
+                      Duration.ofSeconds(5),
+                      ref -> Receptionist.find(AgentProtocol.agentKey(run.destination), ref),
+                      (listing, err) ->
+                          new AgentListing(
+                              listing == null
+                                  ? Set.of()
+                                  : listing.getServiceInstances(
+                                      AgentProtocol.agentKey(run.destination))));
+                  return Behaviors.same();
+                })
+            .onMessage(
+                AgentListing.class,
+                m -> {
+                  if (m.agents().isEmpty()) {
+                    return awaitingRecoveredTarget(polls + 1);
+                  }
+                  ctx.ask(
+                      AgentProtocol.IncomingStatus.class,
+                      m.agents().iterator().next(),
+                      Duration.ofSeconds(5),
+                      ref -> new AgentProtocol.QueryIncoming(run.id, ref),
+                      (status, err) -> status == null ? new RetryQuery() : new Queried(status));
+                  return Behaviors.same();
+                })
+            .onMessage(
+                Queried.class,
+                m -> {
+                  AgentProtocol.IncomingStatus st = m.status();
+                  if (st.state().equals("merged")) {
+                    run.resumedAt = st.resumedAtMillis();
+                    run.verification = st.verification();
+                    recordOverlayMerged();
+                    return migration.ack.acknowledging();
+                  }
+                  if (st.state().equals("aborted")) {
+                    return migration.finish(
+                        MigrationOutcome.FAILED,
+                        "the destination reports the incoming migration aborted after the switchover: "
+                            + st.detail()
+                            + "; "
+                            + migration.whereIsTheVm());
+                  }
+                  return awaitingRecoveredTarget(polls + 1);
+                })
+            .onMessage(Cancel.class, migration::refuseCancel)
+            .onMessage(
+                PhaseTimeout.class,
+                m ->
+                    migration.finish(
+                        MigrationOutcome.FAILED,
+                        run.vm
+                            + " runs on "
+                            + run.destination
+                            + " on its overlay chain; its agent did not report the merge in time")));
+  }
+}

@@ -1,0 +1,426 @@
+package dev.ferry.node.migration.source;
+
+import dev.ferry.node.disksync.DiskSyncActor;
+import dev.ferry.node.journal.JournalEntry;
+import dev.ferry.node.journal.MigrationJournal;
+import dev.ferry.node.libvirt.LifecycleEvent;
+import dev.ferry.node.metrics.EngineMetrics;
+import dev.ferry.node.migration.Blocking;
+import dev.ferry.node.migration.MigrationBehaviors;
+import dev.ferry.node.migration.MigrationFailure;
+import dev.ferry.node.migration.MigrationServices;
+import dev.ferry.node.migration.source.SourceMessage.DirectoryCopied;
+import dev.ferry.node.migration.source.SourceMessage.Disk;
+import dev.ferry.node.migration.source.SourceMessage.DiskStopped;
+import dev.ferry.node.migration.source.SourceMessage.FromTarget;
+import dev.ferry.node.migration.source.SourceMessage.JobPolled;
+import dev.ferry.node.migration.source.SourceMessage.MemoryDone;
+import dev.ferry.node.migration.source.SourceMessage.PhaseTimeout;
+import dev.ferry.node.migration.source.SourceMessage.PollJob;
+import dev.ferry.node.migration.source.SourceMessage.SourceEvent;
+import dev.ferry.node.migration.source.SourceMessage.TargetGone;
+import dev.ferry.node.migration.source.SourceMessage.Tick;
+import dev.ferry.protocol.AgentProtocol;
+import dev.ferry.protocol.DiskProgress;
+import dev.ferry.protocol.ManifestSnapshot;
+import dev.ferry.protocol.MigrationEvent;
+import dev.ferry.protocol.MigrationOptions;
+import dev.ferry.protocol.MigrationOutcome;
+import dev.ferry.protocol.MigrationPhase;
+import dev.ferry.protocol.MigrationResult;
+import dev.ferry.protocol.TargetProtocol;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.BiFunction;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.BehaviorBuilder;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
+
+/**
+ * Migrates one VM from this host: one actor per migrating VM, on the source host; the destination's
+ * {@code MigrationTargetActor} prepares, watches the switchover, verifies and resumes. This class
+ * is the coordinator: it owns the migration's facts ({@link SourceFacts}), the state table ({@link
+ * SourceTransitions}, checked on every {@link #enter}), the handling every state shares (watchers,
+ * progress, cancel, the destination's death) and the result. Each flow is one class whose methods
+ * are its states:
+ *
+ * <ul>
+ *   <li>{@link Preparation}: preflight (the manifest), contacting the destination's agent;
+ *   <li>{@link BulkCopy}: dirty tracking, the VM directory and disk copies while the VM runs, the
+ *       destination's check of quiescent copies;
+ *   <li>{@link MemoryMigration}: snapshot metadata dropped, the switchover armed, libvirt's memory
+ *       migration watched;
+ *   <li>{@link SuspendSyncSwitchover}: final sync in place while paused, verification, retries;
+ *   <li>{@link OverlaySwitchover}: temporary overlays, their merge on the destination;
+ *   <li>{@link ColdMove}: ACPI shutdown, boot on the destination, undefine here;
+ *   <li>{@link Acknowledge}: the result to the watchers, then the source's clean-up;
+ *   <li>{@link Undo}: roll back before the switchover, migrate back after it.
+ * </ul>
+ *
+ * Before the source pauses for the switchover, a cancel or any failure rolls back. Once it paused,
+ * cancel is refused: the VM's memory is on its way and finishing is safer than undoing. The states
+ * and their transitions are described in {@code docs/flows.md}.
+ */
+public final class SourceMigration {
+
+  /** Messages to a migration. */
+  public sealed interface Command permits Watch, Cancel, SourceMessage {}
+
+  /** Add a watcher; it gets the current progress at once. */
+  public record Watch(ActorRef<MigrationEvent> watcher) implements Command {}
+
+  public record Cancel(String reason, ActorRef<AgentProtocol.CancelReply> replyTo)
+      implements Command {}
+
+  public static Behavior<Command> create(
+      String migrationId,
+      String vm,
+      String destination,
+      MigrationOptions options,
+      ActorRef<MigrationEvent> firstWatcher,
+      MigrationServices services) {
+    return MigrationBehaviors.withMigrationMdc(
+        Command.class,
+        migrationId,
+        vm,
+        Behaviors.setup(
+            ctx ->
+                Behaviors.withTimers(
+                    timers -> {
+                      ctx.setLoggerName("dev.ferry.migration");
+                      SourceFacts run = new SourceFacts(migrationId, vm, destination, options);
+                      run.watchers.add(firstWatcher);
+                      SourceMigration migration = new SourceMigration(ctx, timers, run, services);
+                      return MigrationBehaviors.closeOnStop(
+                          migration.preparation.preflight(), migration.lifecycleSubscription);
+                    })));
+  }
+
+  final ActorContext<Command> ctx;
+  final TimerScheduler<Command> timers;
+  final SourceFacts run;
+  final MigrationServices services;
+  final SourceHost source;
+  final MigrationJournal journal;
+  final ActorRef<TargetProtocol.Reply> targetReplies;
+  final ActorRef<DiskSyncActor.Event> diskEvents;
+  final AtomicReference<AutoCloseable> lifecycleSubscription = new AtomicReference<>();
+
+  final Preparation preparation;
+  final BulkCopy bulkCopy;
+  final MemoryMigration memory;
+  final SuspendSyncSwitchover suspendSync;
+  final OverlaySwitchover overlay;
+  final ColdMove cold;
+  final Acknowledge ack;
+  final Undo undo;
+
+  private SourceMigration(
+      ActorContext<Command> ctx,
+      TimerScheduler<Command> timers,
+      SourceFacts run,
+      MigrationServices services) {
+    this.ctx = ctx;
+    this.timers = timers;
+    this.run = run;
+    this.services = services;
+    this.source = new SourceHost(services);
+    this.journal = services.journal();
+    this.targetReplies = ctx.messageAdapter(TargetProtocol.Reply.class, FromTarget::new);
+    this.diskEvents = ctx.messageAdapter(DiskSyncActor.Event.class, Disk::new);
+    this.preparation = new Preparation(this);
+    this.bulkCopy = new BulkCopy(this);
+    this.memory = new MemoryMigration(this);
+    this.suspendSync = new SuspendSyncSwitchover(this);
+    this.overlay = new OverlaySwitchover(this);
+    this.cold = new ColdMove(this);
+    this.ack = new Acknowledge(this);
+    this.undo = new Undo(this);
+    ctx.getLog()
+        .info(
+            "migration {} of {} to {} starting ({})", run.id, run.vm, run.destination, run.options);
+    timers.startTimerAtFixedRate(
+        Tick.class, new Tick(), services.settings().migration().progressInterval());
+  }
+
+  // ---------------------------------------------------------------- shared handling
+
+  /**
+   * Adds the handlers every working state has (watchers, progress, disk progress, source events,
+   * late replies) after the state's own, which therefore win.
+   */
+  Behavior<Command> withCommon(BehaviorBuilder<Command> state) {
+    return state
+        .onMessage(Watch.class, this::onWatch)
+        .onMessage(Tick.class, m -> publishTick())
+        .onMessage(
+            Disk.class,
+            m -> m.event() instanceof DiskSyncActor.Progress,
+            m -> {
+              DiskSyncActor.Progress p = (DiskSyncActor.Progress) m.event();
+              run.diskProgress.put(
+                  p.target(),
+                  new DiskProgress(
+                      p.target(),
+                      run.pathOf(p.target()),
+                      p.method(),
+                      p.bytesDone(),
+                      p.bytesTotal()));
+              return Behaviors.same();
+            })
+        .onMessage(
+            SourceEvent.class,
+            m -> {
+              LifecycleEvent e = m.event();
+              if (e.is(LifecycleEvent.Type.SUSPENDED, "MIGRATED") && run.sourceSuspendedAt == 0) {
+                run.sourceSuspendedAt = e.at().toEpochMilli();
+                run.switchoverStarted = true;
+              }
+              return Behaviors.same();
+            })
+        .onMessage(
+            MemoryDone.class,
+            m -> {
+              run.memoryReturned = true;
+              if (m.error() != null) {
+                run.note(
+                    "libvirt reported after the switchover: " + MigrationFailure.reason(m.error()));
+              }
+              return Behaviors.same();
+            })
+        .onMessage(DiskStopped.class, m -> Behaviors.same())
+        .onMessage(
+            Disk.class,
+            m -> m.event() instanceof DiskSyncActor.Armed,
+            m -> {
+              DiskSyncActor.Armed a = (DiskSyncActor.Armed) m.event();
+              if (!a.note().equals("applier ready") && !a.note().equals("rsync needs no applier")) {
+                run.note(a.target() + ": " + a.note());
+              }
+              return Behaviors.same();
+            })
+        .onMessage(
+            DirectoryCopied.class,
+            m -> {
+              bulkCopy.recordDirectoryCopy(m);
+              return Behaviors.same();
+            })
+        .onMessage(PollJob.class, m -> Behaviors.same())
+        .onMessage(JobPolled.class, m -> Behaviors.same())
+        .onMessage(
+            TargetGone.class,
+            m -> {
+              if (run.phase.beforeSwitchover()) {
+                run.target = null;
+                return undo.rollingBack(
+                    MigrationOutcome.ROLLED_BACK, "the agent on " + run.destination + " stopped");
+              }
+              return finish(
+                  MigrationOutcome.FAILED,
+                  "the agent on "
+                      + run.destination
+                      + " stopped after the switchover; "
+                      + whereIsTheVm());
+            })
+        .onAnyMessage(
+            m -> {
+              ctx.getLog().debug("{}: ignored in {}: {}", run.vm, run.phase, m);
+              return Behaviors.same();
+            })
+        .build();
+  }
+
+  Behavior<Command> onWatch(Watch m) {
+    run.watchers.add(m.watcher());
+    m.watcher().tell(new MigrationEvent.Progress(run.progress(services.settings().host(), "")));
+    return Behaviors.same();
+  }
+
+  Behavior<Command> cancelBeforeStart(Cancel m) {
+    m.replyTo()
+        .tell(new AgentProtocol.CancelReply(run.id, true, "cancelled before anything was changed"));
+    return finish(MigrationOutcome.CANCELLED, "cancelled: " + m.reason() + "; nothing was changed");
+  }
+
+  Behavior<Command> cancelAndRollBack(Cancel m) {
+    m.replyTo().tell(new AgentProtocol.CancelReply(run.id, true, "rolling back"));
+    return undo.rollingBack(MigrationOutcome.CANCELLED, "cancelled: " + m.reason());
+  }
+
+  Behavior<Command> refuseCancel(Cancel m) {
+    m.replyTo()
+        .tell(
+            new AgentProtocol.CancelReply(
+                run.id,
+                false,
+                "too late: the switchover happened; "
+                    + run.vm
+                    + " is being finished on "
+                    + run.destination));
+    return Behaviors.same();
+  }
+
+  Behavior<Command> refuseCancelRollingBack(Cancel m) {
+    m.replyTo().tell(new AgentProtocol.CancelReply(run.id, true, "already rolling back"));
+    return Behaviors.same();
+  }
+
+  /** Stops every disk actor once (each kills its processes). */
+  void stopDisks() {
+    run.disks.values().forEach(d -> d.tell(new DiskSyncActor.Stop()));
+    run.disks.clear();
+  }
+
+  Behavior<Command> publishTick() {
+    publish("");
+    return Behaviors.same();
+  }
+
+  void publish(String message) {
+    MigrationEvent.Progress p =
+        new MigrationEvent.Progress(run.progress(services.settings().host(), message));
+    run.watchers.forEach(w -> w.tell(p));
+  }
+
+  /**
+   * Moves to {@code phase}: checks the move against {@link SourceTransitions}, arms the phase's
+   * timeout, journals and publishes it. A move the table does not allow is a bug in a flow: it is
+   * refused loudly rather than run on in a state nobody designed.
+   */
+  void enter(MigrationPhase phase, String message, Duration timeout) {
+    SourceTransitions.check(run.phase, phase);
+    run.phase = phase;
+    timers.startSingleTimer(PhaseTimeout.class, new PhaseTimeout(phase), timeout);
+    ctx.getLog().info("{} [{}] {}: {}", run.vm, run.id, phase, message);
+    if (run.manifest != null) {
+      journal.append(
+          run.id,
+          MigrationJournal.Role.SOURCE,
+          JournalEntry.of("phase", phaseName(phase), message));
+    }
+    publish(message);
+  }
+
+  /** Tells the watchers how the migration ended and counts it in this agent's metrics. */
+  void announce(MigrationResult result) {
+    EngineMetrics.get(ctx.getSystem()).finished(result);
+    run.watchers.forEach(w -> w.tell(new MigrationEvent.Finished(result)));
+  }
+
+  /** Ends the migration: journals and announces its result, releases the destination, stops. */
+  Behavior<Command> finish(MigrationOutcome outcome, String message) {
+    SourceTransitions.check(run.phase, MigrationPhase.FINISHED);
+    run.phase = MigrationPhase.FINISHED;
+    String where =
+        switch (outcome) {
+          case COMPLETED -> run.destination;
+          case ROLLED_BACK, CANCELLED, MIGRATED_BACK -> services.settings().host();
+          case FAILED -> "";
+        };
+    MigrationResult result = result(outcome, where, message);
+    ctx.getLog().info("{} [{}] finished {}: {}", run.vm, run.id, outcome, message);
+    if (run.manifest != null) {
+      journal.append(run.id, MigrationJournal.Role.SOURCE, JournalEntry.finished(result));
+    }
+    announce(result);
+    stopDisks();
+    if (run.target != null) {
+      run.target.tell(new TargetProtocol.Release(outcome.name()));
+    }
+    return Behaviors.stopped();
+  }
+
+  MigrationResult result(MigrationOutcome outcome, String runningOn, String message) {
+    long now = System.currentTimeMillis();
+    long paused =
+        run.sourceSuspendedAt > 0 && run.resumedAt > 0 ? run.resumedAt - run.sourceSuspendedAt : 0;
+    List<String> snapshots =
+        run.manifest == null
+            ? List.of()
+            : run.manifest.snapshots().stream().map(ManifestSnapshot::name).toList();
+    String notes = run.notes.isEmpty() ? "" : " (" + String.join("; ", run.notes) + ")";
+    return new MigrationResult(
+        run.id,
+        run.vm,
+        services.settings().host(),
+        run.destination,
+        outcome,
+        runningOn,
+        message + notes,
+        run.options.strategy(),
+        run.diskResults(),
+        run.verification,
+        paused,
+        now - run.startedAt,
+        run.bytesMoved(),
+        run.startedAt,
+        now,
+        snapshots);
+  }
+
+  /** Cold strategy, when the destination did not say whether the guest runs there. */
+  String whereIsTheColdVm() {
+    return run.vm
+        + " is shut off on "
+        + services.settings().host()
+        + " with its files and is NOT restarted there: "
+        + run.destination
+        + " may have booted it; check "
+        + run.destination
+        + " before starting it anywhere (journal "
+        + run.id
+        + ")";
+  }
+
+  String whereIsTheVm() {
+    return run.vm
+        + " may be paused on "
+        + run.destination
+        + " while the files on "
+        + services.settings().host()
+        + " are authoritative: check both hosts before acting (journal "
+        + run.id
+        + ")";
+  }
+
+  /** Runs a blocking step on the blocking dispatcher; its typed result comes back as a message. */
+  <T> void blocking(
+      Blocking.Work<T> work,
+      BiFunction<? super T, Throwable, ? extends SourceMessage.Step> result) {
+    Blocking.pipe(ctx, services.blocking(), work, result);
+  }
+
+  void subscribeToSourceEvents() {
+    String vm = run.vm;
+    ActorRef<Command> self = ctx.getSelf();
+    try {
+      lifecycleSubscription.set(
+          services
+              .hypervisor()
+              .subscribe(
+                  e -> {
+                    if (e.domain().equals(vm)) {
+                      self.tell(new SourceEvent(e));
+                    }
+                  }));
+    } catch (RuntimeException e) {
+      ctx.getLog()
+          .warn(
+              "{}: no lifecycle events ({}); the paused window will not be measured",
+              vm,
+              e.getMessage());
+    }
+  }
+
+  Duration copyTimeout(long bytes) {
+    return services.settings().migration().timeouts().copy(bytes);
+  }
+
+  private static String phaseName(MigrationPhase phase) {
+    return phase.name().toLowerCase().replace('_', '-');
+  }
+}

@@ -1,0 +1,162 @@
+package dev.ferry.node.migration.source;
+
+import dev.ferry.node.disksync.DiskSyncActor;
+import dev.ferry.node.journal.JournalEntry;
+import dev.ferry.node.journal.MigrationJournal;
+import dev.ferry.node.migration.source.SourceMessage.Disk;
+import dev.ferry.node.migration.source.SourceMessage.DiskStopped;
+import dev.ferry.node.migration.source.SourceMessage.FromTarget;
+import dev.ferry.node.migration.source.SourceMessage.PhaseTimeout;
+import dev.ferry.node.migration.source.SourceMigration.Cancel;
+import dev.ferry.node.migration.source.SourceMigration.Command;
+import dev.ferry.protocol.MigrationOutcome;
+import dev.ferry.protocol.MigrationPhase;
+import dev.ferry.protocol.TargetProtocol;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+
+/**
+ * The suspend-sync switchover: with the VM paused on the destination, every disk is made to match
+ * the source's final file in place (delta or rsync), then the destination verifies, redefines the
+ * snapshot metadata and resumes. A failed sync or verification is retried, then the paused VM is
+ * migrated back.
+ */
+final class SuspendSyncSwitchover extends SourceFlow {
+
+  SuspendSyncSwitchover(SourceMigration migration) {
+    super(migration);
+  }
+
+  Behavior<Command> switchedOver(String why) {
+    timers.cancel("poll-job");
+    run.switchoverStarted = true;
+    journal.append(
+        run.id, MigrationJournal.Role.SOURCE, JournalEntry.of("switched-over", "final-sync", why));
+    run.switchedOverAt = System.currentTimeMillis();
+    return finalSync(1);
+  }
+
+  /** Makes every destination file match the source's final file, in place, while paused. */
+  Behavior<Command> finalSync(int attempt) {
+    migration.enter(
+        MigrationPhase.FINAL_SYNC,
+        "final sync" + (attempt > 1 ? " (attempt " + attempt + ")" : ""),
+        services.settings().migration().timeouts().finalSync());
+    run.bitmapsLeft.clear();
+    Set<String> pending = new HashSet<>(run.disks.keySet());
+    run.disks.values().forEach(d -> d.tell(new DiskSyncActor.FinalSync(attempt > 1)));
+    return migration.withCommon(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                Disk.class,
+                m -> m.event() instanceof DiskSyncActor.FinalSyncDone,
+                m -> {
+                  DiskSyncActor.FinalSyncDone f = (DiskSyncActor.FinalSyncDone) m.event();
+                  run.finalMethod.put(f.target(), f.method());
+                  run.finalBytes.put(f.target(), f.bytes());
+                  f.bitmapLeft()
+                      .ifPresent(
+                          b ->
+                              run.bitmapsLeft.add(
+                                  new TargetProtocol.DiskBitmap(run.pathOf(f.target()), b)));
+                  pending.remove(f.target());
+                  if (!pending.isEmpty()) {
+                    return Behaviors.same();
+                  }
+                  journal.append(
+                      run.id,
+                      MigrationJournal.Role.SOURCE,
+                      JournalEntry.of("final-synced", "final-sync", run.finalMethod.toString()));
+                  run.finalSyncedAt = System.currentTimeMillis();
+                  run.target.tell(
+                      new TargetProtocol.FinalSynced(List.copyOf(run.bitmapsLeft), targetReplies));
+                  return verifying(attempt);
+                })
+            .onMessage(
+                Disk.class,
+                m -> m.event() instanceof DiskSyncActor.Failed,
+                m -> {
+                  DiskSyncActor.Failed f = (DiskSyncActor.Failed) m.event();
+                  run.note(
+                      "final sync attempt "
+                          + attempt
+                          + " of "
+                          + f.target()
+                          + " failed: "
+                          + f.reason());
+                  return afterFailedSync(
+                      attempt, "final sync of " + f.target() + " failed: " + f.reason());
+                })
+            .onMessage(
+                DiskStopped.class,
+                m -> run.disks.containsKey(m.target()),
+                m ->
+                    migration.undo.migratingBack(
+                        "the final sync of " + m.target() + " stopped unexpectedly"))
+            .onMessage(Cancel.class, migration::refuseCancel)
+            .onMessage(
+                PhaseTimeout.class, m -> afterFailedSync(attempt, "the final sync timed out")));
+  }
+
+  Behavior<Command> afterFailedSync(int attempt, String why) {
+    if (attempt < services.settings().migration().finalSyncAttempts()) {
+      return finalSync(attempt + 1);
+    }
+    return migration.undo.migratingBack(why);
+  }
+
+  /** The target verifies, redefines snapshot metadata, resumes and checks the open inodes. */
+  Behavior<Command> verifying(int attempt) {
+    migration.enter(
+        MigrationPhase.VERIFYING,
+        "verifying on " + run.destination,
+        services.settings().migration().timeouts().verify());
+    return migration.withCommon(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                FromTarget.class,
+                m -> m.reply() instanceof TargetProtocol.Resumed,
+                m -> {
+                  TargetProtocol.Resumed r = (TargetProtocol.Resumed) m.reply();
+                  run.resumedAt = r.resumedAtMillis();
+                  run.verification = r.verification();
+                  return migration.ack.acknowledging();
+                })
+            .onMessage(
+                FromTarget.class,
+                m -> m.reply() instanceof TargetProtocol.VerificationFailed,
+                m -> {
+                  TargetProtocol.VerificationFailed f =
+                      (TargetProtocol.VerificationFailed) m.reply();
+                  run.verification = f.verification();
+                  run.note("verification after attempt " + attempt + " failed: " + f.reason());
+                  return afterFailedSync(attempt, "verification failed: " + f.reason());
+                })
+            .onMessage(
+                FromTarget.class,
+                m -> m.reply() instanceof TargetProtocol.Failed,
+                m -> {
+                  String reason = ((TargetProtocol.Failed) m.reply()).reason();
+                  // the target only fails after the resume if the VM already runs there
+                  return migration.finish(
+                      MigrationOutcome.FAILED,
+                      "the destination failed after the switchover: "
+                          + reason
+                          + "; "
+                          + migration.whereIsTheVm());
+                })
+            .onMessage(Cancel.class, migration::refuseCancel)
+            .onMessage(
+                PhaseTimeout.class,
+                m ->
+                    migration.finish(
+                        MigrationOutcome.FAILED,
+                        "no answer from "
+                            + run.destination
+                            + " while verifying; "
+                            + migration.whereIsTheVm())));
+  }
+}

@@ -1,0 +1,469 @@
+package dev.ferry.node.migration.source;
+
+import dev.ferry.node.disksync.CopyPipelines;
+import dev.ferry.node.image.ImageTool;
+import dev.ferry.node.journal.JournalEntry;
+import dev.ferry.node.journal.MigrationJournal;
+import dev.ferry.node.libvirt.DomainState;
+import dev.ferry.node.migration.MigrationFailure;
+import dev.ferry.node.migration.overlay.OverlayMergeActor;
+import dev.ferry.node.migration.overlay.OverlayOps;
+import dev.ferry.node.migration.source.SourceMessage.FromTarget;
+import dev.ferry.node.migration.source.SourceMessage.MemoryDone;
+import dev.ferry.node.migration.source.SourceMessage.MergedBack;
+import dev.ferry.node.migration.source.SourceMessage.PhaseTimeout;
+import dev.ferry.node.migration.source.SourceMessage.ResumedHere;
+import dev.ferry.node.migration.source.SourceMessage.SourceRestarted;
+import dev.ferry.node.migration.source.SourceMessage.TargetGone;
+import dev.ferry.node.migration.source.SourceMessage.Tick;
+import dev.ferry.node.migration.source.SourceMessage.UndoneOnSource;
+import dev.ferry.node.migration.source.SourceMigration.Cancel;
+import dev.ferry.node.migration.source.SourceMigration.Command;
+import dev.ferry.node.migration.source.SourceMigration.Watch;
+import dev.ferry.protocol.Manifest;
+import dev.ferry.protocol.ManifestDisk;
+import dev.ferry.protocol.MigrationOutcome;
+import dev.ferry.protocol.MigrationPhase;
+import dev.ferry.protocol.TargetProtocol;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+
+/**
+ * Undo: before the switchover a rollback (copies stopped, the memory job aborted, overlays merged
+ * back, bitmaps removed, metadata restored, the destination cleans up, a cold guest boots here
+ * again); after it, the paused VM is migrated back and resumed here.
+ */
+final class Undo extends SourceFlow {
+
+  Undo(SourceMigration migration) {
+    super(migration);
+  }
+
+  /**
+   * Undoes everything done before the switchover, in reverse: copies stopped, the memory job
+   * aborted, bitmaps removed, snapshot metadata restored, the destination's files removed.
+   */
+  Behavior<Command> rollingBack(MigrationOutcome outcome, String cause) {
+    migration.enter(
+        MigrationPhase.ROLLING_BACK, cause, services.settings().migration().timeouts().rollback());
+    timers.cancel("poll-job");
+    journal.append(
+        run.id,
+        MigrationJournal.Role.SOURCE,
+        JournalEntry.of("rolling-back", "rolling-back", cause));
+    migration.stopDisks();
+    run.ancillaryCopies.forEach(CopyPipelines.Copy::cancel);
+    List<String> undone = new ArrayList<>();
+    if (run.memoryStarted && !run.memoryReturned) {
+      migration.memory.abortJob("rolling back");
+      // wait for libvirt's migration call to return before touching the domain
+      return Behaviors.receive(Command.class)
+          .onMessage(
+              MemoryDone.class,
+              m -> {
+                run.memoryReturned = true;
+                if (m.error() == null) {
+                  // the migration finished after all: the VM is on the destination, paused
+                  return migration.suspendSync.switchedOver(
+                      "the memory migration completed before the abort took effect");
+                }
+                return overlaysToMergeBack()
+                    ? mergingBackOnSource(outcome, cause, undone)
+                    : undoOnSource(outcome, cause, undone);
+              })
+          .onMessage(
+              FromTarget.class,
+              m -> m.reply() instanceof TargetProtocol.DestinationPaused,
+              m -> {
+                run.memoryReturned = true;
+                return migration.suspendSync.switchedOver(
+                    "the destination paused before the abort took effect");
+              })
+          .onMessage(Watch.class, migration::onWatch)
+          .onMessage(Cancel.class, migration::refuseCancelRollingBack)
+          .onMessage(Tick.class, m -> migration.publishTick())
+          .onMessage(
+              PhaseTimeout.class,
+              m ->
+                  migration.finish(
+                      MigrationOutcome.FAILED,
+                      cause
+                          + "; the memory job did not end after an abort; "
+                          + migration.whereIsTheVm()))
+          .onAnyMessage(m -> Behaviors.same())
+          .build();
+    }
+    return overlaysToMergeBack()
+        ? mergingBackOnSource(outcome, cause, undone)
+        : undoOnSource(outcome, cause, undone);
+  }
+
+  /**
+   * The merge actor's first step checks (off this thread) whether each disk is still on its
+   * overlay.
+   */
+  boolean overlaysToMergeBack() {
+    return run.overlaysCreated;
+  }
+
+  /**
+   * Rollback before the switchover: merge the overlays back into the source's files, as the
+   * destination would have (TESTBED-OVERLAY.md section 6); an aborted commit is harmless and is
+   * retried.
+   */
+  Behavior<Command> mergingBackOnSource(
+      MigrationOutcome outcome, String cause, List<String> undone) {
+    ctx.spawnAnonymous(
+        OverlayMergeActor.create(
+            run.vm,
+            run.overlays,
+            new OverlayOps(services),
+            0,
+            services.settings().migration().mergeAttempts(),
+            services.blocking(),
+            ctx.messageAdapter(OverlayMergeActor.Result.class, MergedBack::new)));
+    return Behaviors.receive(Command.class)
+        .onMessage(
+            MergedBack.class,
+            m -> {
+              if (m.result() instanceof OverlayMergeActor.Failed f) {
+                undone.add(
+                    "the overlays could not be merged back ("
+                        + f.reason()
+                        + "): "
+                        + run.vm
+                        + " runs on "
+                        + services.settings().host()
+                        + " on a consistent two-file chain");
+              } else {
+                undone.add("overlays merged back");
+                run.overlaysCreated = false;
+              }
+              return undoOnSource(outcome, cause, undone);
+            })
+        .onMessage(Watch.class, migration::onWatch)
+        .onMessage(Cancel.class, migration::refuseCancelRollingBack)
+        .onMessage(Tick.class, t -> migration.publishTick())
+        .onAnyMessage(x -> Behaviors.same())
+        .build();
+  }
+
+  Behavior<Command> undoOnSource(MigrationOutcome outcome, String cause, List<String> undone) {
+    String vm = run.vm;
+    Manifest manifest = run.manifest;
+    Map<String, String> nodes = run.blockNodes;
+    String bitmap = run.bitmapName();
+    boolean bitmapsAdded = run.bitmapsAdded;
+    boolean metadataDropped = run.metadataDropped;
+    List<ManifestDisk> deltaDisks =
+        manifest.writableDisks().stream().filter(run::wantsDelta).toList();
+    migration.blocking(
+        () -> {
+          List<String> done = new ArrayList<>();
+          try {
+            DomainState state = source.state(vm);
+            if (bitmapsAdded && state.active()) {
+              for (ManifestDisk d : deltaDisks) {
+                String node = nodes.get(d.path());
+                if (node != null) {
+                  try {
+                    source.removeBitmap(vm, node, bitmap);
+                  } catch (RuntimeException e) {
+                    done.add("bitmap on " + d.target() + " not removed: " + e.getMessage());
+                  }
+                }
+              }
+              done.add("dirty bitmaps removed");
+            }
+            if (metadataDropped) {
+              source.restoreSnapshotMetadata(vm, manifest);
+              done.add("snapshot metadata restored");
+            }
+            if (state == DomainState.PAUSED) {
+              services.hypervisor().resume(vm);
+              done.add(vm + " resumed");
+            }
+          } catch (RuntimeException e) {
+            return new UndoneOnSource(done, e);
+          }
+          return new UndoneOnSource(done, null);
+        },
+        (done, error) -> error == null ? done : new UndoneOnSource(List.of(), error));
+    return Behaviors.receive(Command.class)
+        .onMessage(
+            UndoneOnSource.class,
+            m -> {
+              undone.addAll(m.undone());
+              if (m.failed()) {
+                undone.add(
+                    "undoing on "
+                        + services.settings().host()
+                        + " failed: "
+                        + MigrationFailure.reason(m.error()));
+              }
+              if (run.target == null) {
+                return afterDestinationUndone(
+                    outcome, cause, undone, m.error() == null, !run.coldStartRequested);
+              }
+              run.target.tell(new TargetProtocol.Abort(cause, targetReplies));
+              return Behaviors.receive(Command.class)
+                  .onMessage(
+                      FromTarget.class,
+                      r -> r.reply() instanceof TargetProtocol.Aborted,
+                      r -> {
+                        int n = ((TargetProtocol.Aborted) r.reply()).removed().size();
+                        undone.add(n + " file(s) of this migration removed on " + run.destination);
+                        return afterDestinationUndone(
+                            outcome, cause, undone, m.error() == null, true);
+                      })
+                  .onMessage(
+                      FromTarget.class,
+                      r -> r.reply() instanceof TargetProtocol.Failed,
+                      r -> {
+                        undone.add(
+                            "the destination could not clean up: "
+                                + ((TargetProtocol.Failed) r.reply()).reason());
+                        return afterDestinationUndone(
+                            outcome, cause, undone, m.error() == null, false);
+                      })
+                  .onMessage(
+                      TargetGone.class,
+                      r -> {
+                        undone.add(
+                            "the destination agent is gone; it removes its leftovers when it restarts");
+                        return afterDestinationUndone(
+                            outcome, cause, undone, m.error() == null, !run.coldStartRequested);
+                      })
+                  .onMessage(
+                      PhaseTimeout.class,
+                      r -> {
+                        undone.add("the destination did not confirm its clean-up");
+                        return afterDestinationUndone(
+                            outcome, cause, undone, m.error() == null, !run.coldStartRequested);
+                      })
+                  .onMessage(Watch.class, migration::onWatch)
+                  .onMessage(Cancel.class, migration::refuseCancelRollingBack)
+                  .onMessage(Tick.class, t -> migration.publishTick())
+                  .onAnyMessage(x -> Behaviors.same())
+                  .build();
+            })
+        .onMessage(Watch.class, migration::onWatch)
+        .onMessage(Cancel.class, migration::refuseCancelRollingBack)
+        .onMessage(Tick.class, t -> migration.publishTick())
+        .onMessage(
+            PhaseTimeout.class,
+            m ->
+                migration.finish(
+                    MigrationOutcome.FAILED,
+                    cause + "; undoing timed out; " + migration.whereIsTheVm()))
+        .onAnyMessage(x -> Behaviors.same())
+        .build();
+  }
+
+  /**
+   * Cold strategy: a guest shut off for the move runs again on this host only if the destination
+   * cannot be running it: it confirmed its clean-up, or it was never asked to boot it.
+   */
+  Behavior<Command> afterDestinationUndone(
+      MigrationOutcome outcome,
+      String cause,
+      List<String> undone,
+      boolean sourceOk,
+      boolean destinationClear) {
+    if (!run.cold() || !run.shutdownRequested) {
+      return finishRollback(outcome, cause, undone, sourceOk);
+    }
+    if (!destinationClear) {
+      return migration.finish(
+          MigrationOutcome.FAILED,
+          cause
+              + (undone.isEmpty() ? "" : "; " + String.join("; ", undone))
+              + "; "
+              + migration.whereIsTheColdVm());
+    }
+    String vm = run.vm;
+    migration.blocking(
+        () -> {
+          if (source.state(vm).active()) {
+            return false; // it never powered off
+          }
+          services.hypervisor().start(vm);
+          return true;
+        },
+        (started, error) -> new SourceRestarted(Boolean.TRUE.equals(started), error));
+    return Behaviors.receive(Command.class)
+        .onMessage(
+            SourceRestarted.class,
+            m -> {
+              if (m.failed()) {
+                undone.add(
+                    "starting "
+                        + run.vm
+                        + " again failed: "
+                        + MigrationFailure.reason(m.error())
+                        + "; it is shut off on "
+                        + services.settings().host()
+                        + " with its files intact");
+                return finishRollback(outcome, cause, undone, false);
+              }
+              if (m.started()) {
+                undone.add(run.vm + " started again");
+              }
+              return finishRollback(outcome, cause, undone, sourceOk);
+            })
+        .onMessage(Watch.class, migration::onWatch)
+        .onMessage(Cancel.class, migration::refuseCancelRollingBack)
+        .onMessage(Tick.class, t -> migration.publishTick())
+        .onMessage(
+            PhaseTimeout.class,
+            m ->
+                migration.finish(
+                    MigrationOutcome.FAILED,
+                    cause
+                        + "; starting "
+                        + run.vm
+                        + " again timed out; "
+                        + migration.whereIsTheColdVm()))
+        .onAnyMessage(x -> Behaviors.same())
+        .build();
+  }
+
+  Behavior<Command> finishRollback(
+      MigrationOutcome outcome, String cause, List<String> undone, boolean sourceOk) {
+    String message = cause + (undone.isEmpty() ? "" : "; " + String.join("; ", undone));
+    if (!sourceOk) {
+      return migration.finish(MigrationOutcome.FAILED, message + "; " + migration.whereIsTheVm());
+    }
+    return migration.finish(
+        outcome, message + "; " + run.vm + " runs on " + services.settings().host());
+  }
+
+  /**
+   * Verification failed after the switchover: the paused VM's memory goes back to the source, whose
+   * files were never touched, and it resumes there.
+   */
+  Behavior<Command> migratingBack(String cause) {
+    migration.enter(
+        MigrationPhase.MIGRATING_BACK,
+        cause + ": migrating " + run.vm + " back",
+        services.settings().migration().timeouts().memory(run.manifest.memoryKiB() * 1024));
+    journal.append(
+        run.id,
+        MigrationJournal.Role.SOURCE,
+        JournalEntry.of("migrating-back", "migrating-back", cause));
+    migration.stopDisks();
+    if (run.memoryStarted && !run.memoryReturned) {
+      // until libvirt's call returns, the confirm phase still holds this host's domain object,
+      // and an incoming migration of the same domain would be refused
+      return Behaviors.receive(Command.class)
+          .onMessage(
+              MemoryDone.class,
+              m -> {
+                run.memoryReturned = true;
+                return sendBack(cause);
+              })
+          .onMessage(Watch.class, migration::onWatch)
+          .onMessage(Cancel.class, migration::refuseCancel)
+          .onMessage(Tick.class, m -> migration.publishTick())
+          .onMessage(
+              PhaseTimeout.class,
+              m ->
+                  migration.finish(
+                      MigrationOutcome.FAILED,
+                      cause
+                          + "; libvirt's migration call never returned; "
+                          + migration.whereIsTheVm()))
+          .onAnyMessage(m -> Behaviors.same())
+          .build();
+    }
+    return sendBack(cause);
+  }
+
+  /**
+   * Back here, paused: the source QEMU stored the dirty bitmaps in the files when it stopped, and
+   * the images stay inactive until the resume, so qemu-img may remove them; then the snapshot
+   * metadata is restored and the VM resumes.
+   */
+  private void resumeHere() {
+    String vm = run.vm;
+    Manifest manifest = run.manifest;
+    String bitmap = run.bitmapName();
+    List<ManifestDisk> withBitmap =
+        run.bitmapsAdded
+            ? manifest.writableDisks().stream().filter(run::wantsDelta).toList()
+            : List.of();
+    migration.blocking(
+        () -> {
+          for (ManifestDisk d : withBitmap) {
+            Path file = Path.of(d.path());
+            if (services.images().info(file, ImageTool.Access.SHARED).bitmaps().contains(bitmap)) {
+              services.images().removeBitmap(file, bitmap);
+            }
+          }
+          source.restoreSnapshotMetadata(vm, manifest);
+          services.hypervisor().resume(vm);
+          return null;
+        },
+        (none, error) -> new ResumedHere(error));
+  }
+
+  Behavior<Command> sendBack(String cause) {
+    run.target.tell(new TargetProtocol.MigrateBack(services.settings().host(), targetReplies));
+    return migration.withCommon(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                FromTarget.class,
+                m -> m.reply() instanceof TargetProtocol.MigratedBack,
+                m -> {
+                  ctx.unwatch(run.target); // its part is done; it stops when released
+                  resumeHere();
+                  return Behaviors.same();
+                })
+            .onMessage(
+                ResumedHere.class,
+                m -> {
+                  if (m.failed()) {
+                    return migration.finish(
+                        MigrationOutcome.FAILED,
+                        cause
+                            + "; migrated back to "
+                            + services.settings().host()
+                            + " but resuming failed: "
+                            + MigrationFailure.reason(m.error())
+                            + "; "
+                            + migration.whereIsTheVm());
+                  }
+                  run.resumedAt = System.currentTimeMillis();
+                  return migration.finish(
+                      MigrationOutcome.MIGRATED_BACK,
+                      cause
+                          + "; "
+                          + run.vm
+                          + " was migrated back and resumed on "
+                          + services.settings().host()
+                          + " with its snapshot metadata restored");
+                })
+            .onMessage(
+                FromTarget.class,
+                m -> m.reply() instanceof TargetProtocol.Failed,
+                m ->
+                    migration.finish(
+                        MigrationOutcome.FAILED,
+                        cause
+                            + "; migrating back failed: "
+                            + ((TargetProtocol.Failed) m.reply()).reason()
+                            + "; "
+                            + migration.whereIsTheVm()))
+            .onMessage(Cancel.class, migration::refuseCancel)
+            .onMessage(
+                PhaseTimeout.class,
+                m ->
+                    migration.finish(
+                        MigrationOutcome.FAILED,
+                        cause + "; migrating back timed out; " + migration.whereIsTheVm())));
+  }
+}
