@@ -1,0 +1,269 @@
+package dev.ferry.node.migration.target;
+
+import dev.ferry.node.journal.JournalEntry;
+import dev.ferry.node.journal.MigrationJournal;
+import dev.ferry.node.libvirt.DomainState;
+import dev.ferry.node.libvirt.LifecycleEvent;
+import dev.ferry.node.migration.MigrationFailure;
+import dev.ferry.node.migration.target.MigrationTargetActor.Message;
+import dev.ferry.node.migration.target.MigrationTargetActor.Remote;
+import dev.ferry.node.migration.target.TargetMessage.IdleTimeout;
+import dev.ferry.node.migration.target.TargetMessage.JobChecked;
+import dev.ferry.node.migration.target.TargetMessage.Lifecycle;
+import dev.ferry.node.migration.target.TargetMessage.PausedChecked;
+import dev.ferry.node.migration.target.TargetMessage.PollJob;
+import dev.ferry.node.migration.target.TargetMessage.SentBack;
+import dev.ferry.node.migration.target.TargetMessage.Verified;
+import dev.ferry.protocol.TargetProtocol;
+import dev.ferry.protocol.Verification;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+
+/**
+ * The switchover on the destination: armed for the incoming memory migration, the VM paused here
+ * after libvirt's Finish, the files proved and the VM resumed ({@link TargetVerification}), or the
+ * paused VM sent back to the source.
+ */
+final class IncomingSwitchover extends TargetFlow {
+
+  IncomingSwitchover(MigrationTargetActor target) {
+    super(target);
+  }
+
+  /** Waiting for the incoming migration to end with the VM paused here. */
+  Behavior<Message> armed() {
+    return target.beforeSwitchover(
+        Behaviors.receive(Message.class)
+            .onMessage(
+                Lifecycle.class,
+                m -> m.event().is(LifecycleEvent.Type.SUSPENDED, "PAUSED"),
+                m -> {
+                  long at = m.event().at().toEpochMilli();
+                  target.blocking(() -> host.state(manifest.vm()), PausedChecked::new);
+                  return Behaviors.receive(Message.class)
+                      .onMessage(
+                          PausedChecked.class,
+                          s -> {
+                            if (!s.failed() && s.state() == DomainState.PAUSED) {
+                              timers.cancel(IdleTimeout.class);
+                              target.journal("paused", null);
+                              source.tell(new TargetProtocol.DestinationPaused(at));
+                              // libvirt metadata only: done while the source syncs the files, and
+                              // still compared with the manifest before any resume
+                              target.earlyRedefine =
+                                  CompletableFuture.supplyAsync(
+                                      () -> host.redefine(manifest, Verification.none()),
+                                      services.blocking());
+                              return paused();
+                            }
+                            return armed();
+                          })
+                      .onMessage(Lifecycle.class, x -> Behaviors.same())
+                      .build();
+                })
+            .onMessage(
+                Lifecycle.class,
+                m -> m.event().type() == LifecycleEvent.Type.RESUMED,
+                m -> {
+                  // overlay strategy: libvirt resumed the VM here in its Finish phase
+                  target.resumedAt = m.event().at().toEpochMilli();
+                  timers.cancel(IdleTimeout.class);
+                  target.journal("resumed", null);
+                  return Behaviors.same();
+                })
+            .onMessage(
+                Remote.class,
+                r -> r.command() instanceof TargetProtocol.MergeOverlays,
+                r -> {
+                  TargetProtocol.MergeOverlays m = (TargetProtocol.MergeOverlays) r.command();
+                  timers.cancel(IdleTimeout.class);
+                  return target.overlay.merging(m.overlays(), m.replyTo());
+                })
+            .onMessage(Lifecycle.class, m -> Behaviors.same()));
+  }
+
+  /**
+   * The VM is paused here with inactive images; the source makes our files match. We never act on
+   * our own in this state: the source's files are authoritative and the source decides.
+   */
+  Behavior<Message> paused() {
+    return Behaviors.receive(Message.class)
+        .onMessage(
+            Remote.class,
+            r -> r.command() instanceof TargetProtocol.FinalSynced,
+            r -> {
+              TargetProtocol.FinalSynced m = (TargetProtocol.FinalSynced) r.command();
+              return verifying(m.bitmaps(), m.replyTo());
+            })
+        .onMessage(
+            Remote.class,
+            r -> r.command() instanceof TargetProtocol.MigrateBack,
+            r -> {
+              TargetProtocol.MigrateBack m = (TargetProtocol.MigrateBack) r.command();
+              return migratingBack(m.sourceHost(), m.replyTo());
+            })
+        .onMessage(
+            Remote.class,
+            r -> r.command() instanceof TargetProtocol.Release,
+            r -> {
+              TargetProtocol.Release m = (TargetProtocol.Release) r.command();
+
+              ctx.getLog()
+                  .warn(
+                      "{}: released while paused here ({}); leaving it paused for an operator",
+                      manifest.vm(),
+                      m.outcome());
+              return Behaviors.stopped();
+            })
+        .onMessage(Lifecycle.class, m -> Behaviors.same())
+        .build();
+  }
+
+  /** Proves the files, redefines snapshot metadata, resumes, checks the open inodes. */
+  Behavior<Message> verifying(
+      List<TargetProtocol.DiskBitmap> bitmaps, ActorRef<TargetProtocol.Reply> replyTo) {
+    target.journal("verifying", null);
+    CompletableFuture<Verification> early = target.earlyRedefine;
+    target.blocking(
+        () ->
+            TargetVerification.verifyAndResume(
+                host, manifest, bitmaps, early, () -> target.journal("resumed", null)),
+        (verified, error) -> error == null ? verified : new Verified(null, false, 0, error));
+    return Behaviors.receive(Message.class)
+        .onMessage(
+            Verified.class,
+            m -> {
+              if (m.failed()) {
+                String reason = MigrationFailure.reason(m.error());
+                DomainState state = target.safeState();
+                if (state == DomainState.PAUSED) {
+                  replyTo.tell(new TargetProtocol.VerificationFailed(reason, Verification.none()));
+                  return paused();
+                }
+                replyTo.tell(
+                    new TargetProtocol.Failed(
+                        "verification step failed with "
+                            + manifest.vm()
+                            + " "
+                            + state.name().toLowerCase()
+                            + " here: "
+                            + reason));
+                return target.running();
+              }
+              if (!m.resumed()) {
+                Verification v = m.verification();
+                String why =
+                    v.snapshotTablesEqual()
+                        ? v.imageCheckClean()
+                            ? "libvirt snapshot metadata differs"
+                            : "qemu-img check is not clean"
+                        : "snapshot tables differ";
+                target.journal("verification-failed", why);
+                replyTo.tell(
+                    new TargetProtocol.VerificationFailed(
+                        why + ": " + String.join("; ", v.details()), v));
+                return paused();
+              }
+              Verified r = m;
+              if (!r.verification().openInodeMatches()) {
+                target.journal("inode-mismatch", String.join("; ", r.verification().details()));
+                replyTo.tell(
+                    new TargetProtocol.Failed(
+                        "after the resume QEMU does not use the file at the path: "
+                            + String.join("; ", r.verification().details())));
+                return target.running();
+              }
+              target.journal("verified", String.join("; ", r.verification().details()));
+              replyTo.tell(new TargetProtocol.Resumed(r.verification(), r.resumedAt()));
+              return target.running();
+            })
+        .onMessage(Lifecycle.class, m -> Behaviors.same())
+        .build();
+  }
+
+  /**
+   * Sends the paused VM back to the source, then removes what we created. The incoming job may
+   * still be finishing (the source starts its final sync at our "paused" event, inside libvirt's
+   * Finish) and libvirt refuses a second migration job meanwhile: wait for it on a timer.
+   */
+  Behavior<Message> migratingBack(String sourceHost, ActorRef<TargetProtocol.Reply> replyTo) {
+    target.journal("migrating-back", sourceHost);
+    timers.startTimerAtFixedRate(PollJob.class, new PollJob(), Duration.ofMillis(100));
+    timers.startSingleTimer(
+        IdleTimeout.class, new IdleTimeout(), services.settings().tools().commandTimeout());
+    return Behaviors.receive(Message.class)
+        .onMessage(
+            PollJob.class,
+            m -> {
+              target.blocking(() -> host.jobActive(manifest.vm()), JobChecked::new);
+              return Behaviors.same();
+            })
+        .onMessage(
+            JobChecked.class,
+            m -> {
+              if (!m.failed() && !m.active()) {
+                timers.cancel(PollJob.class);
+                timers.cancel(IdleTimeout.class);
+                return sendingBack(sourceHost, replyTo);
+              }
+              return Behaviors.same();
+            })
+        .onMessage(
+            IdleTimeout.class,
+            m -> {
+              timers.cancel(PollJob.class);
+              replyTo.tell(
+                  new TargetProtocol.Failed(
+                      "the incoming migration job of " + manifest.vm() + " did not end"));
+              return paused();
+            })
+        .onMessage(Lifecycle.class, m -> Behaviors.same())
+        .build();
+  }
+
+  Behavior<Message> sendingBack(String sourceHost, ActorRef<TargetProtocol.Reply> replyTo) {
+    target.blocking(
+        () -> {
+          host.migrateBack(manifest.vm(), sourceHost, manifest);
+          return host.cleanup(manifest);
+        },
+        SentBack::new);
+    return Behaviors.receive(Message.class)
+        .onMessage(
+            SentBack.class,
+            m -> {
+              if (m.failed()) {
+                replyTo.tell(new TargetProtocol.Failed(MigrationFailure.reason(m.error())));
+                return paused();
+              }
+              journal.append(
+                  manifest.migrationId(),
+                  MigrationJournal.Role.TARGET,
+                  JournalEntry.of("finished", "migrated-back", null));
+              replyTo.tell(new TargetProtocol.MigratedBack(System.currentTimeMillis()));
+              return awaitRelease();
+            })
+        .onMessage(Lifecycle.class, m -> Behaviors.same())
+        .build();
+  }
+
+  /**
+   * Our part is over; stop when the source says so. Stopping at once would let the source see us
+   * terminate before it read our last reply (death notices travel apart from messages).
+   */
+  Behavior<Message> awaitRelease() {
+    timers.startSingleTimer(IdleTimeout.class, new IdleTimeout(), Duration.ofMinutes(1));
+    return Behaviors.receive(Message.class)
+        .onMessage(
+            Remote.class,
+            r -> r.command() instanceof TargetProtocol.Release,
+            r -> Behaviors.stopped())
+        .onMessage(IdleTimeout.class, m -> Behaviors.stopped())
+        .onAnyMessage(m -> Behaviors.same())
+        .build();
+  }
+}
