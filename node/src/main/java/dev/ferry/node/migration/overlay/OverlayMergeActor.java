@@ -1,15 +1,14 @@
 package dev.ferry.node.migration.overlay;
 
 import dev.ferry.node.libvirt.BlockJob;
+import dev.ferry.node.migration.Blocking;
 import dev.ferry.node.migration.MigrationFailure;
 import dev.ferry.protocol.TargetProtocol.OverlaySpec;
 import java.time.Duration;
 import java.util.List;
 import java.util.Optional;
-import java.util.concurrent.Callable;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CompletionException;
 import java.util.concurrent.Executor;
+import java.util.function.BiFunction;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
@@ -40,7 +39,17 @@ public final class OverlayMergeActor {
 
   private record Poll() implements Command {}
 
-  private record StepDone(String step, Object value, Throwable error) implements Command {}
+  /** Whether the disk was still on its overlay (then its commit runs now). */
+  private record CommitStarted(boolean onOverlay, Throwable error) implements Command {}
+
+  private record JobRead(Optional<BlockJob> job, Throwable error) implements Command {}
+
+  private record Pivoted(Throwable error) implements Command {}
+
+  /** Whether the job is gone and both definitions name the base (the overlay then removed). */
+  private record Settled(boolean settled, Throwable error) implements Command {}
+
+  private record CommitAborted(Throwable error) implements Command {}
 
   /** What the merge reports, once. */
   public sealed interface Result {}
@@ -105,7 +114,6 @@ public final class OverlayMergeActor {
     }
     OverlaySpec s = specs.get(i);
     blocking(
-        "start",
         () -> {
           if (!ops.onOverlay(vm, s)) {
             ops.finish(vm, s); // merged before (a restart in the middle): just tidy up
@@ -116,11 +124,11 @@ public final class OverlayMergeActor {
             ops.startCommit(vm, s, bandwidth);
           }
           return true;
-        });
+        },
+        (onOverlay, error) -> new CommitStarted(Boolean.TRUE.equals(onOverlay), error));
     return Behaviors.receive(Command.class)
         .onMessage(
-            StepDone.class,
-            m -> m.step().equals("start"),
+            CommitStarted.class,
             m -> {
               if (m.error() != null) {
                 return retry(
@@ -131,7 +139,7 @@ public final class OverlayMergeActor {
                         + " failed: "
                         + MigrationFailure.reason(m.error()));
               }
-              if (Boolean.FALSE.equals(m.value())) {
+              if (!m.onOverlay()) {
                 return next(i + 1, 1);
               }
               timers.startTimerAtFixedRate(Poll.class, new Poll(), Duration.ofMillis(100));
@@ -148,12 +156,11 @@ public final class OverlayMergeActor {
         .onMessage(
             Poll.class,
             m -> {
-              blocking("job", () -> ops.job(vm, s));
+              blocking(() -> ops.job(vm, s), JobRead::new);
               return Behaviors.same();
             })
         .onMessage(
-            StepDone.class,
-            m -> m.step().equals("job"),
+            JobRead.class,
             m -> {
               if (m.error() != null) {
                 timers.cancel(Poll.class);
@@ -165,8 +172,7 @@ public final class OverlayMergeActor {
                         + ": "
                         + MigrationFailure.reason(m.error()));
               }
-              @SuppressWarnings("unchecked")
-              Optional<BlockJob> job = (Optional<BlockJob>) m.value();
+              Optional<BlockJob> job = m.job();
               if (job.isEmpty()) {
                 timers.cancel(Poll.class);
                 return retry(i, attempt, "the commit of " + s.target() + " ended without a pivot");
@@ -184,15 +190,14 @@ public final class OverlayMergeActor {
   private Behavior<Command> pivoting(int i, int attempt) {
     OverlaySpec s = specs.get(i);
     blocking(
-        "pivot",
         () -> {
           ops.pivot(vm, s);
           return null;
-        });
+        },
+        (none, error) -> new Pivoted(error));
     return Behaviors.receive(Command.class)
         .onMessage(
-            StepDone.class,
-            m -> m.step().equals("pivot"),
+            Pivoted.class,
             m -> {
               if (m.error() != null) {
                 return retry(
@@ -216,21 +221,20 @@ public final class OverlayMergeActor {
             Poll.class,
             m -> {
               blocking(
-                  "settled",
                   () -> {
                     if (ops.job(vm, s).isPresent()) {
                       return false;
                     }
                     ops.finish(vm, s);
                     return true;
-                  });
+                  },
+                  (settled, error) -> new Settled(Boolean.TRUE.equals(settled), error));
               return Behaviors.same();
             })
         .onMessage(
-            StepDone.class,
-            m -> m.step().equals("settled"),
+            Settled.class,
             m -> {
-              if (m.error() == null && Boolean.TRUE.equals(m.value())) {
+              if (m.error() == null && m.settled()) {
                 timers.cancel(Poll.class);
                 return next(i + 1, 1);
               }
@@ -256,32 +260,21 @@ public final class OverlayMergeActor {
     }
     OverlaySpec s = specs.get(i);
     blocking(
-        "abort",
         () -> {
           if (ops.job(vm, s).isPresent()) {
             ops.abortCommit(vm, s);
           }
           return null;
-        });
+        },
+        (none, error) -> new CommitAborted(error));
     return Behaviors.receive(Command.class)
-        .onMessage(StepDone.class, m -> m.step().equals("abort"), m -> next(i, attempt + 1))
+        .onMessage(CommitAborted.class, m -> next(i, attempt + 1))
         .onAnyMessage(x -> Behaviors.same())
         .build();
   }
 
-  private void blocking(String step, Callable<?> work) {
-    ctx.pipeToSelf(
-        CompletableFuture.supplyAsync(
-            () -> {
-              try {
-                return work.call();
-              } catch (RuntimeException e) {
-                throw e;
-              } catch (Exception e) {
-                throw new CompletionException(e);
-              }
-            },
-            blocking),
-        (value, err) -> new StepDone(step, value, err));
+  private <T> void blocking(
+      Blocking.Work<T> work, BiFunction<? super T, Throwable, ? extends Command> result) {
+    Blocking.pipe(ctx, blocking, work, result);
   }
 }
