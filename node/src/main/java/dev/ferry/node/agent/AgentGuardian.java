@@ -324,7 +324,7 @@ public final class AgentGuardian {
   /**
    * Snapshots are refused while the VM is migrating, on either host: with the overlay strategy a
    * snapshot taken on the temporary chain lands in the overlay and is lost at the merge, and a
-   * later revert breaks the domain's definition (TESTBED-OVERLAY.md, K2/K5).
+   * later revert breaks the domain's definition (docs/overlay.md, O2).
    */
   private Behavior<Message> onSnapshot(AgentProtocol.CreateSnapshot m) {
     try {

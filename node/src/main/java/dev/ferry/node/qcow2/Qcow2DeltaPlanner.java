@@ -16,7 +16,7 @@ import java.util.Map;
  * Computes a {@link DeltaPlan} from a qcow2 file that no QEMU writes to any more (the source's
  * final file after the migration completed) and a persistent dirty bitmap stored in it.
  *
- * <p>Why this is correct (TESTBED.md §8): a hot copy of a qcow2 file is not consistent by itself.
+ * <p>Why this is correct (docs/final-sync.md): a hot copy of a qcow2 file is not consistent by itself.
  * QEMU's write-back metadata cache may hold L2 and refcount updates for data already in the file,
  * and those guest writes happened before the bitmap existed, so the bitmap does not know them.
  * Sending every metadata cluster of the final file fixes exactly that, and the host clusters behind

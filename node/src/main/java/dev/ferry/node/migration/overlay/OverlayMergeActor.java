@@ -20,7 +20,7 @@ import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
  * active block commit (shallow where the base has its own backing file), wait until the job has
  * caught up (polled on a timer), pivot, check that both definitions name the original file, remove
  * the overlay. A failed commit is aborted and retried: until the pivot the overlay still masks what
- * the commit wrote, so the chain stays consistent (TESTBED-OVERLAY.md, K4).
+ * the commit wrote, so the chain stays consistent (docs/overlay.md, O4).
  *
  * <pre>
  * state       on                                   next

@@ -20,7 +20,7 @@ import java.util.List;
 import java.util.Optional;
 
 /**
- * The overlay strategy's operations on one host (TESTBED-OVERLAY.md): freeze every writable disk
+ * The overlay strategy's operations on one host (docs/overlay.md): freeze every writable disk
  * under a temporary external overlay, and later merge each overlay back into its disk (active block
  * commit with pivot) so the domain runs on its original files again.
  */

@@ -112,7 +112,7 @@ final class Undo extends SourceFlow {
 
   /**
    * Rollback before the switchover: merge the overlays back into the source's files, as the
-   * destination would have (TESTBED-OVERLAY.md section 6); an aborted commit is harmless and is
+   * destination would have (docs/overlay.md); an aborted commit is harmless and is
    * retried.
    */
   Behavior<Command> mergingBackOnSource(
