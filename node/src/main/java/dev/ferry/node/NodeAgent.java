@@ -12,6 +12,7 @@ import dev.ferry.node.migration.MigrationServices;
 import dev.ferry.node.process.LocalProcessRunner;
 import dev.ferry.node.settings.NodeSettings;
 import dev.ferry.node.validation.DatastorePaths;
+import java.util.Optional;
 import java.util.concurrent.Executor;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
@@ -20,6 +21,7 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.cluster.typed.Cluster;
 import org.apache.pekko.cluster.typed.SelfUp;
 import org.apache.pekko.cluster.typed.Subscribe;
+import org.apache.pekko.serialization.jackson.JacksonObjectMapperProvider;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -98,7 +100,10 @@ public final class NodeAgent {
                   runner,
                   new DatastorePaths(settings.datastores()),
                   new OpenFiles(settings.qemuRunDir()),
-                  new FileMigrationJournal(settings.stateDir().resolve("journal")),
+                  new FileMigrationJournal(
+                      settings.stateDir().resolve("journal"),
+                      JacksonObjectMapperProvider.get(ctx.getSystem())
+                          .getOrCreate("jackson-json", Optional.empty())),
                   settings,
                   blocking);
           ctx.spawn(AgentGuardian.create(services), "agent");

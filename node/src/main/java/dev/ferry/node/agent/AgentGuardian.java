@@ -293,13 +293,12 @@ public final class AgentGuardian {
           "no incoming migration " + id + " on " + services.settings().host());
     }
     long resumedAt =
-        entries.stream()
-            .filter(e -> "resumed".equals(e.event()))
+        steps(entries, JournalEntry.Incoming.RESUMED)
             .mapToLong(JournalEntry::atMillis)
             .findFirst()
             .orElse(0);
-    Optional<JournalEntry> verified =
-        entries.stream().filter(e -> "verified".equals(e.event())).findFirst();
+    Optional<JournalEntry.IncomingStep> verified =
+        steps(entries, JournalEntry.Incoming.VERIFIED).findFirst();
     if (verified.isPresent()) {
       List<String> details =
           verified.get().detail() == null
@@ -313,12 +312,24 @@ public final class AgentGuardian {
           "verified on " + services.settings().host());
     }
     JournalEntry last = entries.get(entries.size() - 1);
-    if (last.terminal() && "aborted".equals(last.phase())) {
+    if (last instanceof JournalEntry.IncomingEnded e
+        && e.end() == JournalEntry.IncomingEnd.ABORTED) {
       return new AgentProtocol.IncomingStatus(
-          id, "aborted", Verification.none(), resumedAt, String.valueOf(last.detail()));
+          id, "aborted", Verification.none(), resumedAt, String.valueOf(e.detail()));
     }
+    String step =
+        last instanceof JournalEntry.IncomingStep s
+            ? s.step().name().toLowerCase(java.util.Locale.ROOT).replace('_', '-')
+            : last.getClass().getSimpleName();
     return new AgentProtocol.IncomingStatus(
-        id, "in-progress", Verification.none(), resumedAt, last.event());
+        id, "in-progress", Verification.none(), resumedAt, step);
+  }
+
+  private static java.util.stream.Stream<JournalEntry.IncomingStep> steps(
+      List<JournalEntry> entries, JournalEntry.Incoming step) {
+    return entries.stream()
+        .filter(e -> e instanceof JournalEntry.IncomingStep s && s.step() == step)
+        .map(JournalEntry.IncomingStep.class::cast);
   }
 
   /**
@@ -375,8 +386,8 @@ public final class AgentGuardian {
 
   private Optional<MigrationResult> resultOf(String migrationId) {
     return services.journal().read(migrationId, MigrationJournal.Role.SOURCE).stream()
-        .filter(JournalEntry::terminal)
-        .map(JournalEntry::result)
+        .filter(JournalEntry.Finished.class::isInstance)
+        .map(e -> ((JournalEntry.Finished) e).result())
         .filter(r -> r != null)
         .reduce((a, b) -> b);
   }

@@ -16,12 +16,12 @@ import java.util.Map;
  * Computes a {@link DeltaPlan} from a qcow2 file that no QEMU writes to any more (the source's
  * final file after the migration completed) and a persistent dirty bitmap stored in it.
  *
- * <p>Why this is correct (docs/final-sync.md): a hot copy of a qcow2 file is not consistent by itself.
- * QEMU's write-back metadata cache may hold L2 and refcount updates for data already in the file,
- * and those guest writes happened before the bitmap existed, so the bitmap does not know them.
- * Sending every metadata cluster of the final file fixes exactly that, and the host clusters behind
- * dirty guest ranges carry what the guest wrote since the bitmap was added. Clean data clusters,
- * snapshot-only data and VM state never change once written and are not sent.
+ * <p>Why this is correct (docs/final-sync.md): a hot copy of a qcow2 file is not consistent by
+ * itself. QEMU's write-back metadata cache may hold L2 and refcount updates for data already in the
+ * file, and those guest writes happened before the bitmap existed, so the bitmap does not know
+ * them. Sending every metadata cluster of the final file fixes exactly that, and the host clusters
+ * behind dirty guest ranges carry what the guest wrote since the bitmap was added. Clean data
+ * clusters, snapshot-only data and VM state never change once written and are not sent.
  *
  * <p>Refused (a caller falls back to rsync): qcow2 v1, external data files, extended L2 entries,
  * compressed clusters, a missing bitmap.

@@ -299,8 +299,8 @@ public final class MigrationBench {
 
   /**
    * OpenNebula's current flow (after 6368): drop metadata, migrate --suspend --copy-storage-all,
-   * rsync -az the qcow2 while paused, resume, redefine. docs/problem.md explains why it loses the writes made
-   * after the resume.
+   * rsync -az the qcow2 while paused, resume, redefine. docs/problem.md explains why it loses the
+   * writes made after the resume.
    */
   private void openNebulaFlow(String vm, double gib) {
     String disk = GuestChecks.disk(vm, 0);

@@ -33,9 +33,9 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
- * The overlay strategy end to end on real libvirt/QEMU hosts (docs/overlay.md): the engine
- * issue's scenarios with {@code strategy=overlay}, the hazards the probe found, a rollback and a
- * crash of the destination's agent in the middle of the merge.
+ * The overlay strategy end to end on real libvirt/QEMU hosts (docs/overlay.md): the engine issue's
+ * scenarios with {@code strategy=overlay}, the hazards the probe found, a rollback and a crash of
+ * the destination's agent in the middle of the merge.
  */
 class OverlayIT {
   private static final List<String> HOSTS = List.of("host1", "host2", "host3");

@@ -23,6 +23,9 @@ import dev.ferry.node.host.HostFiles;
 import dev.ferry.node.host.OpenFiles;
 import dev.ferry.node.image.ImageSnapshot;
 import dev.ferry.node.journal.FileMigrationJournal;
+import dev.ferry.node.journal.JournalEntry;
+import dev.ferry.node.journal.JournalException;
+import dev.ferry.node.journal.MigrationJournal;
 import dev.ferry.node.migration.source.SourceMigration;
 import dev.ferry.node.migration.target.MigrationTargetActor;
 import dev.ferry.node.migration.target.TargetHost;
@@ -56,6 +59,7 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Predicate;
 import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
 import org.apache.pekko.actor.testkit.typed.javadsl.ManualTime;
 import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
@@ -189,7 +193,10 @@ class MigrationWorkflowTest {
             runner,
             new DatastorePaths(List.of(Path.of(DS))),
             new OpenFiles(run),
-            new FileMigrationJournal(root(host).resolve("journal")),
+            failing(
+                host,
+                new FileMigrationJournal(
+                    root(host).resolve("journal"), new ObjectMapper().findAndRegisterModules())),
             settings,
             blocking,
             new HostFiles(root(host)));
@@ -205,6 +212,55 @@ class MigrationWorkflowTest {
               probe.receiveMessage().getServiceInstances(AgentProtocol.agentKey(host)).isEmpty());
           return null;
         });
+  }
+
+  /** The source's appends of these records fail, as on a full disk. */
+  private volatile Predicate<JournalEntry> sourceJournalFails = e -> false;
+
+  private MigrationJournal failing(String host, MigrationJournal journal) {
+    return new MigrationJournal() {
+      @Override
+      public void append(String migrationId, Role role, JournalEntry entry) {
+        if (host.equals(src) && sourceJournalFails.test(entry)) {
+          throw new JournalException(
+              "No space left on device", new IOException("No space left on device"));
+        }
+        journal.append(migrationId, role, entry);
+      }
+
+      @Override
+      public List<JournalEntry> read(String migrationId, Role role) {
+        return journal.read(migrationId, role);
+      }
+
+      @Override
+      public List<String> unfinished(Role role) {
+        return journal.unfinished(role);
+      }
+
+      @Override
+      public List<String> all(Role role) {
+        return journal.all(role);
+      }
+    };
+  }
+
+  /**
+   * A step whose journal record cannot be written is not taken: with the disk full when the
+   * snapshot metadata is about to be dropped, the migration rolls back with the metadata untouched
+   * and says why, and the actor does not crash.
+   */
+  @Test
+  void aJournalThatCannotBeWrittenRollsBackInsteadOfActing() {
+    sourceJournalFails = e -> e instanceof JournalEntry.MetadataDropping;
+    Outcome o = run("m-journal-full", rsyncFinal());
+    MigrationResult r = o.result();
+    assertEquals(MigrationOutcome.ROLLED_BACK, r.outcome(), r.message());
+    assertEquals(src, r.runningOn());
+    assertTrue(r.message().contains("journal on " + src + " cannot be written"), r.message());
+    assertEquals(List.of(), srcHv.callsWith("delete-metadata"));
+    assertTrue(
+        srcHv.listDomains().stream().anyMatch(d -> d.name().equals(VM) && d.state().active()));
   }
 
   private ActorRef<AgentProtocol.Command> agent(String host) {

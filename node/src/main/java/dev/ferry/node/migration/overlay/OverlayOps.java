@@ -20,8 +20,8 @@ import java.util.List;
 import java.util.Optional;
 
 /**
- * The overlay strategy's operations on one host (docs/overlay.md): freeze every writable disk
- * under a temporary external overlay, and later merge each overlay back into its disk (active block
+ * The overlay strategy's operations on one host (docs/overlay.md): freeze every writable disk under
+ * a temporary external overlay, and later merge each overlay back into its disk (active block
  * commit with pivot) so the domain runs on its original files again.
  */
 public final class OverlayOps {

@@ -19,7 +19,6 @@ import dev.ferry.protocol.Verification;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.Objects;
 import java.util.Optional;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorRefResolver;
@@ -121,15 +120,17 @@ public final class Recovery {
                               + " runs on "
                               + m.sourceHost();
                     }
-                    JournalEntry start =
-                        services
-                            .journal()
-                            .read(m.migrationId(), MigrationJournal.Role.SOURCE)
-                            .get(0);
+                    MigrationOptions options =
+                        started(
+                                services
+                                    .journal()
+                                    .read(m.migrationId(), MigrationJournal.Role.SOURCE))
+                            .map(JournalEntry.Started::options)
+                            .orElse(null);
                     r.finish(
                         m.migrationId(),
                         m,
-                        start.options(),
+                        options,
                         outcome,
                         outcome == MigrationOutcome.FAILED ? "" : m.sourceHost(),
                         message);
@@ -139,30 +140,48 @@ public final class Recovery {
         });
   }
 
-  private static boolean has(List<JournalEntry> entries, String event) {
-    return entries.stream().anyMatch(e -> event.equals(e.event()));
+  private static boolean has(List<JournalEntry> entries, Class<? extends JournalEntry> type) {
+    return entries.stream().anyMatch(type::isInstance);
   }
 
-  private static Optional<String> fact(List<JournalEntry> entries, String event, String key) {
+  private static boolean has(List<JournalEntry> entries, JournalEntry.Incoming step) {
     return entries.stream()
-        .filter(e -> event.equals(e.event()) && e.facts() != null)
-        .map(e -> e.facts().get(key))
-        .filter(Objects::nonNull)
-        .reduce((a, b) -> b);
+        .anyMatch(e -> e instanceof JournalEntry.IncomingStep s && s.step() == step);
+  }
+
+  /** The last record of a type, if any. */
+  private static <T extends JournalEntry> Optional<T> last(
+      List<JournalEntry> entries, Class<T> type) {
+    return entries.stream().filter(type::isInstance).map(type::cast).reduce((a, b) -> b);
+  }
+
+  private static Optional<JournalEntry.Started> started(List<JournalEntry> entries) {
+    return entries.stream()
+        .filter(JournalEntry.Started.class::isInstance)
+        .map(JournalEntry.Started.class::cast)
+        .filter(st -> st.manifest() != null)
+        .findFirst();
+  }
+
+  /** The phase the source last entered, for messages. */
+  private static String lastPhase(List<JournalEntry> entries) {
+    return last(entries, JournalEntry.PhaseEntered.class)
+        .map(p -> p.phase().name().toLowerCase(java.util.Locale.ROOT).replace('_', '-'))
+        .orElse("preflight");
   }
 
   private void recoverSource(String id) {
     List<JournalEntry> entries = services.journal().read(id, MigrationJournal.Role.SOURCE);
-    Optional<JournalEntry> start = entries.stream().filter(e -> e.manifest() != null).findFirst();
+    Optional<JournalEntry.Started> start = started(entries);
     if (start.isEmpty()) {
       return;
     }
     Manifest m = start.get().manifest();
     MigrationOptions options = start.get().options();
-    String phase = entries.get(entries.size() - 1).phase();
+    String phase = lastPhase(entries);
     String vm = m.vm();
     SourceHost source = new SourceHost(services);
-    if (has(entries, "acknowledged")) {
+    if (has(entries, JournalEntry.Acknowledged.class)) {
       String message =
           "verified and running on "
               + m.destinationHost()
@@ -178,7 +197,8 @@ public final class Recovery {
       finish(id, m, options, MigrationOutcome.COMPLETED, m.destinationHost(), message);
       return;
     }
-    if (has(entries, "switched-over") || has(entries, "migrating-back")) {
+    if (has(entries, JournalEntry.SwitchedOver.class)
+        || has(entries, JournalEntry.MigratingBack.class)) {
       String message =
           "the agent restarted after the switchover ("
               + phase
@@ -195,19 +215,22 @@ public final class Recovery {
     }
     List<String> undone = new ArrayList<>();
     DomainState state = source.state(vm);
-    if (has(entries, "cold-shutdown") && !state.active()) {
+    if (has(entries, JournalEntry.ColdShutdown.class) && !state.active()) {
       recoverColdSource(id, entries, m, options, phase);
       return;
     }
-    if (state.active() && has(entries, "overlays-created")) {
+    if (state.active() && has(entries, JournalEntry.OverlaysCreated.class)) {
       // the VM may run on its temporary overlays: merge them back first (an actor, on timers),
       // then restore the metadata and finish; see mergeBack()
       toMergeBack.add(m);
       return;
     }
     if (state.active()) {
-      if (has(entries, "bitmaps-added")) {
-        String bitmap = fact(entries, "bitmaps-added", "bitmap").orElse("ferry-" + id);
+      if (has(entries, JournalEntry.BitmapsAdded.class)) {
+        String bitmap =
+            last(entries, JournalEntry.BitmapsAdded.class)
+                .map(JournalEntry.BitmapsAdded::bitmap)
+                .orElse("ferry-" + id);
         try {
           Map<String, String> nodes = source.blockNodes(vm);
           for (ManifestDisk d : m.writableDisks()) {
@@ -225,7 +248,7 @@ public final class Recovery {
           undone.add("bitmaps not removed: " + e.getMessage());
         }
       }
-      if (has(entries, "metadata-dropping")) {
+      if (has(entries, JournalEntry.MetadataDropping.class)) {
         source.restoreSnapshotMetadata(vm, m);
         undone.add("snapshot metadata restored");
       }
@@ -233,7 +256,8 @@ public final class Recovery {
         services.hypervisor().resume(vm);
         undone.add(vm + " resumed");
       }
-      fact(entries, "target-ready", "target")
+      last(entries, JournalEntry.TargetReady.class)
+          .map(JournalEntry.TargetReady::targetRef)
           .ifPresent(
               ref -> {
                 ActorRef<TargetProtocol.Command> target =
@@ -283,7 +307,7 @@ public final class Recovery {
   private void recoverColdSource(
       String id, List<JournalEntry> entries, Manifest m, MigrationOptions options, String phase) {
     String vm = m.vm();
-    if (has(entries, "cold-started")) {
+    if (has(entries, JournalEntry.ColdStarted.class)) {
       String message = "verified and running on " + m.destinationHost() + "; moved cold";
       try {
         services.hypervisor().undefine(vm);
@@ -299,7 +323,7 @@ public final class Recovery {
       finish(id, m, options, MigrationOutcome.COMPLETED, m.destinationHost(), message);
       return;
     }
-    if (has(entries, "cold-start-requested")) {
+    if (has(entries, JournalEntry.ColdStartRequested.class)) {
       String message =
           "the agent restarted while "
               + m.destinationHost()
@@ -315,7 +339,8 @@ public final class Recovery {
       return;
     }
     List<String> undone = new ArrayList<>();
-    fact(entries, "target-ready", "target")
+    last(entries, JournalEntry.TargetReady.class)
+        .map(JournalEntry.TargetReady::targetRef)
         .ifPresent(
             ref -> {
               ActorRef<TargetProtocol.Command> target =
@@ -364,8 +389,7 @@ public final class Recovery {
 
   private Optional<Manifest> recoverTarget(String id) {
     List<JournalEntry> entries = services.journal().read(id, MigrationJournal.Role.TARGET);
-    Optional<Manifest> manifest =
-        entries.stream().map(JournalEntry::manifest).filter(Objects::nonNull).findFirst();
+    Optional<Manifest> manifest = started(entries).map(JournalEntry.Started::manifest);
     if (manifest.isEmpty()) {
       return Optional.empty();
     }
@@ -373,22 +397,24 @@ public final class Recovery {
     TargetHost target = new TargetHost(services);
     try {
       DomainState state = target.state(m.vm());
-      if (has(entries, "verified")) {
+      if (has(entries, JournalEntry.Incoming.VERIFIED)) {
         target.adopt(m);
         services
             .journal()
             .append(
                 id,
                 MigrationJournal.Role.TARGET,
-                JournalEntry.of("finished", "running", "adopted on restart"));
+                new JournalEntry.IncomingEnded(
+                    JournalEntry.IncomingEnd.RUNNING, "adopted on restart"));
         return Optional.empty();
       }
-      if (has(entries, "overlays-created") && state.active()) {
+      if (has(entries, JournalEntry.Incoming.OVERLAYS_CREATED) && state.active()) {
         // overlay strategy: the VM runs here on its temporary chain; finish the merge
         log.info("{}: {} runs here on its overlays; finishing the merge", id, m.vm());
         return Optional.of(m);
       }
-      if (has(entries, "resumed") || has(entries, "paused")) {
+      if (has(entries, JournalEntry.Incoming.RESUMED)
+          || has(entries, JournalEntry.Incoming.PAUSED)) {
         log.error(
             "{}: {} reached this host ({}) before the agent stopped; left for the source or an operator",
             id,
@@ -407,8 +433,9 @@ public final class Recovery {
           .append(
               id,
               MigrationJournal.Role.TARGET,
-              JournalEntry.of(
-                  "finished", "aborted", "cleaned up on restart: " + removed.size() + " file(s)"));
+              new JournalEntry.IncomingEnded(
+                  JournalEntry.IncomingEnd.ABORTED,
+                  "cleaned up on restart: " + removed.size() + " file(s)"));
       log.info(
           "{}: removed {} leftover file(s) of an incoming migration of {}",
           id,
@@ -446,7 +473,14 @@ public final class Recovery {
             now,
             now,
             m.snapshots().stream().map(s -> s.name()).toList());
-    services.journal().append(id, MigrationJournal.Role.SOURCE, JournalEntry.finished(result));
+    try {
+      services
+          .journal()
+          .append(id, MigrationJournal.Role.SOURCE, new JournalEntry.Finished(result));
+    } catch (RuntimeException e) {
+      log.error(
+          "{}: recovered as {} but the journal cannot be written: {}", id, outcome, e.getMessage());
+    }
     log.info("{}: recovered as {}: {}", id, outcome, message);
   }
 }

@@ -1,7 +1,6 @@
 package dev.ferry.node.migration.source;
 
 import dev.ferry.node.journal.JournalEntry;
-import dev.ferry.node.journal.MigrationJournal;
 import dev.ferry.node.migration.MigrationFailure;
 import dev.ferry.node.migration.source.SourceMessage.ConfirmWaitOver;
 import dev.ferry.node.migration.source.SourceMessage.MemoryDone;
@@ -109,10 +108,7 @@ final class Acknowledge extends SourceFlow {
 
   /** Tell the watchers, then remove the source's files. */
   Behavior<Command> acknowledgingNow() {
-    journal.append(
-        run.id,
-        MigrationJournal.Role.SOURCE,
-        JournalEntry.of("acknowledged", "source-cleanup", null));
+    migration.record(new JournalEntry.Acknowledged());
     MigrationResult result =
         migration.result(
             MigrationOutcome.COMPLETED,
@@ -162,8 +158,7 @@ final class Acknowledge extends SourceFlow {
                           result.message()
                               + "; removing the source's files failed: "
                               + MigrationFailure.reason(m.error()));
-              journal.append(
-                  run.id, MigrationJournal.Role.SOURCE, JournalEntry.finished(finalResult));
+              migration.record(new JournalEntry.Finished(finalResult));
               run.target.tell(new TargetProtocol.Release(MigrationOutcome.COMPLETED.name()));
               return awaitMemoryCallThenStop(finalResult);
             })

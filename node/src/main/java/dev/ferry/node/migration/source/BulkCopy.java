@@ -4,7 +4,6 @@ import dev.ferry.node.disksync.CopyPipelines;
 import dev.ferry.node.disksync.DiskJob;
 import dev.ferry.node.disksync.DiskSyncActor;
 import dev.ferry.node.journal.JournalEntry;
-import dev.ferry.node.journal.MigrationJournal;
 import dev.ferry.node.migration.MigrationBehaviors;
 import dev.ferry.node.migration.MigrationFailure;
 import dev.ferry.node.migration.overlay.OverlayOps;
@@ -123,10 +122,9 @@ final class BulkCopy extends SourceFlow {
         services.settings().tools().commandTimeout());
     // journaled before the act: an agent that dies mid-step still finds and removes them
     String bitmap = run.bitmapName();
-    journal.append(
-        run.id,
-        MigrationJournal.Role.SOURCE,
-        JournalEntry.fact("bitmaps-added", "dirty-tracking", Map.of("bitmap", bitmap)));
+    if (!migration.record(new JournalEntry.BitmapsAdded(bitmap))) {
+      return migration.cannotJournal();
+    }
     String vm = run.vm;
     Map<String, String> nodes = run.blockNodes;
     migration.blocking(
@@ -265,10 +263,7 @@ final class BulkCopy extends SourceFlow {
 
   /** Every disk and the VM directory arrived: on to the switchover, unless it is too late. */
   Behavior<Command> copied() {
-    journal.append(
-        run.id,
-        MigrationJournal.Role.SOURCE,
-        JournalEntry.of("copied", "bulk-copy", run.bulkBytes.toString()));
+    migration.record(new JournalEntry.Copied(run.bulkBytes.toString()));
     if (run.pastDeadline()) {
       return migration.undo.rollingBack(
           MigrationOutcome.ROLLED_BACK, "the deadline passed before the switchover");

@@ -1,7 +1,6 @@
 package dev.ferry.node.migration.source;
 
 import dev.ferry.node.journal.JournalEntry;
-import dev.ferry.node.journal.MigrationJournal;
 import dev.ferry.node.libvirt.DomainState;
 import dev.ferry.node.migration.MigrationFailure;
 import dev.ferry.node.migration.source.SourceMessage.DefinitionRead;
@@ -41,10 +40,10 @@ final class ColdMove extends SourceFlow {
     migration.enter(
         MigrationPhase.SHUTTING_DOWN, "asking " + run.vm + " to power off (ACPI)", limit);
     run.shutdownRequested = true; // journaled first: a crash may come mid-call
-    journal.append(
-        run.id,
-        MigrationJournal.Role.SOURCE,
-        JournalEntry.of("cold-shutdown", "shutting-down", null));
+    if (!migration.record(new JournalEntry.ColdShutdown())) {
+      run.shutdownRequested = false;
+      return migration.cannotJournal();
+    }
     run.sourceSuspendedAt = System.currentTimeMillis();
     String vm = run.vm;
     migration.blocking(
@@ -81,10 +80,7 @@ final class ColdMove extends SourceFlow {
                 ShutdownPolled.class,
                 m -> {
                   if (!m.failed() && m.state() == DomainState.SHUTOFF) {
-                    journal.append(
-                        run.id,
-                        MigrationJournal.Role.SOURCE,
-                        JournalEntry.of("shut-off", "shutting-down", null));
+                    migration.record(new JournalEntry.ShutOff());
                     migration.bulkCopy.startDirectoryCopy();
                     return migration.bulkCopy.copying();
                   }
@@ -138,11 +134,10 @@ final class ColdMove extends SourceFlow {
                             + " failed: "
                             + MigrationFailure.reason(m.error()));
                   }
+                  if (!migration.record(new JournalEntry.ColdStartRequested())) {
+                    return migration.cannotJournal();
+                  }
                   run.coldStartRequested = true;
-                  journal.append(
-                      run.id,
-                      MigrationJournal.Role.SOURCE,
-                      JournalEntry.of("cold-start-requested", "starting", null));
                   run.target.tell(new TargetProtocol.StartCold(m.xml(), targetReplies));
                   return Behaviors.same();
                 })
@@ -190,8 +185,7 @@ final class ColdMove extends SourceFlow {
 
   /** Cold strategy: the guest runs verified on the destination; its old definition goes. */
   Behavior<Command> undefiningOnSource() {
-    journal.append(
-        run.id, MigrationJournal.Role.SOURCE, JournalEntry.of("cold-started", "starting", null));
+    migration.record(new JournalEntry.ColdStarted());
     String vm = run.vm;
     migration.blocking(
         () -> {

@@ -3,7 +3,6 @@ package dev.ferry.node.migration.source;
 import dev.ferry.node.disksync.DiskJob;
 import dev.ferry.node.disksync.DiskSyncActor;
 import dev.ferry.node.journal.JournalEntry;
-import dev.ferry.node.journal.MigrationJournal;
 import dev.ferry.node.libvirt.JobStats;
 import dev.ferry.node.libvirt.MigrationFlag;
 import dev.ferry.node.libvirt.MigrationRequest;
@@ -53,11 +52,11 @@ final class MemoryMigration extends SourceFlow {
         MigrationPhase.DROPPING_METADATA,
         "dropping libvirt snapshot metadata (kept in the journal)",
         services.settings().tools().commandTimeout());
-    run.metadataDropped = true; // journaled first: a crash may come mid-call
-    journal.append(
-        run.id,
-        MigrationJournal.Role.SOURCE,
-        JournalEntry.of("metadata-dropping", "dropping-metadata", null));
+    // journaled first: a crash may come mid-call
+    if (!migration.record(new JournalEntry.MetadataDropping())) {
+      return migration.cannotJournal();
+    }
+    run.metadataDropped = true;
     String vm = run.vm;
     List<ManifestSnapshot> snapshots = run.manifest.snapshots();
     migration.blocking(
@@ -130,10 +129,10 @@ final class MemoryMigration extends SourceFlow {
   Behavior<Command> startMemory() {
     run.memoryStarted = true;
     run.memoryLastChangeAt = System.currentTimeMillis();
-    journal.append(
-        run.id,
-        MigrationJournal.Role.SOURCE,
-        JournalEntry.of("memory-started", "memory-migration", null));
+    if (!migration.record(new JournalEntry.MemoryStarted())) {
+      run.memoryStarted = false;
+      return migration.cannotJournal();
+    }
     migration.publish("migrating memory to " + run.destination);
     // suspend-sync: paused on arrival, files synced by us (libvirt calls that unsafe);
     // overlay: libvirt mirrors the top layer (the overlay) and resumes the VM itself

@@ -1,7 +1,6 @@
 package dev.ferry.node.migration.source;
 
 import dev.ferry.node.journal.JournalEntry;
-import dev.ferry.node.journal.MigrationJournal;
 import dev.ferry.node.migration.MigrationFailure;
 import dev.ferry.node.migration.overlay.OverlayOps;
 import dev.ferry.node.migration.source.SourceMessage.AgentListing;
@@ -48,11 +47,11 @@ final class OverlaySwitchover extends SourceFlow {
         "freezing the disks under temporary overlays",
         services.settings().tools().commandTimeout());
     run.overlays = OverlayOps.plan(run.manifest);
-    run.overlaysCreated = true; // journaled first: a crash may come mid-call
-    journal.append(
-        run.id,
-        MigrationJournal.Role.SOURCE,
-        JournalEntry.of("overlays-created", "creating-overlays", null));
+    // journaled first: a crash may come mid-call
+    if (!migration.record(new JournalEntry.OverlaysCreated())) {
+      return migration.cannotJournal();
+    }
+    run.overlaysCreated = true;
     String vm = run.vm;
     Manifest manifest = run.manifest;
     List<TargetProtocol.OverlaySpec> overlays = run.overlays;
@@ -114,10 +113,7 @@ final class OverlaySwitchover extends SourceFlow {
    */
   Behavior<Command> merging() {
     run.switchoverStarted = true;
-    journal.append(
-        run.id,
-        MigrationJournal.Role.SOURCE,
-        JournalEntry.of("switched-over", "merging", "libvirt's migration call returned"));
+    migration.record(new JournalEntry.SwitchedOver("libvirt's migration call returned"));
     migration.enter(
         MigrationPhase.MERGING,
         "merging the overlays on " + run.destination,

@@ -1,7 +1,6 @@
 package dev.ferry.node.migration.source;
 
 import dev.ferry.node.journal.JournalEntry;
-import dev.ferry.node.journal.MigrationJournal;
 import dev.ferry.node.migration.MigrationFailure;
 import dev.ferry.node.migration.source.SourceMessage.AgentListing;
 import dev.ferry.node.migration.source.SourceMessage.FromTarget;
@@ -66,10 +65,15 @@ final class Preparation extends SourceFlow {
                   }
                   run.manifest = m.manifest();
                   run.blockNodes = m.blockNodes();
-                  journal.append(
-                      run.id,
-                      MigrationJournal.Role.SOURCE,
-                      JournalEntry.started(run.manifest, run.options));
+                  if (!migration.record(new JournalEntry.Started(run.manifest, run.options))) {
+                    return migration.finish(
+                        MigrationOutcome.ROLLED_BACK,
+                        "refused: the journal on "
+                            + services.settings().host()
+                            + " cannot be written ("
+                            + run.journalError
+                            + "); nothing was changed");
+                  }
                   migration.subscribeToSourceEvents();
                   return contacting();
                 })
@@ -118,18 +122,12 @@ final class Preparation extends SourceFlow {
                 m -> {
                   run.target = ((TargetProtocol.Ready) m.reply()).target();
                   ctx.watchWith(run.target, new TargetGone());
-                  journal.append(
-                      run.id,
-                      MigrationJournal.Role.SOURCE,
-                      JournalEntry.fact(
-                          "target-ready",
-                          "preparing-destination",
-                          Map.of(
-                              "target",
-                              ActorRefResolver.get(ctx.getSystem())
-                                  .toSerializationFormat(run.target),
-                              "host",
-                              run.destination)));
+                  if (!migration.record(
+                      new JournalEntry.TargetReady(
+                          ActorRefResolver.get(ctx.getSystem()).toSerializationFormat(run.target),
+                          run.destination))) {
+                    return migration.cannotJournal();
+                  }
                   if (run.overlay()) {
                     return migration.memory.droppingMetadata(migration.overlay::creatingOverlays);
                   }

@@ -84,6 +84,10 @@ final class SourceFacts {
   long memoryLastChangeAt;
   boolean downtimeSet;
   Verification verification = Verification.none();
+
+  /** Why the journal could not be written, once it could not (null while it works). */
+  String journalError;
+
   final List<String> notes = new ArrayList<>();
 
   private long rateBytes;

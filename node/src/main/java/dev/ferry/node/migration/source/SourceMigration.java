@@ -2,6 +2,7 @@ package dev.ferry.node.migration.source;
 
 import dev.ferry.node.disksync.DiskSyncActor;
 import dev.ferry.node.journal.JournalEntry;
+import dev.ferry.node.journal.JournalException;
 import dev.ferry.node.journal.MigrationJournal;
 import dev.ferry.node.libvirt.LifecycleEvent;
 import dev.ferry.node.metrics.EngineMetrics;
@@ -297,12 +298,44 @@ public final class SourceMigration {
     timers.startSingleTimer(PhaseTimeout.class, new PhaseTimeout(phase), timeout);
     ctx.getLog().info("{} [{}] {}: {}", run.vm, run.id, phase, message);
     if (run.manifest != null) {
-      journal.append(
-          run.id,
-          MigrationJournal.Role.SOURCE,
-          JournalEntry.of("phase", phaseName(phase), message));
+      record(new JournalEntry.PhaseEntered(phase, message));
     }
     publish(message);
+  }
+
+  /**
+   * Appends to this migration's journal. When the journal cannot be written (disk full, I/O error)
+   * the first failure is noted for the result and logged, and this returns false: a flow must then
+   * not take the step the record announces ({@link #cannotJournal}). Later appends are still tried,
+   * so a journal that recovers is used again.
+   */
+  boolean record(JournalEntry entry) {
+    try {
+      journal.append(run.id, MigrationJournal.Role.SOURCE, entry);
+      return true;
+    } catch (JournalException e) {
+      if (run.journalError == null) {
+        run.journalError = MigrationFailure.reason(e);
+        ctx.getLog().error("{}: the journal cannot be written: {}", run.vm, run.journalError);
+        run.note("the journal on " + services.settings().host() + " could not be written");
+      }
+      return false;
+    }
+  }
+
+  /**
+   * The step a flow was about to take needs a journal record that could not be written: without it
+   * a restarted agent could not undo the step, so undo now instead (every caller is before the
+   * switchover).
+   */
+  Behavior<Command> cannotJournal() {
+    return undo.rollingBack(
+        MigrationOutcome.ROLLED_BACK,
+        "the journal on "
+            + services.settings().host()
+            + " cannot be written ("
+            + run.journalError
+            + "); rolled back rather than go on without it");
   }
 
   /** Tells the watchers how the migration ended and counts it in this agent's metrics. */
@@ -324,7 +357,7 @@ public final class SourceMigration {
     MigrationResult result = result(outcome, where, message);
     ctx.getLog().info("{} [{}] finished {}: {}", run.vm, run.id, outcome, message);
     if (run.manifest != null) {
-      journal.append(run.id, MigrationJournal.Role.SOURCE, JournalEntry.finished(result));
+      record(new JournalEntry.Finished(result));
     }
     announce(result);
     stopDisks();
@@ -418,9 +451,5 @@ public final class SourceMigration {
 
   Duration copyTimeout(long bytes) {
     return services.settings().migration().timeouts().copy(bytes);
-  }
-
-  private static String phaseName(MigrationPhase phase) {
-    return phase.name().toLowerCase().replace('_', '-');
   }
 }

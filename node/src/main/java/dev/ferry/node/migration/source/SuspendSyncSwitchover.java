@@ -2,7 +2,6 @@ package dev.ferry.node.migration.source;
 
 import dev.ferry.node.disksync.DiskSyncActor;
 import dev.ferry.node.journal.JournalEntry;
-import dev.ferry.node.journal.MigrationJournal;
 import dev.ferry.node.migration.source.SourceMessage.Disk;
 import dev.ferry.node.migration.source.SourceMessage.DiskStopped;
 import dev.ferry.node.migration.source.SourceMessage.FromTarget;
@@ -33,8 +32,7 @@ final class SuspendSyncSwitchover extends SourceFlow {
   Behavior<Command> switchedOver(String why) {
     timers.cancel("poll-job");
     run.switchoverStarted = true;
-    journal.append(
-        run.id, MigrationJournal.Role.SOURCE, JournalEntry.of("switched-over", "final-sync", why));
+    migration.record(new JournalEntry.SwitchedOver(why));
     run.switchedOverAt = System.currentTimeMillis();
     return finalSync(1);
   }
@@ -66,10 +64,7 @@ final class SuspendSyncSwitchover extends SourceFlow {
                   if (!pending.isEmpty()) {
                     return Behaviors.same();
                   }
-                  journal.append(
-                      run.id,
-                      MigrationJournal.Role.SOURCE,
-                      JournalEntry.of("final-synced", "final-sync", run.finalMethod.toString()));
+                  migration.record(new JournalEntry.FinalSynced(run.finalMethod.toString()));
                   run.finalSyncedAt = System.currentTimeMillis();
                   run.target.tell(
                       new TargetProtocol.FinalSynced(List.copyOf(run.bitmapsLeft), targetReplies));

@@ -3,7 +3,6 @@ package dev.ferry.node.migration.source;
 import dev.ferry.node.disksync.CopyPipelines;
 import dev.ferry.node.image.ImageTool;
 import dev.ferry.node.journal.JournalEntry;
-import dev.ferry.node.journal.MigrationJournal;
 import dev.ferry.node.libvirt.DomainState;
 import dev.ferry.node.migration.MigrationFailure;
 import dev.ferry.node.migration.overlay.OverlayMergeActor;
@@ -51,10 +50,7 @@ final class Undo extends SourceFlow {
     migration.enter(
         MigrationPhase.ROLLING_BACK, cause, services.settings().migration().timeouts().rollback());
     timers.cancel("poll-job");
-    journal.append(
-        run.id,
-        MigrationJournal.Role.SOURCE,
-        JournalEntry.of("rolling-back", "rolling-back", cause));
+    migration.record(new JournalEntry.RollingBack(cause));
     migration.stopDisks();
     run.ancillaryCopies.forEach(CopyPipelines.Copy::cancel);
     List<String> undone = new ArrayList<>();
@@ -112,8 +108,7 @@ final class Undo extends SourceFlow {
 
   /**
    * Rollback before the switchover: merge the overlays back into the source's files, as the
-   * destination would have (docs/overlay.md); an aborted commit is harmless and is
-   * retried.
+   * destination would have (docs/overlay.md); an aborted commit is harmless and is retried.
    */
   Behavior<Command> mergingBackOnSource(
       MigrationOutcome outcome, String cause, List<String> undone) {
@@ -351,10 +346,7 @@ final class Undo extends SourceFlow {
         MigrationPhase.MIGRATING_BACK,
         cause + ": migrating " + run.vm + " back",
         services.settings().migration().timeouts().memory(run.manifest.memoryKiB() * 1024));
-    journal.append(
-        run.id,
-        MigrationJournal.Role.SOURCE,
-        JournalEntry.of("migrating-back", "migrating-back", cause));
+    migration.record(new JournalEntry.MigratingBack(cause));
     migration.stopDisks();
     if (run.memoryStarted && !run.memoryReturned) {
       // until libvirt's call returns, the confirm phase still holds this host's domain object,

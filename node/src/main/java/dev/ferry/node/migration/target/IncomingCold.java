@@ -1,5 +1,6 @@
 package dev.ferry.node.migration.target;
 
+import dev.ferry.node.journal.JournalEntry.Incoming;
 import dev.ferry.node.migration.MigrationFailure;
 import dev.ferry.node.migration.target.MigrationTargetActor.Message;
 import dev.ferry.node.migration.target.TargetMessage.ColdStarted;
@@ -34,7 +35,7 @@ final class IncomingCold extends TargetFlow {
       return Behaviors.same();
     }
     timers.cancel(IdleTimeout.class);
-    target.journal("cold-starting", null);
+    target.journal(Incoming.COLD_STARTING, null);
     target.blocking(() -> host.startCold(manifest, domainXml, copies), ColdStarted::new);
     return Behaviors.receive(Message.class)
         .onMessage(
@@ -48,12 +49,12 @@ final class IncomingCold extends TargetFlow {
                         + services.settings().host()
                         + " failed: "
                         + MigrationFailure.reason(m.error());
-                target.journal("cold-start-failed", why);
+                target.journal(Incoming.COLD_START_FAILED, why);
                 replyTo.tell(new TargetProtocol.Failed(why));
                 return target.waiting();
               }
               Verification v = m.verification();
-              target.journal("verified", String.join("; ", v.details()));
+              target.journal(Incoming.VERIFIED, String.join("; ", v.details()));
               replyTo.tell(new TargetProtocol.ColdStarted(v, System.currentTimeMillis()));
               return target.running();
             })

@@ -1,7 +1,7 @@
 package dev.ferry.node.migration.target;
 
-import dev.ferry.node.journal.JournalEntry;
-import dev.ferry.node.journal.MigrationJournal;
+import dev.ferry.node.journal.JournalEntry.Incoming;
+import dev.ferry.node.journal.JournalEntry.IncomingEnd;
 import dev.ferry.node.migration.MigrationFailure;
 import dev.ferry.node.migration.overlay.OverlayMergeActor;
 import dev.ferry.node.migration.overlay.OverlayOps;
@@ -47,7 +47,7 @@ final class IncomingOverlay extends TargetFlow {
                 Verification v = m.verification();
                 if (v.snapshotTablesEqual() && v.imageCheckClean()) {
                   target.copiesVerified = v;
-                  target.journal("copies-verified", String.join("; ", v.details()));
+                  target.journal(Incoming.COPIES_VERIFIED, String.join("; ", v.details()));
                   replyTo.tell(new TargetProtocol.CopiesVerified());
                 } else {
                   replyTo.tell(
@@ -86,7 +86,7 @@ final class IncomingOverlay extends TargetFlow {
                     new TargetProtocol.Failed(
                         "creating the overlays failed: " + MigrationFailure.reason(m.error())));
               } else {
-                target.journal("overlays-created", null);
+                target.journal(Incoming.OVERLAYS_CREATED, null);
                 replyTo.tell(new TargetProtocol.OverlaysCreated());
               }
               return target.waiting();
@@ -110,7 +110,7 @@ final class IncomingOverlay extends TargetFlow {
    */
   Behavior<Message> merging(
       List<TargetProtocol.OverlaySpec> specs, ActorRef<TargetProtocol.Reply> replyTo) {
-    target.journal("merging", null);
+    target.journal(Incoming.MERGING, null);
     ctx.spawnAnonymous(
         OverlayMergeActor.create(
             manifest.vm(),
@@ -125,12 +125,12 @@ final class IncomingOverlay extends TargetFlow {
             MergeDone.class,
             m -> {
               if (m.result() instanceof OverlayMergeActor.Failed f) {
-                target.journal("merge-failed", f.reason());
+                target.journal(Incoming.MERGE_FAILED, f.reason());
                 replyTo.tell(
                     new TargetProtocol.Failed("merging the overlays failed: " + f.reason()));
                 return onChain(specs);
               }
-              target.journal("merged", null);
+              target.journal(Incoming.MERGED, null);
               target.blocking(
                   () -> TargetVerification.verifyMerged(host, manifest), MergeVerified::new);
               return Behaviors.same();
@@ -146,7 +146,8 @@ final class IncomingOverlay extends TargetFlow {
               }
               Verification v = m.verification();
               target.journal(
-                  v.passed() ? "verified" : "verification-failed", String.join("; ", v.details()));
+                  v.passed() ? Incoming.VERIFIED : Incoming.VERIFICATION_FAILED,
+                  String.join("; ", v.details()));
               if (v.passed()) {
                 replyTo.tell(
                     new TargetProtocol.Merged(v, target.resumedAt, System.currentTimeMillis()));
@@ -174,10 +175,7 @@ final class IncomingOverlay extends TargetFlow {
           .onMessage(
               Adopted.class,
               s -> {
-                journal.append(
-                    manifest.migrationId(),
-                    MigrationJournal.Role.TARGET,
-                    JournalEntry.of("finished", "running", "merged after a restart"));
+                target.ended(IncomingEnd.RUNNING, "merged after a restart");
                 return Behaviors.stopped();
               })
           .onAnyMessage(x -> Behaviors.same())

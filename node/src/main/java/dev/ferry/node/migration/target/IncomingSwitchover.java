@@ -1,7 +1,7 @@
 package dev.ferry.node.migration.target;
 
-import dev.ferry.node.journal.JournalEntry;
-import dev.ferry.node.journal.MigrationJournal;
+import dev.ferry.node.journal.JournalEntry.Incoming;
+import dev.ferry.node.journal.JournalEntry.IncomingEnd;
 import dev.ferry.node.libvirt.DomainState;
 import dev.ferry.node.libvirt.LifecycleEvent;
 import dev.ferry.node.migration.MigrationFailure;
@@ -50,7 +50,7 @@ final class IncomingSwitchover extends TargetFlow {
                           s -> {
                             if (!s.failed() && s.state() == DomainState.PAUSED) {
                               timers.cancel(IdleTimeout.class);
-                              target.journal("paused", null);
+                              target.journal(Incoming.PAUSED, null);
                               source.tell(new TargetProtocol.DestinationPaused(at));
                               // libvirt metadata only: done while the source syncs the files, and
                               // still compared with the manifest before any resume
@@ -72,7 +72,7 @@ final class IncomingSwitchover extends TargetFlow {
                   // overlay strategy: libvirt resumed the VM here in its Finish phase
                   target.resumedAt = m.event().at().toEpochMilli();
                   timers.cancel(IdleTimeout.class);
-                  target.journal("resumed", null);
+                  target.journal(Incoming.RESUMED, null);
                   return Behaviors.same();
                 })
             .onMessage(
@@ -126,12 +126,12 @@ final class IncomingSwitchover extends TargetFlow {
   /** Proves the files, redefines snapshot metadata, resumes, checks the open inodes. */
   Behavior<Message> verifying(
       List<TargetProtocol.DiskBitmap> bitmaps, ActorRef<TargetProtocol.Reply> replyTo) {
-    target.journal("verifying", null);
+    target.journal(Incoming.VERIFYING, null);
     CompletableFuture<Verification> early = target.earlyRedefine;
     target.blocking(
         () ->
             TargetVerification.verifyAndResume(
-                host, manifest, bitmaps, early, () -> target.journal("resumed", null)),
+                host, manifest, bitmaps, early, () -> target.journal(Incoming.RESUMED, null)),
         (verified, error) -> error == null ? verified : new Verified(null, false, 0, error));
     return Behaviors.receive(Message.class)
         .onMessage(
@@ -162,7 +162,7 @@ final class IncomingSwitchover extends TargetFlow {
                             ? "libvirt snapshot metadata differs"
                             : "qemu-img check is not clean"
                         : "snapshot tables differ";
-                target.journal("verification-failed", why);
+                target.journal(Incoming.VERIFICATION_FAILED, why);
                 replyTo.tell(
                     new TargetProtocol.VerificationFailed(
                         why + ": " + String.join("; ", v.details()), v));
@@ -170,14 +170,15 @@ final class IncomingSwitchover extends TargetFlow {
               }
               Verified r = m;
               if (!r.verification().openInodeMatches()) {
-                target.journal("inode-mismatch", String.join("; ", r.verification().details()));
+                target.journal(
+                    Incoming.INODE_MISMATCH, String.join("; ", r.verification().details()));
                 replyTo.tell(
                     new TargetProtocol.Failed(
                         "after the resume QEMU does not use the file at the path: "
                             + String.join("; ", r.verification().details())));
                 return target.running();
               }
-              target.journal("verified", String.join("; ", r.verification().details()));
+              target.journal(Incoming.VERIFIED, String.join("; ", r.verification().details()));
               replyTo.tell(new TargetProtocol.Resumed(r.verification(), r.resumedAt()));
               return target.running();
             })
@@ -191,7 +192,7 @@ final class IncomingSwitchover extends TargetFlow {
    * Finish) and libvirt refuses a second migration job meanwhile: wait for it on a timer.
    */
   Behavior<Message> migratingBack(String sourceHost, ActorRef<TargetProtocol.Reply> replyTo) {
-    target.journal("migrating-back", sourceHost);
+    target.journal(Incoming.MIGRATING_BACK, sourceHost);
     timers.startTimerAtFixedRate(PollJob.class, new PollJob(), Duration.ofMillis(100));
     timers.startSingleTimer(
         IdleTimeout.class, new IdleTimeout(), services.settings().tools().commandTimeout());
@@ -240,10 +241,7 @@ final class IncomingSwitchover extends TargetFlow {
                 replyTo.tell(new TargetProtocol.Failed(MigrationFailure.reason(m.error())));
                 return paused();
               }
-              journal.append(
-                  manifest.migrationId(),
-                  MigrationJournal.Role.TARGET,
-                  JournalEntry.of("finished", "migrated-back", null));
+              target.ended(IncomingEnd.MIGRATED_BACK, null);
               replyTo.tell(new TargetProtocol.MigratedBack(System.currentTimeMillis()));
               return awaitRelease();
             })

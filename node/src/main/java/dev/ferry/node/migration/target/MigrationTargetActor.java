@@ -1,6 +1,9 @@
 package dev.ferry.node.migration.target;
 
 import dev.ferry.node.journal.JournalEntry;
+import dev.ferry.node.journal.JournalEntry.Incoming;
+import dev.ferry.node.journal.JournalEntry.IncomingEnd;
+import dev.ferry.node.journal.JournalException;
 import dev.ferry.node.journal.MigrationJournal;
 import dev.ferry.node.libvirt.DomainState;
 import dev.ferry.node.migration.Blocking;
@@ -104,11 +107,30 @@ public final class MigrationTargetActor {
     this.cold = new IncomingCold(this);
   }
 
-  void journal(String event, String detail) {
-    journal.append(
-        manifest.migrationId(),
-        MigrationJournal.Role.TARGET,
-        JournalEntry.of(event, event, detail));
+  /**
+   * Journals a step. The destination never acts on its own after the switchover and its records
+   * serve its recovery only, so a journal that cannot be written is logged, not fatal; {@link
+   * #preparing} refuses a migration whose first record cannot be written.
+   */
+  boolean journal(Incoming step, String detail) {
+    return append(new JournalEntry.IncomingStep(step, detail));
+  }
+
+  /** Journals how the migration ended here. */
+  void ended(IncomingEnd end, String detail) {
+    append(new JournalEntry.IncomingEnded(end, detail));
+  }
+
+  private boolean append(JournalEntry entry) {
+    try {
+      journal.append(manifest.migrationId(), MigrationJournal.Role.TARGET, entry);
+      return true;
+    } catch (JournalException e) {
+      ctx.getLog()
+          .error(
+              "{}: the journal cannot be written: {}", manifest.vm(), MigrationFailure.reason(e));
+      return false;
+    }
   }
 
   /** Preflight here: no such domain, directories free (or our own leftovers), space, memory. */
@@ -119,8 +141,11 @@ public final class MigrationTargetActor {
             manifest.vm(),
             manifest.sourceHost(),
             manifest.disks().size());
-    journal.append(
-        manifest.migrationId(), MigrationJournal.Role.TARGET, JournalEntry.started(manifest, null));
+    if (!append(new JournalEntry.Started(manifest, null))) {
+      String reason = "the journal on " + services.settings().host() + " cannot be written";
+      source.tell(new TargetProtocol.Refused(manifest.migrationId(), reason));
+      return Behaviors.stopped();
+    }
     blocking(
         () -> {
           host.prepare(manifest);
@@ -134,14 +159,11 @@ public final class MigrationTargetActor {
               if (m.failed()) {
                 String reason = MigrationFailure.reason(m.error());
                 ctx.getLog().info("{}: refusing the incoming migration: {}", manifest.vm(), reason);
-                journal.append(
-                    manifest.migrationId(),
-                    MigrationJournal.Role.TARGET,
-                    JournalEntry.of("finished", "refused", reason));
+                ended(IncomingEnd.REFUSED, reason);
                 source.tell(new TargetProtocol.Refused(manifest.migrationId(), reason));
                 return Behaviors.stopped();
               }
-              journal("prepared", String.join(",", manifest.directories()));
+              journal(Incoming.PREPARED, String.join(",", manifest.directories()));
               source.tell(
                   new TargetProtocol.Ready(
                       manifest.migrationId(),
@@ -172,7 +194,7 @@ public final class MigrationTargetActor {
                   TargetProtocol.ArmSwitchover m = (TargetProtocol.ArmSwitchover) r.command();
 
                   subscribe();
-                  journal("armed", null);
+                  journal(Incoming.ARMED, null);
                   m.replyTo().tell(new TargetProtocol.Armed());
                   return switchover.armed();
                 })
@@ -242,10 +264,7 @@ public final class MigrationTargetActor {
                   .onMessage(
                       Adopted.class,
                       s -> {
-                        journal.append(
-                            manifest.migrationId(),
-                            MigrationJournal.Role.TARGET,
-                            JournalEntry.of("finished", "running", m.outcome()));
+                        ended(IncomingEnd.RUNNING, m.outcome());
                         return Behaviors.stopped();
                       })
                   .onAnyMessage(x -> Behaviors.same())
@@ -258,7 +277,7 @@ public final class MigrationTargetActor {
   /** Removes what this migration created here and stops. */
   Behavior<Message> aborting(String reason, ActorRef<TargetProtocol.Reply> replyTo) {
     ctx.getLog().info("{}: aborting the incoming migration: {}", manifest.vm(), reason);
-    journal("aborting", reason);
+    journal(Incoming.ABORTING, reason);
     blocking(() -> host.cleanup(manifest), CleanedUp::new);
     return Behaviors.receive(Message.class)
         .onMessage(
@@ -269,20 +288,14 @@ public final class MigrationTargetActor {
                 if (replyTo != null) {
                   replyTo.tell(new TargetProtocol.Failed(why));
                 }
-                journal.append(
-                    manifest.migrationId(),
-                    MigrationJournal.Role.TARGET,
-                    JournalEntry.of("finished", "abort-failed", why));
+                ended(IncomingEnd.ABORT_FAILED, why);
                 return Behaviors.stopped();
               }
               List<String> removed = m.removed();
               if (replyTo != null) {
                 replyTo.tell(new TargetProtocol.Aborted(removed));
               }
-              journal.append(
-                  manifest.migrationId(),
-                  MigrationJournal.Role.TARGET,
-                  JournalEntry.of("finished", "aborted", reason));
+              ended(IncomingEnd.ABORTED, reason);
               return Behaviors.stopped();
             })
         .onAnyMessage(m -> Behaviors.same())
