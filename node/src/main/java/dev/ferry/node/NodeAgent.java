@@ -106,7 +106,10 @@ public final class NodeAgent {
                           .getOrCreate("jackson-json", Optional.empty())),
                   settings,
                   blocking);
-          ctx.spawn(AgentGuardian.create(services), "agent");
+          ctx.spawn(
+              AgentGuardian.create(services),
+              "agent",
+              DispatcherSelector.fromConfig("ferry.agent-dispatcher"));
           warmUp(ctx.getSystem(), runner, settings, blocking);
           Cluster cluster = Cluster.get(ctx.getSystem());
           ctx.spawn(

@@ -23,6 +23,7 @@ import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.DispatcherSelector;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.receptionist.Receptionist;
@@ -68,7 +69,10 @@ public final class AgentGuardian {
           AgentGuardian guardian = new AgentGuardian(ctx, services);
           for (Manifest m : unmerged) {
             ActorRef<MigrationTargetActor.Message> actor =
-                ctx.spawn(MigrationTargetActor.recover(m, services), "incoming-" + m.migrationId());
+                ctx.spawn(
+                    MigrationTargetActor.recover(m, services),
+                    "incoming-" + m.migrationId(),
+                    DispatcherSelector.sameAsParent());
             // snapshots stay refused until the merge is done, then allowed again
             ctx.watchWith(actor, new Stopped(m.migrationId(), m.vm()));
             guardian.incoming.put(m.migrationId(), actor);
@@ -77,7 +81,10 @@ public final class AgentGuardian {
           for (Manifest m : toMergeBack) {
             // the VM runs here on its temporary chain until this is done: no snapshots meanwhile
             ActorRef<?> actor =
-                ctx.spawn(Recovery.mergeBack(m, services), "merge-back-" + m.migrationId());
+                ctx.spawn(
+                    Recovery.mergeBack(m, services),
+                    "merge-back-" + m.migrationId(),
+                    DispatcherSelector.sameAsParent());
             ctx.watchWith(actor, new Stopped(m.migrationId(), m.vm()));
             guardian.vmByMigration.put(m.migrationId(), m.vm());
           }
@@ -199,7 +206,8 @@ public final class AgentGuardian {
         ctx.spawn(
             SourceMigration.create(
                 m.migrationId(), m.vm(), m.destination(), m.options(), m.replyTo(), services),
-            "migration-" + m.migrationId());
+            "migration-" + m.migrationId(),
+            DispatcherSelector.sameAsParent());
     ctx.watchWith(actor, new Stopped(m.migrationId(), m.vm()));
     outgoing.put(m.migrationId(), actor);
     vmByMigration.put(m.migrationId(), m.vm());
@@ -266,7 +274,8 @@ public final class AgentGuardian {
     ActorRef<MigrationTargetActor.Message> actor =
         ctx.spawn(
             MigrationTargetActor.create(manifest, m.options(), m.replyTo(), services),
-            "incoming-" + manifest.migrationId());
+            "incoming-" + manifest.migrationId(),
+            DispatcherSelector.sameAsParent());
     ctx.watchWith(actor, new Stopped(manifest.migrationId(), manifest.vm()));
     incoming.put(manifest.migrationId(), actor);
     // until this actor stops (merge done, or aborted) the VM may be on its temporary chain here

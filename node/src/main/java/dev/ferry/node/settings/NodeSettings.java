@@ -40,12 +40,26 @@ public record NodeSettings(
       int copyChunk,
       long commitBandwidth,
       int mergeAttempts,
-      Timeouts timeouts) {
+      Timeouts timeouts,
+      Intervals intervals) {
 
     public String destinationUri(String host) {
       return String.format(destinationUri, host);
     }
   }
+
+  /** How often a migration polls and how long it waits for small things; see reference.conf. */
+  public record Intervals(
+      Duration contactRetry,
+      Duration ask,
+      Duration jobPoll,
+      Duration blockJobPoll,
+      Duration shutdownPoll,
+      Duration confirmPoll,
+      Duration confirmWait,
+      Duration confirmAfterAck,
+      Duration recoveredDestinationPoll,
+      Duration releaseWait) {}
 
   /** Time limits; see reference.conf. */
   public record Timeouts(
@@ -123,7 +137,18 @@ public record NodeSettings(
             (int) m.getBytes("copy-chunk").longValue(),
             m.getBytes("overlay.commit-bandwidth"),
             m.getInt("overlay.merge-attempts"),
-            timeouts);
+            timeouts,
+            new Intervals(
+                m.getDuration("intervals.contact-retry"),
+                m.getDuration("intervals.ask"),
+                m.getDuration("intervals.job-poll"),
+                m.getDuration("intervals.block-job-poll"),
+                m.getDuration("intervals.shutdown-poll"),
+                m.getDuration("intervals.confirm-poll"),
+                m.getDuration("intervals.confirm-wait"),
+                m.getDuration("intervals.confirm-after-ack"),
+                m.getDuration("intervals.recovered-destination-poll"),
+                m.getDuration("intervals.release-wait")));
     if (!migration.destinationUri().contains("%s")) {
       throw new IllegalArgumentException("ferry.node.migration.destination-uri must contain %s");
     }

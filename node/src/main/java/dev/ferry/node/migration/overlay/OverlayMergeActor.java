@@ -3,6 +3,7 @@ package dev.ferry.node.migration.overlay;
 import dev.ferry.node.libvirt.BlockJob;
 import dev.ferry.node.migration.Blocking;
 import dev.ferry.node.migration.MigrationFailure;
+import dev.ferry.node.migration.MigrationServices;
 import dev.ferry.protocol.TargetProtocol.OverlaySpec;
 import java.time.Duration;
 import java.util.List;
@@ -58,20 +59,31 @@ public final class OverlayMergeActor {
 
   public record Failed(String reason) implements Result {}
 
+  /**
+   * Merges {@code specs} of {@code vm} on this host, each commit limited to {@code bandwidth}
+   * bytes/s (0: unlimited), with the attempts, poll interval and executor of the host's settings.
+   */
   public static Behavior<Command> create(
       String vm,
       List<OverlaySpec> specs,
-      OverlayOps ops,
       long bandwidth,
-      int attempts,
-      Executor blocking,
+      MigrationServices services,
       ActorRef<Result> replyTo) {
     return Behaviors.setup(
         ctx ->
             Behaviors.withTimers(
                 timers ->
                     new OverlayMergeActor(
-                            ctx, timers, vm, specs, ops, bandwidth, attempts, blocking, replyTo)
+                            ctx,
+                            timers,
+                            vm,
+                            specs,
+                            new OverlayOps(services),
+                            bandwidth,
+                            services.settings().migration().mergeAttempts(),
+                            services.settings().migration().intervals().blockJobPoll(),
+                            services.blocking(),
+                            replyTo)
                         .next(0, 1)));
   }
 
@@ -82,6 +94,7 @@ public final class OverlayMergeActor {
   private final OverlayOps ops;
   private final long bandwidth;
   private final int attempts;
+  private final Duration pollEvery;
   private final Executor blocking;
   private final ActorRef<Result> replyTo;
 
@@ -93,9 +106,11 @@ public final class OverlayMergeActor {
       OverlayOps ops,
       long bandwidth,
       int attempts,
+      Duration pollEvery,
       Executor blocking,
       ActorRef<Result> replyTo) {
     this.ctx = ctx;
+    this.pollEvery = pollEvery;
     this.timers = timers;
     this.vm = vm;
     this.specs = specs;
@@ -142,7 +157,7 @@ public final class OverlayMergeActor {
               if (!m.onOverlay()) {
                 return next(i + 1, 1);
               }
-              timers.startTimerAtFixedRate(Poll.class, new Poll(), Duration.ofMillis(100));
+              timers.startTimerAtFixedRate(Poll.class, new Poll(), pollEvery);
               return waiting(i, attempt);
             })
         .onAnyMessage(m -> Behaviors.same())
@@ -206,7 +221,7 @@ public final class OverlayMergeActor {
                     "pivoting " + s.target() + " failed: " + MigrationFailure.reason(m.error()));
               }
               // the pivot returns before libvirt has saved the new definition: poll until it has
-              timers.startTimerAtFixedRate(Poll.class, new Poll(), Duration.ofMillis(100));
+              timers.startTimerAtFixedRate(Poll.class, new Poll(), pollEvery);
               return settling(i, attempt, 0);
             })
         .onAnyMessage(m -> Behaviors.same())

@@ -87,14 +87,7 @@ public final class Recovery {
     return Behaviors.setup(
         ctx -> {
           ctx.spawnAnonymous(
-              OverlayMergeActor.create(
-                  m.vm(),
-                  OverlayOps.plan(m),
-                  new OverlayOps(services),
-                  0,
-                  services.settings().migration().mergeAttempts(),
-                  services.blocking(),
-                  ctx.getSelf()));
+              OverlayMergeActor.create(m.vm(), OverlayOps.plan(m), 0, services, ctx.getSelf()));
           return Behaviors.receive(OverlayMergeActor.Result.class)
               .onAnyMessage(
                   result -> {

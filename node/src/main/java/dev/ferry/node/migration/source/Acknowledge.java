@@ -18,7 +18,6 @@ import dev.ferry.protocol.MigrationPhase;
 import dev.ferry.protocol.MigrationResult;
 import dev.ferry.protocol.TargetProtocol;
 import java.nio.file.Files;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -49,7 +48,10 @@ final class Acknowledge extends SourceFlow {
     // the domain itself is the fact to wait for: libvirt's call may have returned while this
     // actor was in a state that does not track it
     checkSourceDomain();
-    timers.startSingleTimer("confirm-wait", new ConfirmWaitOver(), Duration.ofSeconds(60));
+    timers.startSingleTimer(
+        "confirm-wait",
+        new ConfirmWaitOver(),
+        services.settings().migration().intervals().confirmWait());
     return migration.withCommon(
         Behaviors.receive(Command.class)
             .onMessage(
@@ -70,7 +72,9 @@ final class Acknowledge extends SourceFlow {
                     return confirmed();
                   }
                   timers.startSingleTimer(
-                      "confirm-poll", new RecheckSourceDomain(), Duration.ofMillis(500));
+                      "confirm-poll",
+                      new RecheckSourceDomain(),
+                      services.settings().migration().intervals().confirmPoll());
                   return Behaviors.same();
                 })
             .onMessage(
@@ -85,7 +89,9 @@ final class Acknowledge extends SourceFlow {
                   run.note(
                       "libvirt's migration call on "
                           + services.settings().host()
-                          + " had not returned 60 s after the resume; the source's definition may"
+                          + " had not returned "
+                          + services.settings().migration().intervals().confirmWait().toSeconds()
+                          + " s after the resume; the source's definition may"
                           + " remain until it does");
                   return confirmed();
                 }));
@@ -182,7 +188,9 @@ final class Acknowledge extends SourceFlow {
       return Behaviors.stopped();
     }
     timers.startSingleTimer(
-        PhaseTimeout.class, new PhaseTimeout(MigrationPhase.FINISHED), Duration.ofMinutes(2));
+        PhaseTimeout.class,
+        new PhaseTimeout(MigrationPhase.FINISHED),
+        services.settings().migration().intervals().confirmAfterAck());
     return Behaviors.receive(Command.class)
         .onMessage(
             MemoryDone.class,
@@ -201,8 +209,9 @@ final class Acknowledge extends SourceFlow {
             m -> {
               ctx.getLog()
                   .warn(
-                      "{}: libvirt's migration call had not returned 2 minutes after the acknowledgement",
-                      run.vm);
+                      "{}: libvirt's migration call had not returned {} s after the acknowledgement",
+                      run.vm,
+                      services.settings().migration().intervals().confirmAfterAck().toSeconds());
               return Behaviors.stopped();
             })
         .onMessage(

@@ -105,7 +105,10 @@ final class ColdMove extends SourceFlow {
   }
 
   Behavior<Command> pollShutdown() {
-    timers.startSingleTimer(PollShutdown.class, new PollShutdown(), Duration.ofMillis(500));
+    timers.startSingleTimer(
+        PollShutdown.class,
+        new PollShutdown(),
+        services.settings().migration().intervals().shutdownPoll());
     return Behaviors.same();
   }
 

@@ -22,7 +22,6 @@ import dev.ferry.protocol.MemoryProgress;
 import dev.ferry.protocol.MigrationOutcome;
 import dev.ferry.protocol.MigrationPhase;
 import dev.ferry.protocol.TargetProtocol;
-import java.time.Duration;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.Optional;
@@ -169,7 +168,8 @@ final class MemoryMigration extends SourceFlow {
         CompletableFuture.runAsync(
             () -> services.hypervisor().migrate(vm, request), services.blocking()),
         (ok, err) -> new MemoryDone(err));
-    timers.startTimerAtFixedRate("poll-job", new PollJob(), Duration.ofMillis(500));
+    timers.startTimerAtFixedRate(
+        "poll-job", new PollJob(), services.settings().migration().intervals().jobPoll());
     return migration.withCommon(
         Behaviors.receive(Command.class)
             .onMessage(

@@ -17,7 +17,6 @@ import dev.ferry.protocol.Manifest;
 import dev.ferry.protocol.MigrationOutcome;
 import dev.ferry.protocol.MigrationPhase;
 import dev.ferry.protocol.TargetProtocol;
-import java.time.Duration;
 import java.util.List;
 import java.util.Set;
 import org.apache.pekko.actor.typed.Behavior;
@@ -187,7 +186,10 @@ final class OverlaySwitchover extends SourceFlow {
               run.destination);
       run.note("the agent on " + run.destination + " restarted during the merge and finished it");
     }
-    timers.startSingleTimer(RetryQuery.class, new RetryQuery(), Duration.ofSeconds(2));
+    timers.startSingleTimer(
+        RetryQuery.class,
+        new RetryQuery(),
+        services.settings().migration().intervals().recoveredDestinationPoll());
     return migration.withCommon(
         Behaviors.receive(Command.class)
             .onMessage(
@@ -196,7 +198,7 @@ final class OverlaySwitchover extends SourceFlow {
                   ctx.ask(
                       Receptionist.Listing.class,
                       ctx.getSystem().receptionist(),
-                      Duration.ofSeconds(5),
+                      services.settings().migration().intervals().ask(),
                       ref -> Receptionist.find(AgentProtocol.agentKey(run.destination), ref),
                       (listing, err) ->
                           new AgentListing(
@@ -215,7 +217,7 @@ final class OverlaySwitchover extends SourceFlow {
                   ctx.ask(
                       AgentProtocol.IncomingStatus.class,
                       m.agents().iterator().next(),
-                      Duration.ofSeconds(5),
+                      services.settings().migration().intervals().ask(),
                       ref -> new AgentProtocol.QueryIncoming(run.id, ref),
                       (status, err) -> status == null ? new RetryQuery() : new Queried(status));
                   return Behaviors.same();

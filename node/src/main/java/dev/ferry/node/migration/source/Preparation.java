@@ -15,7 +15,6 @@ import dev.ferry.protocol.Manifest;
 import dev.ferry.protocol.MigrationOutcome;
 import dev.ferry.protocol.MigrationPhase;
 import dev.ferry.protocol.TargetProtocol;
-import java.time.Duration;
 import java.util.Map;
 import java.util.Set;
 import org.apache.pekko.actor.typed.ActorRefResolver;
@@ -99,7 +98,9 @@ final class Preparation extends SourceFlow {
                 m -> {
                   if (m.agents().isEmpty()) {
                     timers.startSingleTimer(
-                        RetryContact.class, new RetryContact(), Duration.ofSeconds(1));
+                        RetryContact.class,
+                        new RetryContact(),
+                        services.settings().migration().intervals().contactRetry());
                   } else {
                     m.agents()
                         .iterator()
@@ -165,7 +166,7 @@ final class Preparation extends SourceFlow {
     ctx.ask(
         Receptionist.Listing.class,
         ctx.getSystem().receptionist(),
-        Duration.ofSeconds(5),
+        services.settings().migration().intervals().ask(),
         ref -> Receptionist.find(AgentProtocol.agentKey(run.destination), ref),
         (listing, err) ->
             new AgentListing(

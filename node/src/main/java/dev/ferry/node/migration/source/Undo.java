@@ -6,7 +6,6 @@ import dev.ferry.node.journal.JournalEntry;
 import dev.ferry.node.libvirt.DomainState;
 import dev.ferry.node.migration.MigrationFailure;
 import dev.ferry.node.migration.overlay.OverlayMergeActor;
-import dev.ferry.node.migration.overlay.OverlayOps;
 import dev.ferry.node.migration.source.SourceMessage.FromTarget;
 import dev.ferry.node.migration.source.SourceMessage.MemoryDone;
 import dev.ferry.node.migration.source.SourceMessage.MergedBack;
@@ -116,10 +115,8 @@ final class Undo extends SourceFlow {
         OverlayMergeActor.create(
             run.vm,
             run.overlays,
-            new OverlayOps(services),
-            0,
-            services.settings().migration().mergeAttempts(),
-            services.blocking(),
+            0, // on the source, rolling back: as fast as it can
+            services,
             ctx.messageAdapter(OverlayMergeActor.Result.class, MergedBack::new)));
     return Behaviors.receive(Command.class)
         .onMessage(

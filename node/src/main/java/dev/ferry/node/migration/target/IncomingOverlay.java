@@ -115,10 +115,8 @@ final class IncomingOverlay extends TargetFlow {
         OverlayMergeActor.create(
             manifest.vm(),
             specs,
-            new OverlayOps(services),
             services.settings().migration().commitBandwidth(),
-            services.settings().migration().mergeAttempts(),
-            services.blocking(),
+            services,
             ctx.messageAdapter(OverlayMergeActor.Result.class, MergeDone::new)));
     return Behaviors.receive(Message.class)
         .onMessage(

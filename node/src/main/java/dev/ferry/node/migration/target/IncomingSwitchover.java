@@ -16,7 +16,6 @@ import dev.ferry.node.migration.target.TargetMessage.SentBack;
 import dev.ferry.node.migration.target.TargetMessage.Verified;
 import dev.ferry.protocol.TargetProtocol;
 import dev.ferry.protocol.Verification;
-import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -193,7 +192,8 @@ final class IncomingSwitchover extends TargetFlow {
    */
   Behavior<Message> migratingBack(String sourceHost, ActorRef<TargetProtocol.Reply> replyTo) {
     target.journal(Incoming.MIGRATING_BACK, sourceHost);
-    timers.startTimerAtFixedRate(PollJob.class, new PollJob(), Duration.ofMillis(100));
+    timers.startTimerAtFixedRate(
+        PollJob.class, new PollJob(), services.settings().migration().intervals().blockJobPoll());
     timers.startSingleTimer(
         IdleTimeout.class, new IdleTimeout(), services.settings().tools().commandTimeout());
     return Behaviors.receive(Message.class)
@@ -254,7 +254,10 @@ final class IncomingSwitchover extends TargetFlow {
    * terminate before it read our last reply (death notices travel apart from messages).
    */
   Behavior<Message> awaitRelease() {
-    timers.startSingleTimer(IdleTimeout.class, new IdleTimeout(), Duration.ofMinutes(1));
+    timers.startSingleTimer(
+        IdleTimeout.class,
+        new IdleTimeout(),
+        services.settings().migration().intervals().releaseWait());
     return Behaviors.receive(Message.class)
         .onMessage(
             Remote.class,
