@@ -8,7 +8,7 @@ import dev.ferry.node.journal.FileMigrationJournal;
 import dev.ferry.node.libvirt.LibvirtHypervisor;
 import dev.ferry.node.management.ManagementServer;
 import dev.ferry.node.metrics.MetricsSource;
-import dev.ferry.node.migration.MigrationServices;
+import dev.ferry.node.migration.HostPorts;
 import dev.ferry.node.process.LocalProcessRunner;
 import dev.ferry.node.settings.NodeSettings;
 import dev.ferry.node.validation.DatastorePaths;
@@ -92,8 +92,8 @@ public final class NodeAgent {
                   .lookup(DispatcherSelector.fromConfig("ferry.blocking-dispatcher"));
           LocalProcessRunner runner = new LocalProcessRunner();
           LibvirtHypervisor hypervisor = new LibvirtHypervisor(settings.libvirtUri());
-          MigrationServices services =
-              new MigrationServices(
+          HostPorts services =
+              new HostPorts(
                   hypervisor,
                   new QemuImgTool(
                       runner, settings.tools().qemuImg(), settings.tools().commandTimeout()),

@@ -47,7 +47,7 @@ public final class AgentProtocol {
 
   /** From a source agent: get ready to receive the VM described by the manifest. */
   public record PrepareIncoming(
-      Manifest manifest, MigrationOptions options, ActorRef<TargetProtocol.Reply> replyTo)
+      Manifest manifest, MigrationOptions options, ActorRef<DestinationProtocol.Reply> replyTo)
       implements Command {}
 
   /**

@@ -34,8 +34,8 @@ class SerializationTest {
   private static final List<Class<?>> PROTOCOLS =
       List.of(
           AgentProtocol.Command.class,
-          TargetProtocol.Command.class,
-          TargetProtocol.Reply.class,
+          DestinationProtocol.Command.class,
+          DestinationProtocol.Reply.class,
           MigrationEvent.class,
           SchedulerProtocol.Command.class);
 

@@ -2,19 +2,19 @@ package dev.ferry.node.agent;
 
 import dev.ferry.node.journal.JournalEntry;
 import dev.ferry.node.journal.MigrationJournal;
-import dev.ferry.node.migration.MigrationServices;
+import dev.ferry.node.migration.HostPorts;
+import dev.ferry.node.migration.destination.DestinationMigration;
 import dev.ferry.node.migration.recovery.Recovery;
 import dev.ferry.node.migration.source.SourceMigration;
-import dev.ferry.node.migration.target.MigrationTargetActor;
 import dev.ferry.node.validation.InvalidInputException;
 import dev.ferry.node.validation.Names;
 import dev.ferry.protocol.AgentProtocol;
+import dev.ferry.protocol.DestinationProtocol;
 import dev.ferry.protocol.HostInventory;
 import dev.ferry.protocol.Manifest;
 import dev.ferry.protocol.ManifestDisk;
 import dev.ferry.protocol.MigrationEvent;
 import dev.ferry.protocol.MigrationResult;
-import dev.ferry.protocol.TargetProtocol;
 import dev.ferry.protocol.Verification;
 import java.util.HashMap;
 import java.util.List;
@@ -30,7 +30,7 @@ import org.apache.pekko.actor.typed.receptionist.Receptionist;
 
 /**
  * The root of a node agent: registers this host with the Receptionist, starts one {@link
- * SourceMigration} per outgoing and one {@link MigrationTargetActor} per incoming migration,
+ * SourceMigration} per outgoing and one {@link DestinationMigration} per incoming migration,
  * answers for migrations that already ended from the journal, and on start-up reconciles the
  * journal with libvirt's truth ({@link Recovery}).
  *
@@ -51,7 +51,7 @@ public final class AgentGuardian {
       HostInventory inventory, Throwable error, ActorRef<HostInventory> replyTo)
       implements Message {}
 
-  public static Behavior<Message> create(MigrationServices services) {
+  public static Behavior<Message> create(HostPorts services) {
     return Behaviors.setup(
         ctx -> {
           String host = services.settings().host();
@@ -68,9 +68,9 @@ public final class AgentGuardian {
               .tell(Receptionist.register(AgentProtocol.AGENTS, requests));
           AgentGuardian guardian = new AgentGuardian(ctx, services);
           for (Manifest m : unmerged) {
-            ActorRef<MigrationTargetActor.Message> actor =
+            ActorRef<DestinationMigration.Message> actor =
                 ctx.spawn(
-                    MigrationTargetActor.recover(m, services),
+                    DestinationMigration.recover(m, services),
                     "incoming-" + m.migrationId(),
                     DispatcherSelector.sameAsParent());
             // snapshots stay refused until the merge is done, then allowed again
@@ -93,11 +93,11 @@ public final class AgentGuardian {
   }
 
   private final ActorContext<Message> ctx;
-  private final MigrationServices services;
+  private final HostPorts services;
   private final InventoryReader inventory;
   private final Map<String, ActorRef<SourceMigration.Command>> outgoing = new HashMap<>();
   private final Map<String, String> vmByMigration = new HashMap<>();
-  private final Map<String, ActorRef<MigrationTargetActor.Message>> incoming = new HashMap<>();
+  private final Map<String, ActorRef<DestinationMigration.Message>> incoming = new HashMap<>();
   private final Map<String, String> incomingVm = new HashMap<>();
 
   /**
@@ -106,7 +106,7 @@ public final class AgentGuardian {
    */
   private final Map<String, List<ActorRef<MigrationEvent>>> forwarded = new HashMap<>();
 
-  private AgentGuardian(ActorContext<Message> ctx, MigrationServices services) {
+  private AgentGuardian(ActorContext<Message> ctx, HostPorts services) {
     this.ctx = ctx;
     this.services = services;
     this.inventory = new InventoryReader(services);
@@ -261,19 +261,19 @@ public final class AgentGuardian {
         services.datastores().confine("directory", dir);
       }
     } catch (InvalidInputException e) {
-      m.replyTo().tell(new TargetProtocol.Refused(manifest.migrationId(), e.getMessage()));
+      m.replyTo().tell(new DestinationProtocol.Refused(manifest.migrationId(), e.getMessage()));
       return Behaviors.same();
     }
     if (incoming.containsKey(manifest.migrationId())) {
       m.replyTo()
           .tell(
-              new TargetProtocol.Refused(
+              new DestinationProtocol.Refused(
                   manifest.migrationId(), "already receiving " + manifest.migrationId()));
       return Behaviors.same();
     }
-    ActorRef<MigrationTargetActor.Message> actor =
+    ActorRef<DestinationMigration.Message> actor =
         ctx.spawn(
-            MigrationTargetActor.create(manifest, m.options(), m.replyTo(), services),
+            DestinationMigration.create(manifest, m.options(), m.replyTo(), services),
             "incoming-" + manifest.migrationId(),
             DispatcherSelector.sameAsParent());
     ctx.watchWith(actor, new Stopped(manifest.migrationId(), manifest.vm()));

@@ -2,7 +2,7 @@ package dev.ferry.node.agent;
 
 import dev.ferry.node.libvirt.DiskDefinition;
 import dev.ferry.node.libvirt.DomainSummary;
-import dev.ferry.node.migration.MigrationServices;
+import dev.ferry.node.migration.HostPorts;
 import dev.ferry.protocol.HostInventory;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -16,9 +16,9 @@ import java.util.Set;
 
 /** Reads this host's capacity and use from libvirt and the datastore file systems. */
 final class InventoryReader {
-  private final MigrationServices services;
+  private final HostPorts services;
 
-  InventoryReader(MigrationServices services) {
+  InventoryReader(HostPorts services) {
     this.services = services;
   }
 

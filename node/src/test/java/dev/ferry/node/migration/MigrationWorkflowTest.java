@@ -26,9 +26,9 @@ import dev.ferry.node.journal.FileMigrationJournal;
 import dev.ferry.node.journal.JournalEntry;
 import dev.ferry.node.journal.JournalException;
 import dev.ferry.node.journal.MigrationJournal;
+import dev.ferry.node.migration.destination.DestinationHost;
+import dev.ferry.node.migration.destination.DestinationMigration;
 import dev.ferry.node.migration.source.SourceMigration;
-import dev.ferry.node.migration.target.MigrationTargetActor;
-import dev.ferry.node.migration.target.TargetHost;
 import dev.ferry.node.process.ScriptedProcessRunner;
 import dev.ferry.node.process.ScriptedProcessRunner.Reply;
 import dev.ferry.node.settings.NodeSettings;
@@ -73,7 +73,7 @@ import org.junit.jupiter.api.io.TempDir;
 import org.slf4j.LoggerFactory;
 
 /**
- * The suspend-sync workflow of {@link SourceMigration} and {@link MigrationTargetActor} with fake
+ * The suspend-sync workflow of {@link SourceMigration} and {@link DestinationMigration} with fake
  * hypervisors, a fake qemu-img and scripted processes, on ManualTime: the order of steps, what each
  * failure undoes, and what the caller is told. The real thing runs in the *IT tests.
  */
@@ -186,8 +186,8 @@ class MigrationWorkflowTest {
                         + run
                         + "\" }")
                 .withFallback(CONFIG));
-    MigrationServices services =
-        new MigrationServices(
+    HostPorts services =
+        new HostPorts(
             hv,
             imageTool,
             runner,
@@ -403,7 +403,7 @@ class MigrationWorkflowTest {
                     Files.exists(root(src).resolve("ds0/vm1")),
                     "the source's VM directory was removed"));
     assertFalse(
-        Files.exists(root(dst).resolve("ds0/vm1/" + TargetHost.MARKER)),
+        Files.exists(root(dst).resolve("ds0/vm1/" + DestinationHost.MARKER)),
         "the destination adopted the directory");
     assertFalse(srcHv.domains.containsKey(VM));
   }
@@ -488,7 +488,7 @@ class MigrationWorkflowTest {
     }
     List<ILoggingEvent> events = List.copyOf(lines.list);
     assertTrue(
-        events.stream().anyMatch(e -> e.getLoggerName().equals("dev.ferry.migration.target")),
+        events.stream().anyMatch(e -> e.getLoggerName().equals("dev.ferry.migration.destination")),
         "the destination logged too");
     for (ILoggingEvent e : events) {
       assertEquals("m-logs", e.getMDCPropertyMap().get("migrationId"), e.getFormattedMessage());

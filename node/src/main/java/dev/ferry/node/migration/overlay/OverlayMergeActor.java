@@ -2,9 +2,9 @@ package dev.ferry.node.migration.overlay;
 
 import dev.ferry.node.libvirt.BlockJob;
 import dev.ferry.node.migration.Blocking;
+import dev.ferry.node.migration.HostPorts;
 import dev.ferry.node.migration.MigrationFailure;
-import dev.ferry.node.migration.MigrationServices;
-import dev.ferry.protocol.TargetProtocol.OverlaySpec;
+import dev.ferry.protocol.DestinationProtocol.OverlaySpec;
 import java.time.Duration;
 import java.util.List;
 import java.util.Optional;
@@ -67,7 +67,7 @@ public final class OverlayMergeActor {
       String vm,
       List<OverlaySpec> specs,
       long bandwidth,
-      MigrationServices services,
+      HostPorts services,
       ActorRef<Result> replyTo) {
     return Behaviors.setup(
         ctx ->

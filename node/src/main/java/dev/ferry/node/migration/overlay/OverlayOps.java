@@ -7,11 +7,11 @@ import dev.ferry.node.libvirt.BlockJob;
 import dev.ferry.node.libvirt.DiskDefinition;
 import dev.ferry.node.libvirt.DomainDefinition;
 import dev.ferry.node.libvirt.Hypervisor;
+import dev.ferry.node.migration.HostPorts;
 import dev.ferry.node.migration.MigrationFailure;
-import dev.ferry.node.migration.MigrationServices;
+import dev.ferry.protocol.DestinationProtocol.OverlaySpec;
 import dev.ferry.protocol.Manifest;
 import dev.ferry.protocol.ManifestDisk;
-import dev.ferry.protocol.TargetProtocol.OverlaySpec;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -30,7 +30,7 @@ public final class OverlayOps {
   private final HostFiles files;
 
   /** Overlay operations with the host's ports. */
-  public OverlayOps(MigrationServices s) {
+  public OverlayOps(HostPorts s) {
     this(s.hypervisor(), s.images(), s.files());
   }
 

@@ -3,18 +3,18 @@ package dev.ferry.node.migration.recovery;
 import dev.ferry.node.journal.JournalEntry;
 import dev.ferry.node.journal.MigrationJournal;
 import dev.ferry.node.libvirt.DomainState;
-import dev.ferry.node.migration.MigrationServices;
+import dev.ferry.node.migration.HostPorts;
+import dev.ferry.node.migration.destination.DestinationHost;
+import dev.ferry.node.migration.destination.DestinationMigration;
 import dev.ferry.node.migration.overlay.OverlayMergeActor;
 import dev.ferry.node.migration.overlay.OverlayOps;
 import dev.ferry.node.migration.source.SourceHost;
-import dev.ferry.node.migration.target.MigrationTargetActor;
-import dev.ferry.node.migration.target.TargetHost;
+import dev.ferry.protocol.DestinationProtocol;
 import dev.ferry.protocol.Manifest;
 import dev.ferry.protocol.ManifestDisk;
 import dev.ferry.protocol.MigrationOptions;
 import dev.ferry.protocol.MigrationOutcome;
 import dev.ferry.protocol.MigrationResult;
-import dev.ferry.protocol.TargetProtocol;
 import dev.ferry.protocol.Verification;
 import java.util.ArrayList;
 import java.util.List;
@@ -36,12 +36,12 @@ import org.slf4j.Logger;
  * can tell which host should win if both were touched.
  */
 public final class Recovery {
-  private final MigrationServices services;
+  private final HostPorts services;
   private final Logger log;
   private final ActorSystem<?> system;
   private final List<Manifest> toMergeBack = new ArrayList<>();
 
-  public Recovery(MigrationServices services, Logger log, ActorSystem<?> system) {
+  public Recovery(HostPorts services, Logger log, ActorSystem<?> system) {
     this.services = services;
     this.log = log;
     this.system = system;
@@ -50,7 +50,7 @@ public final class Recovery {
   /**
    * Reconciles every unfinished migration; returns the incoming overlay migrations whose VM runs
    * here with its merge unfinished, for the caller to finish ({@link
-   * MigrationTargetActor#recover}).
+   * DestinationMigration#recover}).
    */
   public List<Manifest> reconcile() {
     List<Manifest> toMerge = new ArrayList<>();
@@ -82,8 +82,7 @@ public final class Recovery {
    * Merges an interrupted outgoing overlay migration's overlays back into the source's files, then
    * restores the snapshot metadata and records the roll-back.
    */
-  public static Behavior<OverlayMergeActor.Result> mergeBack(
-      Manifest m, MigrationServices services) {
+  public static Behavior<OverlayMergeActor.Result> mergeBack(Manifest m, HostPorts services) {
     return Behaviors.setup(
         ctx -> {
           ctx.spawnAnonymous(
@@ -253,10 +252,11 @@ public final class Recovery {
           .map(JournalEntry.TargetReady::targetRef)
           .ifPresent(
               ref -> {
-                ActorRef<TargetProtocol.Command> target =
+                ActorRef<DestinationProtocol.Command> target =
                     ActorRefResolver.get(system).resolveActorRef(ref);
                 target.tell(
-                    new TargetProtocol.Abort("the source agent restarted", system.ignoreRef()));
+                    new DestinationProtocol.Abort(
+                        "the source agent restarted", system.ignoreRef()));
                 undone.add("asked " + m.destinationHost() + " to remove its files");
               });
       finish(
@@ -336,10 +336,10 @@ public final class Recovery {
         .map(JournalEntry.TargetReady::targetRef)
         .ifPresent(
             ref -> {
-              ActorRef<TargetProtocol.Command> target =
+              ActorRef<DestinationProtocol.Command> target =
                   ActorRefResolver.get(system).resolveActorRef(ref);
               target.tell(
-                  new TargetProtocol.Abort("the source agent restarted", system.ignoreRef()));
+                  new DestinationProtocol.Abort("the source agent restarted", system.ignoreRef()));
               undone.add("asked " + m.destinationHost() + " to remove its files");
             });
     try {
@@ -387,7 +387,7 @@ public final class Recovery {
       return Optional.empty();
     }
     Manifest m = manifest.get();
-    TargetHost target = new TargetHost(services);
+    DestinationHost target = new DestinationHost(services);
     try {
       DomainState state = target.state(m.vm());
       if (has(entries, JournalEntry.Incoming.VERIFIED)) {

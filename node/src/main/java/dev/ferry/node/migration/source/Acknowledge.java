@@ -11,12 +11,12 @@ import dev.ferry.node.migration.source.SourceMessage.SourceDomainChecked;
 import dev.ferry.node.migration.source.SourceMigration.Cancel;
 import dev.ferry.node.migration.source.SourceMigration.Command;
 import dev.ferry.node.migration.source.SourceMigration.Watch;
+import dev.ferry.protocol.DestinationProtocol;
 import dev.ferry.protocol.Manifest;
 import dev.ferry.protocol.MigrationEvent;
 import dev.ferry.protocol.MigrationOutcome;
 import dev.ferry.protocol.MigrationPhase;
 import dev.ferry.protocol.MigrationResult;
-import dev.ferry.protocol.TargetProtocol;
 import java.nio.file.Files;
 import java.util.ArrayList;
 import java.util.List;
@@ -132,11 +132,11 @@ final class Acknowledge extends SourceFlow {
         services.settings().tools().commandTimeout());
     boolean remove = services.settings().migration().removeSourceFiles();
     Manifest manifest = run.manifest;
-    List<TargetProtocol.OverlaySpec> overlays = run.overlays;
+    List<DestinationProtocol.OverlaySpec> overlays = run.overlays;
     migration.blocking(
         () -> {
           List<String> removed = new ArrayList<>(remove ? source.removeFiles(manifest) : List.of());
-          for (TargetProtocol.OverlaySpec o : overlays) {
+          for (DestinationProtocol.OverlaySpec o : overlays) {
             if (Files.deleteIfExists(services.files().local(o.overlay()))) {
               removed.add(o.overlay());
             }
@@ -165,7 +165,7 @@ final class Acknowledge extends SourceFlow {
                               + "; removing the source's files failed: "
                               + MigrationFailure.reason(m.error()));
               migration.record(new JournalEntry.Finished(finalResult));
-              run.target.tell(new TargetProtocol.Release(MigrationOutcome.COMPLETED.name()));
+              run.target.tell(new DestinationProtocol.Release(MigrationOutcome.COMPLETED.name()));
               return awaitMemoryCallThenStop(finalResult);
             })
         .onMessage(

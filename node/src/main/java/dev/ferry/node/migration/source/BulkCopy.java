@@ -15,11 +15,11 @@ import dev.ferry.node.migration.source.SourceMessage.FromTarget;
 import dev.ferry.node.migration.source.SourceMessage.PhaseTimeout;
 import dev.ferry.node.migration.source.SourceMigration.Cancel;
 import dev.ferry.node.migration.source.SourceMigration.Command;
+import dev.ferry.protocol.DestinationProtocol;
 import dev.ferry.protocol.DiskProgress;
 import dev.ferry.protocol.ManifestDisk;
 import dev.ferry.protocol.MigrationOutcome;
 import dev.ferry.protocol.MigrationPhase;
-import dev.ferry.protocol.TargetProtocol;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -285,22 +285,23 @@ final class BulkCopy extends SourceFlow {
         MigrationPhase.VERIFYING_COPIES,
         "verifying the copies on " + run.destination,
         services.settings().migration().timeouts().verify());
-    run.target.tell(new TargetProtocol.VerifyCopies(targetReplies));
+    run.target.tell(new DestinationProtocol.VerifyCopies(targetReplies));
     return migration.withCommon(
         Behaviors.receive(Command.class)
             .onMessage(
                 FromTarget.class,
-                m -> m.reply() instanceof TargetProtocol.CopiesVerified,
+                m -> m.reply() instanceof DestinationProtocol.CopiesVerified,
                 m ->
                     run.cold()
                         ? migration.cold.startingOnDestination()
                         : migration.overlay.preparingOverlays())
             .onMessage(
                 FromTarget.class,
-                m -> m.reply() instanceof TargetProtocol.Failed,
+                m -> m.reply() instanceof DestinationProtocol.Failed,
                 m ->
                     migration.undo.rollingBack(
-                        MigrationOutcome.ROLLED_BACK, ((TargetProtocol.Failed) m.reply()).reason()))
+                        MigrationOutcome.ROLLED_BACK,
+                        ((DestinationProtocol.Failed) m.reply()).reason()))
             .onMessage(Cancel.class, migration::cancelAndRollBack)
             .onMessage(
                 PhaseTimeout.class,

@@ -13,9 +13,9 @@ import dev.ferry.node.migration.source.SourceMessage.SourceUndefined;
 import dev.ferry.node.migration.source.SourceMessage.TargetGone;
 import dev.ferry.node.migration.source.SourceMigration.Cancel;
 import dev.ferry.node.migration.source.SourceMigration.Command;
+import dev.ferry.protocol.DestinationProtocol;
 import dev.ferry.protocol.MigrationOutcome;
 import dev.ferry.protocol.MigrationPhase;
-import dev.ferry.protocol.TargetProtocol;
 import java.time.Duration;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
@@ -141,24 +141,25 @@ final class ColdMove extends SourceFlow {
                     return migration.cannotJournal();
                   }
                   run.coldStartRequested = true;
-                  run.target.tell(new TargetProtocol.StartCold(m.xml(), targetReplies));
+                  run.target.tell(new DestinationProtocol.StartCold(m.xml(), targetReplies));
                   return Behaviors.same();
                 })
             .onMessage(
                 FromTarget.class,
-                m -> m.reply() instanceof TargetProtocol.ColdStarted,
+                m -> m.reply() instanceof DestinationProtocol.ColdStarted,
                 m -> {
-                  TargetProtocol.ColdStarted c = (TargetProtocol.ColdStarted) m.reply();
+                  DestinationProtocol.ColdStarted c = (DestinationProtocol.ColdStarted) m.reply();
                   run.verification = c.verification();
                   run.resumedAt = c.startedAtMillis();
                   return undefiningOnSource();
                 })
             .onMessage(
                 FromTarget.class,
-                m -> m.reply() instanceof TargetProtocol.Failed,
+                m -> m.reply() instanceof DestinationProtocol.Failed,
                 m ->
                     migration.undo.rollingBack(
-                        MigrationOutcome.ROLLED_BACK, ((TargetProtocol.Failed) m.reply()).reason()))
+                        MigrationOutcome.ROLLED_BACK,
+                        ((DestinationProtocol.Failed) m.reply()).reason()))
             .onMessage(
                 Cancel.class,
                 m ->

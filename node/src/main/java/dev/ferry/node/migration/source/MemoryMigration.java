@@ -16,12 +16,12 @@ import dev.ferry.node.migration.source.SourceMessage.PollJob;
 import dev.ferry.node.migration.source.SourceMigration.Cancel;
 import dev.ferry.node.migration.source.SourceMigration.Command;
 import dev.ferry.protocol.AgentProtocol;
+import dev.ferry.protocol.DestinationProtocol;
 import dev.ferry.protocol.ManifestDisk;
 import dev.ferry.protocol.ManifestSnapshot;
 import dev.ferry.protocol.MemoryProgress;
 import dev.ferry.protocol.MigrationOutcome;
 import dev.ferry.protocol.MigrationPhase;
-import dev.ferry.protocol.TargetProtocol;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.Optional;
@@ -96,7 +96,7 @@ final class MemoryMigration extends SourceFlow {
         MigrationPhase.MEMORY_MIGRATION,
         "arming the switchover",
         services.settings().migration().timeouts().memory(memBytes));
-    run.target.tell(new TargetProtocol.ArmSwitchover(targetReplies));
+    run.target.tell(new DestinationProtocol.ArmSwitchover(targetReplies));
     // the delta appliers' JVMs start on the destination meanwhile; a final sync waits for its own
     for (DiskJob j : run.jobs) {
       if (j.bitmap().isPresent()) {
@@ -107,16 +107,16 @@ final class MemoryMigration extends SourceFlow {
         Behaviors.receive(Command.class)
             .onMessage(
                 FromTarget.class,
-                m -> m.reply() instanceof TargetProtocol.Armed,
+                m -> m.reply() instanceof DestinationProtocol.Armed,
                 m -> startMemory())
             .onMessage(
                 FromTarget.class,
-                m -> m.reply() instanceof TargetProtocol.Failed,
+                m -> m.reply() instanceof DestinationProtocol.Failed,
                 m ->
                     migration.undo.rollingBack(
                         MigrationOutcome.ROLLED_BACK,
                         "the destination could not arm: "
-                            + ((TargetProtocol.Failed) m.reply()).reason()))
+                            + ((DestinationProtocol.Failed) m.reply()).reason()))
             .onMessage(Cancel.class, migration::cancelAndRollBack)
             .onMessage(
                 PhaseTimeout.class,
@@ -174,10 +174,10 @@ final class MemoryMigration extends SourceFlow {
         Behaviors.receive(Command.class)
             .onMessage(
                 FromTarget.class,
-                m -> m.reply() instanceof TargetProtocol.DestinationPaused,
+                m -> m.reply() instanceof DestinationProtocol.DestinationPaused,
                 m -> {
                   run.destinationPausedAt =
-                      ((TargetProtocol.DestinationPaused) m.reply()).atMillis();
+                      ((DestinationProtocol.DestinationPaused) m.reply()).atMillis();
                   return migration.suspendSync.switchedOver(
                       "the destination is paused after Finish");
                 })

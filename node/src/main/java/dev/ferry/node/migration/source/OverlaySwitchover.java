@@ -13,10 +13,10 @@ import dev.ferry.node.migration.source.SourceMessage.TargetGone;
 import dev.ferry.node.migration.source.SourceMigration.Cancel;
 import dev.ferry.node.migration.source.SourceMigration.Command;
 import dev.ferry.protocol.AgentProtocol;
+import dev.ferry.protocol.DestinationProtocol;
 import dev.ferry.protocol.Manifest;
 import dev.ferry.protocol.MigrationOutcome;
 import dev.ferry.protocol.MigrationPhase;
-import dev.ferry.protocol.TargetProtocol;
 import java.util.List;
 import java.util.Set;
 import org.apache.pekko.actor.typed.Behavior;
@@ -53,7 +53,7 @@ final class OverlaySwitchover extends SourceFlow {
     run.overlaysCreated = true;
     String vm = run.vm;
     Manifest manifest = run.manifest;
-    List<TargetProtocol.OverlaySpec> overlays = run.overlays;
+    List<DestinationProtocol.OverlaySpec> overlays = run.overlays;
     migration.blocking(
         () -> {
           new OverlayOps(services).createOnSource(vm, manifest, overlays);
@@ -83,19 +83,20 @@ final class OverlaySwitchover extends SourceFlow {
 
   /** Fresh overlays on the destination, immediately before the memory migration. */
   Behavior<Command> preparingOverlays() {
-    run.target.tell(new TargetProtocol.CreateOverlays(run.overlays, targetReplies));
+    run.target.tell(new DestinationProtocol.CreateOverlays(run.overlays, targetReplies));
     return migration.withCommon(
         Behaviors.receive(Command.class)
             .onMessage(
                 FromTarget.class,
-                m -> m.reply() instanceof TargetProtocol.OverlaysCreated,
+                m -> m.reply() instanceof DestinationProtocol.OverlaysCreated,
                 m -> migration.memory.migratingMemory())
             .onMessage(
                 FromTarget.class,
-                m -> m.reply() instanceof TargetProtocol.Failed,
+                m -> m.reply() instanceof DestinationProtocol.Failed,
                 m ->
                     migration.undo.rollingBack(
-                        MigrationOutcome.ROLLED_BACK, ((TargetProtocol.Failed) m.reply()).reason()))
+                        MigrationOutcome.ROLLED_BACK,
+                        ((DestinationProtocol.Failed) m.reply()).reason()))
             .onMessage(Cancel.class, migration::cancelAndRollBack)
             .onMessage(
                 PhaseTimeout.class,
@@ -122,7 +123,7 @@ final class OverlaySwitchover extends SourceFlow {
             .timeouts()
             .verify()
             .plus(migration.copyTimeout(run.manifest.totalBytes())));
-    run.target.tell(new TargetProtocol.MergeOverlays(run.overlays, targetReplies));
+    run.target.tell(new DestinationProtocol.MergeOverlays(run.overlays, targetReplies));
     return withMergeResult(
         Behaviors.receive(Command.class)
             .onMessage(TargetGone.class, m -> awaitingRecoveredTarget(0))
@@ -142,9 +143,9 @@ final class OverlaySwitchover extends SourceFlow {
         state
             .onMessage(
                 FromTarget.class,
-                m -> m.reply() instanceof TargetProtocol.Merged,
+                m -> m.reply() instanceof DestinationProtocol.Merged,
                 m -> {
-                  TargetProtocol.Merged r = (TargetProtocol.Merged) m.reply();
+                  DestinationProtocol.Merged r = (DestinationProtocol.Merged) m.reply();
                   run.resumedAt = r.resumedAtMillis();
                   run.mergedAt = r.mergedAtMillis();
                   run.verification = r.verification();
@@ -153,7 +154,7 @@ final class OverlaySwitchover extends SourceFlow {
                 })
             .onMessage(
                 FromTarget.class,
-                m -> m.reply() instanceof TargetProtocol.Failed,
+                m -> m.reply() instanceof DestinationProtocol.Failed,
                 m ->
                     migration.finish(
                         MigrationOutcome.FAILED,
@@ -161,14 +162,14 @@ final class OverlaySwitchover extends SourceFlow {
                             + " runs on "
                             + run.destination
                             + " on its temporary overlay chain (consistent), but: "
-                            + ((TargetProtocol.Failed) m.reply()).reason()
+                            + ((DestinationProtocol.Failed) m.reply()).reason()
                             + "; the agent there finishes the merge when it restarts"))
             .onMessage(Cancel.class, migration::refuseCancel));
   }
 
   /** In the overlay flow each disk's last writes travel in its overlay, mirrored then committed. */
   void recordOverlayMerged() {
-    for (TargetProtocol.OverlaySpec o : run.overlays) {
+    for (DestinationProtocol.OverlaySpec o : run.overlays) {
       run.finalMethod.put(o.target(), o.shallow() ? "overlay-commit-shallow" : "overlay-commit");
     }
   }

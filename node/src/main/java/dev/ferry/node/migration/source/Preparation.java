@@ -11,10 +11,10 @@ import dev.ferry.node.migration.source.SourceMessage.TargetGone;
 import dev.ferry.node.migration.source.SourceMigration.Cancel;
 import dev.ferry.node.migration.source.SourceMigration.Command;
 import dev.ferry.protocol.AgentProtocol;
+import dev.ferry.protocol.DestinationProtocol;
 import dev.ferry.protocol.Manifest;
 import dev.ferry.protocol.MigrationOutcome;
 import dev.ferry.protocol.MigrationPhase;
-import dev.ferry.protocol.TargetProtocol;
 import java.util.Map;
 import java.util.Set;
 import org.apache.pekko.actor.typed.ActorRefResolver;
@@ -119,9 +119,9 @@ final class Preparation extends SourceFlow {
                 })
             .onMessage(
                 FromTarget.class,
-                m -> m.reply() instanceof TargetProtocol.Ready,
+                m -> m.reply() instanceof DestinationProtocol.Ready,
                 m -> {
-                  run.target = ((TargetProtocol.Ready) m.reply()).target();
+                  run.target = ((DestinationProtocol.Ready) m.reply()).target();
                   ctx.watchWith(run.target, new TargetGone());
                   if (!migration.record(
                       new JournalEntry.TargetReady(
@@ -140,14 +140,14 @@ final class Preparation extends SourceFlow {
                 })
             .onMessage(
                 FromTarget.class,
-                m -> m.reply() instanceof TargetProtocol.Refused,
+                m -> m.reply() instanceof DestinationProtocol.Refused,
                 m ->
                     migration.finish(
                         MigrationOutcome.ROLLED_BACK,
                         "refused by "
                             + run.destination
                             + ": "
-                            + ((TargetProtocol.Refused) m.reply()).reason()
+                            + ((DestinationProtocol.Refused) m.reply()).reason()
                             + "; nothing was changed"))
             .onMessage(Cancel.class, m -> migration.cancelBeforeStart(m))
             .onMessage(

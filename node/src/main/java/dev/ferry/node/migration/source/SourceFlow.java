@@ -2,9 +2,9 @@ package dev.ferry.node.migration.source;
 
 import dev.ferry.node.disksync.DiskSyncActor;
 import dev.ferry.node.journal.MigrationJournal;
-import dev.ferry.node.migration.MigrationServices;
+import dev.ferry.node.migration.HostPorts;
 import dev.ferry.node.migration.source.SourceMigration.Command;
-import dev.ferry.protocol.TargetProtocol;
+import dev.ferry.protocol.DestinationProtocol;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
@@ -19,10 +19,10 @@ abstract class SourceFlow {
   final ActorContext<Command> ctx;
   final TimerScheduler<Command> timers;
   final SourceFacts run;
-  final MigrationServices services;
+  final HostPorts services;
   final SourceHost source;
   final MigrationJournal journal;
-  final ActorRef<TargetProtocol.Reply> targetReplies;
+  final ActorRef<DestinationProtocol.Reply> targetReplies;
   final ActorRef<DiskSyncActor.Event> diskEvents;
 
   SourceFlow(SourceMigration migration) {

@@ -14,8 +14,8 @@ import dev.ferry.node.libvirt.Hypervisor;
 import dev.ferry.node.libvirt.SnapshotDefinition;
 import dev.ferry.node.migration.DiskUsage;
 import dev.ferry.node.migration.FileTrees;
+import dev.ferry.node.migration.HostPorts;
 import dev.ferry.node.migration.MigrationFailure;
-import dev.ferry.node.migration.MigrationServices;
 import dev.ferry.node.settings.NodeSettings;
 import dev.ferry.node.validation.DatastorePaths;
 import dev.ferry.protocol.Manifest;
@@ -45,7 +45,7 @@ public final class SourceHost {
   private final HostFiles files;
 
   /** The source side of a migration on this host, with the host's ports. */
-  public SourceHost(MigrationServices s) {
+  public SourceHost(HostPorts s) {
     this(s.hypervisor(), s.images(), s.datastores(), s.settings(), s.usage(), s.files());
   }
 

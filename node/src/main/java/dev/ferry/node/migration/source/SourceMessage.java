@@ -6,9 +6,9 @@ import dev.ferry.node.libvirt.JobStats;
 import dev.ferry.node.libvirt.LifecycleEvent;
 import dev.ferry.node.migration.overlay.OverlayMergeActor;
 import dev.ferry.protocol.AgentProtocol;
+import dev.ferry.protocol.DestinationProtocol;
 import dev.ferry.protocol.Manifest;
 import dev.ferry.protocol.MigrationPhase;
-import dev.ferry.protocol.TargetProtocol;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -28,7 +28,7 @@ sealed interface SourceMessage extends SourceMigration.Command {
 
   record RetryContact() implements SourceMessage {}
 
-  record FromTarget(TargetProtocol.Reply reply) implements SourceMessage {}
+  record FromTarget(DestinationProtocol.Reply reply) implements SourceMessage {}
 
   record TargetGone() implements SourceMessage {}
 

@@ -7,9 +7,9 @@ import dev.ferry.node.journal.MigrationJournal;
 import dev.ferry.node.libvirt.LifecycleEvent;
 import dev.ferry.node.metrics.EngineMetrics;
 import dev.ferry.node.migration.Blocking;
+import dev.ferry.node.migration.HostPorts;
 import dev.ferry.node.migration.MigrationBehaviors;
 import dev.ferry.node.migration.MigrationFailure;
-import dev.ferry.node.migration.MigrationServices;
 import dev.ferry.node.migration.source.SourceMessage.DirectoryCopied;
 import dev.ferry.node.migration.source.SourceMessage.Disk;
 import dev.ferry.node.migration.source.SourceMessage.DiskStopped;
@@ -22,6 +22,7 @@ import dev.ferry.node.migration.source.SourceMessage.SourceEvent;
 import dev.ferry.node.migration.source.SourceMessage.TargetGone;
 import dev.ferry.node.migration.source.SourceMessage.Tick;
 import dev.ferry.protocol.AgentProtocol;
+import dev.ferry.protocol.DestinationProtocol;
 import dev.ferry.protocol.DiskProgress;
 import dev.ferry.protocol.ManifestSnapshot;
 import dev.ferry.protocol.MigrationEvent;
@@ -29,7 +30,6 @@ import dev.ferry.protocol.MigrationOptions;
 import dev.ferry.protocol.MigrationOutcome;
 import dev.ferry.protocol.MigrationPhase;
 import dev.ferry.protocol.MigrationResult;
-import dev.ferry.protocol.TargetProtocol;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicReference;
@@ -43,7 +43,7 @@ import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
 
 /**
  * Migrates one VM from this host: one actor per migrating VM, on the source host; the destination's
- * {@code MigrationTargetActor} prepares, watches the switchover, verifies and resumes. This class
+ * {@code DestinationMigration} prepares, watches the switchover, verifies and resumes. This class
  * is the coordinator: it owns the migration's facts ({@link SourceFacts}), the state table ({@link
  * SourceTransitions}, checked on every {@link #enter}), the handling every state shares (watchers,
  * progress, cancel, the destination's death) and the result. Each flow is one class whose methods
@@ -83,7 +83,7 @@ public final class SourceMigration {
       String destination,
       MigrationOptions options,
       ActorRef<MigrationEvent> firstWatcher,
-      MigrationServices services) {
+      HostPorts services) {
     return MigrationBehaviors.withMigrationMdc(
         Command.class,
         migrationId,
@@ -104,10 +104,10 @@ public final class SourceMigration {
   final ActorContext<Command> ctx;
   final TimerScheduler<Command> timers;
   final SourceFacts run;
-  final MigrationServices services;
+  final HostPorts services;
   final SourceHost source;
   final MigrationJournal journal;
-  final ActorRef<TargetProtocol.Reply> targetReplies;
+  final ActorRef<DestinationProtocol.Reply> targetReplies;
   final ActorRef<DiskSyncActor.Event> diskEvents;
   final AtomicReference<AutoCloseable> lifecycleSubscription = new AtomicReference<>();
 
@@ -124,14 +124,14 @@ public final class SourceMigration {
       ActorContext<Command> ctx,
       TimerScheduler<Command> timers,
       SourceFacts run,
-      MigrationServices services) {
+      HostPorts services) {
     this.ctx = ctx;
     this.timers = timers;
     this.run = run;
     this.services = services;
     this.source = new SourceHost(services);
     this.journal = services.journal();
-    this.targetReplies = ctx.messageAdapter(TargetProtocol.Reply.class, FromTarget::new);
+    this.targetReplies = ctx.messageAdapter(DestinationProtocol.Reply.class, FromTarget::new);
     this.diskEvents = ctx.messageAdapter(DiskSyncActor.Event.class, Disk::new);
     this.preparation = new Preparation(this);
     this.bulkCopy = new BulkCopy(this);
@@ -362,7 +362,7 @@ public final class SourceMigration {
     announce(result);
     stopDisks();
     if (run.target != null) {
-      run.target.tell(new TargetProtocol.Release(outcome.name()));
+      run.target.tell(new DestinationProtocol.Release(outcome.name()));
     }
     return Behaviors.stopped();
   }

@@ -8,9 +8,9 @@ import dev.ferry.node.migration.source.SourceMessage.FromTarget;
 import dev.ferry.node.migration.source.SourceMessage.PhaseTimeout;
 import dev.ferry.node.migration.source.SourceMigration.Cancel;
 import dev.ferry.node.migration.source.SourceMigration.Command;
+import dev.ferry.protocol.DestinationProtocol;
 import dev.ferry.protocol.MigrationOutcome;
 import dev.ferry.protocol.MigrationPhase;
-import dev.ferry.protocol.TargetProtocol;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
@@ -59,7 +59,7 @@ final class SuspendSyncSwitchover extends SourceFlow {
                       .ifPresent(
                           b ->
                               run.bitmapsLeft.add(
-                                  new TargetProtocol.DiskBitmap(run.pathOf(f.target()), b)));
+                                  new DestinationProtocol.DiskBitmap(run.pathOf(f.target()), b)));
                   pending.remove(f.target());
                   if (!pending.isEmpty()) {
                     return Behaviors.same();
@@ -67,7 +67,8 @@ final class SuspendSyncSwitchover extends SourceFlow {
                   migration.record(new JournalEntry.FinalSynced(run.finalMethod.toString()));
                   run.finalSyncedAt = System.currentTimeMillis();
                   run.target.tell(
-                      new TargetProtocol.FinalSynced(List.copyOf(run.bitmapsLeft), targetReplies));
+                      new DestinationProtocol.FinalSynced(
+                          List.copyOf(run.bitmapsLeft), targetReplies));
                   return verifying(attempt);
                 })
             .onMessage(
@@ -113,28 +114,28 @@ final class SuspendSyncSwitchover extends SourceFlow {
         Behaviors.receive(Command.class)
             .onMessage(
                 FromTarget.class,
-                m -> m.reply() instanceof TargetProtocol.Resumed,
+                m -> m.reply() instanceof DestinationProtocol.Resumed,
                 m -> {
-                  TargetProtocol.Resumed r = (TargetProtocol.Resumed) m.reply();
+                  DestinationProtocol.Resumed r = (DestinationProtocol.Resumed) m.reply();
                   run.resumedAt = r.resumedAtMillis();
                   run.verification = r.verification();
                   return migration.ack.acknowledging();
                 })
             .onMessage(
                 FromTarget.class,
-                m -> m.reply() instanceof TargetProtocol.VerificationFailed,
+                m -> m.reply() instanceof DestinationProtocol.VerificationFailed,
                 m -> {
-                  TargetProtocol.VerificationFailed f =
-                      (TargetProtocol.VerificationFailed) m.reply();
+                  DestinationProtocol.VerificationFailed f =
+                      (DestinationProtocol.VerificationFailed) m.reply();
                   run.verification = f.verification();
                   run.note("verification after attempt " + attempt + " failed: " + f.reason());
                   return afterFailedSync(attempt, "verification failed: " + f.reason());
                 })
             .onMessage(
                 FromTarget.class,
-                m -> m.reply() instanceof TargetProtocol.Failed,
+                m -> m.reply() instanceof DestinationProtocol.Failed,
                 m -> {
-                  String reason = ((TargetProtocol.Failed) m.reply()).reason();
+                  String reason = ((DestinationProtocol.Failed) m.reply()).reason();
                   // the target only fails after the resume if the VM already runs there
                   return migration.finish(
                       MigrationOutcome.FAILED,

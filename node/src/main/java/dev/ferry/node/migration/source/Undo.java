@@ -18,11 +18,11 @@ import dev.ferry.node.migration.source.SourceMessage.UndoneOnSource;
 import dev.ferry.node.migration.source.SourceMigration.Cancel;
 import dev.ferry.node.migration.source.SourceMigration.Command;
 import dev.ferry.node.migration.source.SourceMigration.Watch;
+import dev.ferry.protocol.DestinationProtocol;
 import dev.ferry.protocol.Manifest;
 import dev.ferry.protocol.ManifestDisk;
 import dev.ferry.protocol.MigrationOutcome;
 import dev.ferry.protocol.MigrationPhase;
-import dev.ferry.protocol.TargetProtocol;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -72,7 +72,7 @@ final class Undo extends SourceFlow {
               })
           .onMessage(
               FromTarget.class,
-              m -> m.reply() instanceof TargetProtocol.DestinationPaused,
+              m -> m.reply() instanceof DestinationProtocol.DestinationPaused,
               m -> {
                 run.memoryReturned = true;
                 return migration.suspendSync.switchedOver(
@@ -201,24 +201,24 @@ final class Undo extends SourceFlow {
                 return afterDestinationUndone(
                     outcome, cause, undone, m.error() == null, !run.coldStartRequested);
               }
-              run.target.tell(new TargetProtocol.Abort(cause, targetReplies));
+              run.target.tell(new DestinationProtocol.Abort(cause, targetReplies));
               return Behaviors.receive(Command.class)
                   .onMessage(
                       FromTarget.class,
-                      r -> r.reply() instanceof TargetProtocol.Aborted,
+                      r -> r.reply() instanceof DestinationProtocol.Aborted,
                       r -> {
-                        int n = ((TargetProtocol.Aborted) r.reply()).removed().size();
+                        int n = ((DestinationProtocol.Aborted) r.reply()).removed().size();
                         undone.add(n + " file(s) of this migration removed on " + run.destination);
                         return afterDestinationUndone(
                             outcome, cause, undone, m.error() == null, true);
                       })
                   .onMessage(
                       FromTarget.class,
-                      r -> r.reply() instanceof TargetProtocol.Failed,
+                      r -> r.reply() instanceof DestinationProtocol.Failed,
                       r -> {
                         undone.add(
                             "the destination could not clean up: "
-                                + ((TargetProtocol.Failed) r.reply()).reason());
+                                + ((DestinationProtocol.Failed) r.reply()).reason());
                         return afterDestinationUndone(
                             outcome, cause, undone, m.error() == null, false);
                       })
@@ -401,12 +401,12 @@ final class Undo extends SourceFlow {
   }
 
   Behavior<Command> sendBack(String cause) {
-    run.target.tell(new TargetProtocol.MigrateBack(services.settings().host(), targetReplies));
+    run.target.tell(new DestinationProtocol.MigrateBack(services.settings().host(), targetReplies));
     return migration.withCommon(
         Behaviors.receive(Command.class)
             .onMessage(
                 FromTarget.class,
-                m -> m.reply() instanceof TargetProtocol.MigratedBack,
+                m -> m.reply() instanceof DestinationProtocol.MigratedBack,
                 m -> {
                   ctx.unwatch(run.target); // its part is done; it stops when released
                   resumeHere();
@@ -438,13 +438,13 @@ final class Undo extends SourceFlow {
                 })
             .onMessage(
                 FromTarget.class,
-                m -> m.reply() instanceof TargetProtocol.Failed,
+                m -> m.reply() instanceof DestinationProtocol.Failed,
                 m ->
                     migration.finish(
                         MigrationOutcome.FAILED,
                         cause
                             + "; migrating back failed: "
-                            + ((TargetProtocol.Failed) m.reply()).reason()
+                            + ((DestinationProtocol.Failed) m.reply()).reason()
                             + "; "
                             + migration.whereIsTheVm()))
             .onMessage(Cancel.class, migration::refuseCancel)

@@ -8,7 +8,7 @@ import dev.ferry.node.host.HostFiles;
 import dev.ferry.node.image.QemuImgTool;
 import dev.ferry.node.process.LocalProcessRunner;
 import dev.ferry.node.process.ProcessSpec;
-import dev.ferry.protocol.TargetProtocol.OverlaySpec;
+import dev.ferry.protocol.DestinationProtocol.OverlaySpec;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;

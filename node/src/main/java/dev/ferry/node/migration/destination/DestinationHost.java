@@ -1,4 +1,4 @@
-package dev.ferry.node.migration.target;
+package dev.ferry.node.migration.destination;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -14,16 +14,16 @@ import dev.ferry.node.libvirt.MigrationFlag;
 import dev.ferry.node.libvirt.MigrationRequest;
 import dev.ferry.node.libvirt.SnapshotDefinition;
 import dev.ferry.node.migration.FileTrees;
+import dev.ferry.node.migration.HostPorts;
 import dev.ferry.node.migration.MigrationFailure;
-import dev.ferry.node.migration.MigrationServices;
 import dev.ferry.node.migration.source.SourceHost;
 import dev.ferry.node.settings.NodeSettings;
 import dev.ferry.node.validation.DatastorePaths;
+import dev.ferry.protocol.DestinationProtocol;
 import dev.ferry.protocol.Manifest;
 import dev.ferry.protocol.ManifestDisk;
 import dev.ferry.protocol.ManifestSnapshot;
 import dev.ferry.protocol.SnapshotEntry;
-import dev.ferry.protocol.TargetProtocol;
 import dev.ferry.protocol.Verification;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -38,7 +38,7 @@ import java.util.OptionalLong;
 import java.util.concurrent.CompletableFuture;
 
 /** The blocking steps a migration runs on its destination host. */
-public final class TargetHost {
+public final class DestinationHost {
   /** Written into every VM directory the target creates; only such directories are ever removed. */
   public static final String MARKER = ".ferry-incoming";
 
@@ -53,7 +53,7 @@ public final class TargetHost {
   private final java.util.concurrent.Executor parallel;
 
   /** The destination side of a migration on this host, with the host's ports. */
-  public TargetHost(MigrationServices s) {
+  public DestinationHost(HostPorts s) {
     this(
         s.hypervisor(),
         s.images(),
@@ -64,7 +64,7 @@ public final class TargetHost {
         s.blocking());
   }
 
-  TargetHost(
+  DestinationHost(
       Hypervisor hypervisor,
       ImageTool images,
       DatastorePaths datastores,
@@ -167,9 +167,9 @@ public final class TargetHost {
    * snapshot table equal, qemu-img check clean. Opening without {@code -U} also proves the paused
    * QEMU has not activated the images (it would hold their lock).
    */
-  public Verification verifyFiles(Manifest m, List<TargetProtocol.DiskBitmap> bitmaps) {
+  public Verification verifyFiles(Manifest m, List<DestinationProtocol.DiskBitmap> bitmaps) {
     List<String> details = new ArrayList<>();
-    for (TargetProtocol.DiskBitmap b : bitmaps) {
+    for (DestinationProtocol.DiskBitmap b : bitmaps) {
       images.removeBitmap(datastores.confine("disk", b.path()), b.bitmap());
       details.add(b.path() + ": dirty bitmap " + b.bitmap() + " removed");
     }

@@ -1,9 +1,9 @@
-package dev.ferry.node.migration.target;
+package dev.ferry.node.migration.destination;
 
 import dev.ferry.node.libvirt.DomainState;
 import dev.ferry.node.libvirt.LifecycleEvent;
 import dev.ferry.node.migration.overlay.OverlayMergeActor;
-import dev.ferry.protocol.TargetProtocol;
+import dev.ferry.protocol.DestinationProtocol;
 import dev.ferry.protocol.Verification;
 import java.util.List;
 
@@ -11,24 +11,24 @@ import java.util.List;
  * An incoming migration's own messages: libvirt's lifecycle events, timers, the merge's report, and
  * the typed result of every blocking step ({@link Step}). None crosses the network.
  */
-sealed interface TargetMessage extends MigrationTargetActor.Message {
+sealed interface DestinationMessage extends DestinationMigration.Message {
 
-  record Lifecycle(LifecycleEvent event) implements TargetMessage {}
+  record Lifecycle(LifecycleEvent event) implements DestinationMessage {}
 
-  record IdleTimeout() implements TargetMessage {}
+  record IdleTimeout() implements DestinationMessage {}
 
-  record PollJob() implements TargetMessage {}
+  record PollJob() implements DestinationMessage {}
 
-  record MergeDone(OverlayMergeActor.Result result) implements TargetMessage {}
+  record MergeDone(OverlayMergeActor.Result result) implements DestinationMessage {}
 
   /** A reply this actor sent itself while recovering after a restart. */
-  record Recovered(TargetProtocol.Reply reply) implements TargetMessage {}
+  record Recovered(DestinationProtocol.Reply reply) implements DestinationMessage {}
 
   /**
    * What a blocking step brings back to the actor thread: one record per step, carrying either its
    * value or the error it failed with.
    */
-  sealed interface Step extends TargetMessage {
+  sealed interface Step extends DestinationMessage {
     Throwable error();
 
     default boolean failed() {

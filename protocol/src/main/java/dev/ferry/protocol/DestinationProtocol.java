@@ -8,8 +8,8 @@ import org.apache.pekko.actor.typed.ActorRef;
  * incoming VM). The source drives; the target prepares, watches the switchover, verifies and
  * resumes, and cleans up after itself.
  */
-public final class TargetProtocol {
-  private TargetProtocol() {}
+public final class DestinationProtocol {
+  private DestinationProtocol() {}
 
   /** Messages to a target actor. */
   public sealed interface Command extends CborSerializable {}

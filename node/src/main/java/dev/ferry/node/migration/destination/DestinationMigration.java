@@ -1,4 +1,4 @@
-package dev.ferry.node.migration.target;
+package dev.ferry.node.migration.destination;
 
 import dev.ferry.node.journal.JournalEntry;
 import dev.ferry.node.journal.JournalEntry.Incoming;
@@ -7,19 +7,19 @@ import dev.ferry.node.journal.JournalException;
 import dev.ferry.node.journal.MigrationJournal;
 import dev.ferry.node.libvirt.DomainState;
 import dev.ferry.node.migration.Blocking;
+import dev.ferry.node.migration.HostPorts;
 import dev.ferry.node.migration.MigrationBehaviors;
 import dev.ferry.node.migration.MigrationFailure;
-import dev.ferry.node.migration.MigrationServices;
+import dev.ferry.node.migration.destination.DestinationMessage.Adopted;
+import dev.ferry.node.migration.destination.DestinationMessage.CleanedUp;
+import dev.ferry.node.migration.destination.DestinationMessage.IdleTimeout;
+import dev.ferry.node.migration.destination.DestinationMessage.Lifecycle;
+import dev.ferry.node.migration.destination.DestinationMessage.Prepared;
+import dev.ferry.node.migration.destination.DestinationMessage.Recovered;
 import dev.ferry.node.migration.overlay.OverlayOps;
-import dev.ferry.node.migration.target.TargetMessage.Adopted;
-import dev.ferry.node.migration.target.TargetMessage.CleanedUp;
-import dev.ferry.node.migration.target.TargetMessage.IdleTimeout;
-import dev.ferry.node.migration.target.TargetMessage.Lifecycle;
-import dev.ferry.node.migration.target.TargetMessage.Prepared;
-import dev.ferry.node.migration.target.TargetMessage.Recovered;
+import dev.ferry.protocol.DestinationProtocol;
 import dev.ferry.protocol.Manifest;
 import dev.ferry.protocol.MigrationOptions;
-import dev.ferry.protocol.TargetProtocol;
 import dev.ferry.protocol.Verification;
 import java.time.Duration;
 import java.util.List;
@@ -41,7 +41,7 @@ import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
  * source's commands while waiting, aborts, and ends in {@link #running}; the flows are {@link
  * IncomingSwitchover} (armed, paused, verifying, migrating back), {@link IncomingOverlay} (copies
  * checked, overlays, merge, recovery of a merge) and {@link IncomingCold} (boot); {@link
- * TargetVerification} holds the checks themselves.
+ * DestinationVerification} holds the checks themselves.
  *
  * <pre>
  * state          on                                   next
@@ -56,20 +56,20 @@ import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
  * waiting|armed  Abort, or idle past the timeout      aborting -> stopped (Aborted)
  * </pre>
  */
-public final class MigrationTargetActor {
+public final class DestinationMigration {
 
   /** What the actor handles: commands from the source, wrapped, and its own messages. */
-  public sealed interface Message permits Remote, TargetMessage {}
+  public sealed interface Message permits Remote, DestinationMessage {}
 
   /** A command from the source, through the adapter the source knows as this target. */
-  public record Remote(TargetProtocol.Command command) implements Message {}
+  public record Remote(DestinationProtocol.Command command) implements Message {}
 
   final ActorContext<Message> ctx;
   final TimerScheduler<Message> timers;
   final Manifest manifest;
-  final ActorRef<TargetProtocol.Reply> source;
-  final MigrationServices services;
-  final TargetHost host;
+  final ActorRef<DestinationProtocol.Reply> source;
+  final HostPorts services;
+  final DestinationHost host;
   final MigrationJournal journal;
   final AtomicReference<AutoCloseable> subscription = new AtomicReference<>();
 
@@ -89,18 +89,18 @@ public final class MigrationTargetActor {
   /** When libvirt resumed the VM here (overlay strategy), from the lifecycle event. */
   long resumedAt;
 
-  private MigrationTargetActor(
+  private DestinationMigration(
       ActorContext<Message> ctx,
       TimerScheduler<Message> timers,
       Manifest manifest,
-      ActorRef<TargetProtocol.Reply> source,
-      MigrationServices services) {
+      ActorRef<DestinationProtocol.Reply> source,
+      HostPorts services) {
     this.ctx = ctx;
     this.timers = timers;
     this.manifest = manifest;
     this.source = source;
     this.services = services;
-    this.host = new TargetHost(services);
+    this.host = new DestinationHost(services);
     this.journal = services.journal();
     this.switchover = new IncomingSwitchover(this);
     this.overlay = new IncomingOverlay(this);
@@ -143,7 +143,7 @@ public final class MigrationTargetActor {
             manifest.disks().size());
     if (!append(new JournalEntry.Started(manifest, null))) {
       String reason = "the journal on " + services.settings().host() + " cannot be written";
-      source.tell(new TargetProtocol.Refused(manifest.migrationId(), reason));
+      source.tell(new DestinationProtocol.Refused(manifest.migrationId(), reason));
       return Behaviors.stopped();
     }
     blocking(
@@ -160,14 +160,14 @@ public final class MigrationTargetActor {
                 String reason = MigrationFailure.reason(m.error());
                 ctx.getLog().info("{}: refusing the incoming migration: {}", manifest.vm(), reason);
                 ended(IncomingEnd.REFUSED, reason);
-                source.tell(new TargetProtocol.Refused(manifest.migrationId(), reason));
+                source.tell(new DestinationProtocol.Refused(manifest.migrationId(), reason));
                 return Behaviors.stopped();
               }
               journal(Incoming.PREPARED, String.join(",", manifest.directories()));
               source.tell(
-                  new TargetProtocol.Ready(
+                  new DestinationProtocol.Ready(
                       manifest.migrationId(),
-                      ctx.messageAdapter(TargetProtocol.Command.class, Remote::new)));
+                      ctx.messageAdapter(DestinationProtocol.Command.class, Remote::new)));
               return waiting();
             })
         .build();
@@ -189,31 +189,35 @@ public final class MigrationTargetActor {
         Behaviors.receive(Message.class)
             .onMessage(
                 Remote.class,
-                r -> r.command() instanceof TargetProtocol.ArmSwitchover,
+                r -> r.command() instanceof DestinationProtocol.ArmSwitchover,
                 r -> {
-                  TargetProtocol.ArmSwitchover m = (TargetProtocol.ArmSwitchover) r.command();
+                  DestinationProtocol.ArmSwitchover m =
+                      (DestinationProtocol.ArmSwitchover) r.command();
 
                   subscribe();
                   journal(Incoming.ARMED, null);
-                  m.replyTo().tell(new TargetProtocol.Armed());
+                  m.replyTo().tell(new DestinationProtocol.Armed());
                   return switchover.armed();
                 })
             .onMessage(
                 Remote.class,
-                r -> r.command() instanceof TargetProtocol.VerifyCopies,
-                r -> overlay.verifyingCopies(((TargetProtocol.VerifyCopies) r.command()).replyTo()))
+                r -> r.command() instanceof DestinationProtocol.VerifyCopies,
+                r ->
+                    overlay.verifyingCopies(
+                        ((DestinationProtocol.VerifyCopies) r.command()).replyTo()))
             .onMessage(
                 Remote.class,
-                r -> r.command() instanceof TargetProtocol.CreateOverlays,
+                r -> r.command() instanceof DestinationProtocol.CreateOverlays,
                 r -> {
-                  TargetProtocol.CreateOverlays m = (TargetProtocol.CreateOverlays) r.command();
+                  DestinationProtocol.CreateOverlays m =
+                      (DestinationProtocol.CreateOverlays) r.command();
                   return overlay.creatingOverlays(m.overlays(), m.replyTo());
                 })
             .onMessage(
                 Remote.class,
-                r -> r.command() instanceof TargetProtocol.StartCold,
+                r -> r.command() instanceof DestinationProtocol.StartCold,
                 r -> {
-                  TargetProtocol.StartCold m = (TargetProtocol.StartCold) r.command();
+                  DestinationProtocol.StartCold m = (DestinationProtocol.StartCold) r.command();
                   return cold.startingCold(m.domainXml(), m.replyTo());
                 }));
   }
@@ -223,16 +227,16 @@ public final class MigrationTargetActor {
     return state
         .onMessage(
             Remote.class,
-            r -> r.command() instanceof TargetProtocol.Abort,
+            r -> r.command() instanceof DestinationProtocol.Abort,
             r -> {
-              TargetProtocol.Abort m = (TargetProtocol.Abort) r.command();
+              DestinationProtocol.Abort m = (DestinationProtocol.Abort) r.command();
               return aborting(m.reason(), m.replyTo());
             })
         .onMessage(
             Remote.class,
-            r -> r.command() instanceof TargetProtocol.Release,
+            r -> r.command() instanceof DestinationProtocol.Release,
             r -> {
-              TargetProtocol.Release m = (TargetProtocol.Release) r.command();
+              DestinationProtocol.Release m = (DestinationProtocol.Release) r.command();
               return aborting("released: " + m.outcome(), null);
             })
         .onMessage(
@@ -250,9 +254,9 @@ public final class MigrationTargetActor {
         .onMessage(Recovered.class, m -> recovery, m -> overlay.finishRecovery(m.reply()))
         .onMessage(
             Remote.class,
-            r -> r.command() instanceof TargetProtocol.Release,
+            r -> r.command() instanceof DestinationProtocol.Release,
             r -> {
-              TargetProtocol.Release m = (TargetProtocol.Release) r.command();
+              DestinationProtocol.Release m = (DestinationProtocol.Release) r.command();
 
               blocking(
                   () -> {
@@ -275,7 +279,7 @@ public final class MigrationTargetActor {
   }
 
   /** Removes what this migration created here and stops. */
-  Behavior<Message> aborting(String reason, ActorRef<TargetProtocol.Reply> replyTo) {
+  Behavior<Message> aborting(String reason, ActorRef<DestinationProtocol.Reply> replyTo) {
     ctx.getLog().info("{}: aborting the incoming migration: {}", manifest.vm(), reason);
     journal(Incoming.ABORTING, reason);
     blocking(() -> host.cleanup(manifest), CleanedUp::new);
@@ -286,14 +290,14 @@ public final class MigrationTargetActor {
               if (m.failed()) {
                 String why = MigrationFailure.reason(m.error());
                 if (replyTo != null) {
-                  replyTo.tell(new TargetProtocol.Failed(why));
+                  replyTo.tell(new DestinationProtocol.Failed(why));
                 }
                 ended(IncomingEnd.ABORT_FAILED, why);
                 return Behaviors.stopped();
               }
               List<String> removed = m.removed();
               if (replyTo != null) {
-                replyTo.tell(new TargetProtocol.Aborted(removed));
+                replyTo.tell(new DestinationProtocol.Aborted(removed));
               }
               ended(IncomingEnd.ABORTED, reason);
               return Behaviors.stopped();
@@ -327,11 +331,11 @@ public final class MigrationTargetActor {
   /** Runs a blocking step on the blocking dispatcher; its typed result comes back as a message. */
   <T> void blocking(
       Blocking.Work<T> work,
-      BiFunction<? super T, Throwable, ? extends TargetMessage.Step> result) {
+      BiFunction<? super T, Throwable, ? extends DestinationMessage.Step> result) {
     Blocking.pipe(ctx, services.blocking(), work, result);
   }
 
-  static Duration idle(MigrationServices services, Manifest manifest) {
+  static Duration idle(HostPorts services, Manifest manifest) {
     var t = services.settings().migration().timeouts();
     return t.copy(manifest.totalBytes()).plus(t.memory(manifest.memoryKiB() * 1024));
   }
@@ -341,12 +345,12 @@ public final class MigrationTargetActor {
    * finished. Finish it from the journaled manifest (the overlay paths follow from it), prove the
    * result, and record it: the source's agent, waiting, reads it with QueryIncoming.
    */
-  public static Behavior<Message> recover(Manifest manifest, MigrationServices services) {
+  public static Behavior<Message> recover(Manifest manifest, HostPorts services) {
     return withContext(
         manifest,
         (ctx, timers) -> {
-          MigrationTargetActor actor =
-              new MigrationTargetActor(
+          DestinationMigration actor =
+              new DestinationMigration(
                   ctx, timers, manifest, ctx.getSystem().ignoreRef(), services);
           actor.recovery = true;
           ctx.getLog()
@@ -356,7 +360,7 @@ public final class MigrationTargetActor {
           return MigrationBehaviors.closeOnStop(
               actor.overlay.merging(
                   OverlayOps.plan(manifest),
-                  ctx.messageAdapter(TargetProtocol.Reply.class, Recovered::new)),
+                  ctx.messageAdapter(DestinationProtocol.Reply.class, Recovered::new)),
               actor.subscription);
         });
   }
@@ -364,13 +368,13 @@ public final class MigrationTargetActor {
   public static Behavior<Message> create(
       Manifest manifest,
       MigrationOptions options,
-      ActorRef<TargetProtocol.Reply> source,
-      MigrationServices services) {
+      ActorRef<DestinationProtocol.Reply> source,
+      HostPorts services) {
     return withContext(
         manifest,
         (ctx, timers) -> {
-          MigrationTargetActor actor =
-              new MigrationTargetActor(ctx, timers, manifest, source, services);
+          DestinationMigration actor =
+              new DestinationMigration(ctx, timers, manifest, source, services);
           return MigrationBehaviors.closeOnStop(actor.preparing(), actor.subscription);
         });
   }
@@ -387,7 +391,7 @@ public final class MigrationTargetActor {
             ctx ->
                 Behaviors.withTimers(
                     timers -> {
-                      ctx.setLoggerName("dev.ferry.migration.target");
+                      ctx.setLoggerName("dev.ferry.migration.destination");
                       return start.apply(ctx, timers);
                     })));
   }

@@ -1,20 +1,20 @@
-package dev.ferry.node.migration.target;
+package dev.ferry.node.migration.destination;
 
 import dev.ferry.node.journal.JournalEntry.Incoming;
 import dev.ferry.node.journal.JournalEntry.IncomingEnd;
 import dev.ferry.node.migration.MigrationFailure;
+import dev.ferry.node.migration.destination.DestinationMessage.Adopted;
+import dev.ferry.node.migration.destination.DestinationMessage.CopiesChecked;
+import dev.ferry.node.migration.destination.DestinationMessage.Lifecycle;
+import dev.ferry.node.migration.destination.DestinationMessage.MergeDone;
+import dev.ferry.node.migration.destination.DestinationMessage.MergeVerified;
+import dev.ferry.node.migration.destination.DestinationMessage.OverlaysReady;
+import dev.ferry.node.migration.destination.DestinationMessage.Recovered;
+import dev.ferry.node.migration.destination.DestinationMigration.Message;
+import dev.ferry.node.migration.destination.DestinationMigration.Remote;
 import dev.ferry.node.migration.overlay.OverlayMergeActor;
 import dev.ferry.node.migration.overlay.OverlayOps;
-import dev.ferry.node.migration.target.MigrationTargetActor.Message;
-import dev.ferry.node.migration.target.MigrationTargetActor.Remote;
-import dev.ferry.node.migration.target.TargetMessage.Adopted;
-import dev.ferry.node.migration.target.TargetMessage.CopiesChecked;
-import dev.ferry.node.migration.target.TargetMessage.Lifecycle;
-import dev.ferry.node.migration.target.TargetMessage.MergeDone;
-import dev.ferry.node.migration.target.TargetMessage.MergeVerified;
-import dev.ferry.node.migration.target.TargetMessage.OverlaysReady;
-import dev.ferry.node.migration.target.TargetMessage.Recovered;
-import dev.ferry.protocol.TargetProtocol;
+import dev.ferry.protocol.DestinationProtocol;
 import dev.ferry.protocol.Verification;
 import java.util.List;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -26,43 +26,43 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
  * migration, and after libvirt resumed the VM here the merge of the overlays into the copies,
  * proved before anything is acknowledged; also the merge a restarted agent finishes.
  */
-final class IncomingOverlay extends TargetFlow {
+final class IncomingOverlay extends DestinationFlow {
 
-  IncomingOverlay(MigrationTargetActor target) {
-    super(target);
+  IncomingOverlay(DestinationMigration migration) {
+    super(migration);
   }
 
   /** Overlay strategy: the frozen files copied here against the manifest, before migrating. */
-  Behavior<Message> verifyingCopies(ActorRef<TargetProtocol.Reply> replyTo) {
-    target.blocking(() -> host.verifyCopies(manifest), CopiesChecked::new);
+  Behavior<Message> verifyingCopies(ActorRef<DestinationProtocol.Reply> replyTo) {
+    migration.blocking(() -> host.verifyCopies(manifest), CopiesChecked::new);
     return Behaviors.receive(Message.class)
         .onMessage(
             CopiesChecked.class,
             m -> {
               if (m.failed()) {
                 replyTo.tell(
-                    new TargetProtocol.Failed(
+                    new DestinationProtocol.Failed(
                         "verifying the copies failed: " + MigrationFailure.reason(m.error())));
               } else {
                 Verification v = m.verification();
                 if (v.snapshotTablesEqual() && v.imageCheckClean()) {
-                  target.copiesVerified = v;
-                  target.journal(Incoming.COPIES_VERIFIED, String.join("; ", v.details()));
-                  replyTo.tell(new TargetProtocol.CopiesVerified());
+                  migration.copiesVerified = v;
+                  migration.journal(Incoming.COPIES_VERIFIED, String.join("; ", v.details()));
+                  replyTo.tell(new DestinationProtocol.CopiesVerified());
                 } else {
                   replyTo.tell(
-                      new TargetProtocol.Failed(
+                      new DestinationProtocol.Failed(
                           "the copies differ from the source: " + String.join("; ", v.details())));
                 }
               }
-              return target.waiting();
+              return migration.waiting();
             })
         .onMessage(
             Remote.class,
-            r -> r.command() instanceof TargetProtocol.Abort,
+            r -> r.command() instanceof DestinationProtocol.Abort,
             r -> {
-              TargetProtocol.Abort a = (TargetProtocol.Abort) r.command();
-              return target.aborting(a.reason(), a.replyTo());
+              DestinationProtocol.Abort a = (DestinationProtocol.Abort) r.command();
+              return migration.aborting(a.reason(), a.replyTo());
             })
         .onAnyMessage(m -> Behaviors.same())
         .build();
@@ -70,8 +70,8 @@ final class IncomingOverlay extends TargetFlow {
 
   /** Overlay strategy: fresh overlays over the copies, immediately before the migration. */
   Behavior<Message> creatingOverlays(
-      List<TargetProtocol.OverlaySpec> specs, ActorRef<TargetProtocol.Reply> replyTo) {
-    target.blocking(
+      List<DestinationProtocol.OverlaySpec> specs, ActorRef<DestinationProtocol.Reply> replyTo) {
+    migration.blocking(
         () -> {
           new OverlayOps(services).createOnDestination(specs);
           return null;
@@ -83,20 +83,20 @@ final class IncomingOverlay extends TargetFlow {
             m -> {
               if (m.failed()) {
                 replyTo.tell(
-                    new TargetProtocol.Failed(
+                    new DestinationProtocol.Failed(
                         "creating the overlays failed: " + MigrationFailure.reason(m.error())));
               } else {
-                target.journal(Incoming.OVERLAYS_CREATED, null);
-                replyTo.tell(new TargetProtocol.OverlaysCreated());
+                migration.journal(Incoming.OVERLAYS_CREATED, null);
+                replyTo.tell(new DestinationProtocol.OverlaysCreated());
               }
-              return target.waiting();
+              return migration.waiting();
             })
         .onMessage(
             Remote.class,
-            r -> r.command() instanceof TargetProtocol.Abort,
+            r -> r.command() instanceof DestinationProtocol.Abort,
             r -> {
-              TargetProtocol.Abort a = (TargetProtocol.Abort) r.command();
-              return target.aborting(a.reason(), a.replyTo());
+              DestinationProtocol.Abort a = (DestinationProtocol.Abort) r.command();
+              return migration.aborting(a.reason(), a.replyTo());
             })
         .onAnyMessage(m -> Behaviors.same())
         .build();
@@ -109,8 +109,8 @@ final class IncomingOverlay extends TargetFlow {
    * a restart from a definition naming the original file would roll the disk back.
    */
   Behavior<Message> merging(
-      List<TargetProtocol.OverlaySpec> specs, ActorRef<TargetProtocol.Reply> replyTo) {
-    target.journal(Incoming.MERGING, null);
+      List<DestinationProtocol.OverlaySpec> specs, ActorRef<DestinationProtocol.Reply> replyTo) {
+    migration.journal(Incoming.MERGING, null);
     ctx.spawnAnonymous(
         OverlayMergeActor.create(
             manifest.vm(),
@@ -123,14 +123,14 @@ final class IncomingOverlay extends TargetFlow {
             MergeDone.class,
             m -> {
               if (m.result() instanceof OverlayMergeActor.Failed f) {
-                target.journal(Incoming.MERGE_FAILED, f.reason());
+                migration.journal(Incoming.MERGE_FAILED, f.reason());
                 replyTo.tell(
-                    new TargetProtocol.Failed("merging the overlays failed: " + f.reason()));
+                    new DestinationProtocol.Failed("merging the overlays failed: " + f.reason()));
                 return onChain(specs);
               }
-              target.journal(Incoming.MERGED, null);
-              target.blocking(
-                  () -> TargetVerification.verifyMerged(host, manifest), MergeVerified::new);
+              migration.journal(Incoming.MERGED, null);
+              migration.blocking(
+                  () -> DestinationVerification.verifyMerged(host, manifest), MergeVerified::new);
               return Behaviors.same();
             })
         .onMessage(
@@ -138,32 +138,33 @@ final class IncomingOverlay extends TargetFlow {
             m -> {
               if (m.failed()) {
                 replyTo.tell(
-                    new TargetProtocol.Failed(
+                    new DestinationProtocol.Failed(
                         "verifying after the merge failed: " + MigrationFailure.reason(m.error())));
-                return target.running();
+                return migration.running();
               }
               Verification v = m.verification();
-              target.journal(
+              migration.journal(
                   v.passed() ? Incoming.VERIFIED : Incoming.VERIFICATION_FAILED,
                   String.join("; ", v.details()));
               if (v.passed()) {
                 replyTo.tell(
-                    new TargetProtocol.Merged(v, target.resumedAt, System.currentTimeMillis()));
+                    new DestinationProtocol.Merged(
+                        v, migration.resumedAt, System.currentTimeMillis()));
               } else {
                 replyTo.tell(
-                    new TargetProtocol.Failed(
+                    new DestinationProtocol.Failed(
                         "after the merge: " + String.join("; ", v.details())));
               }
-              return target.running();
+              return migration.running();
             })
         .onMessage(Lifecycle.class, m -> Behaviors.same())
         .onAnyMessage(m -> Behaviors.same())
         .build();
   }
 
-  Behavior<Message> finishRecovery(TargetProtocol.Reply reply) {
-    if (reply instanceof TargetProtocol.Merged) {
-      target.blocking(
+  Behavior<Message> finishRecovery(DestinationProtocol.Reply reply) {
+    if (reply instanceof DestinationProtocol.Merged) {
+      migration.blocking(
           () -> {
             host.adopt(manifest);
             return null;
@@ -173,7 +174,7 @@ final class IncomingOverlay extends TargetFlow {
           .onMessage(
               Adopted.class,
               s -> {
-                target.ended(IncomingEnd.RUNNING, "merged after a restart");
+                migration.ended(IncomingEnd.RUNNING, "merged after a restart");
                 return Behaviors.stopped();
               })
           .onAnyMessage(x -> Behaviors.same())
@@ -186,16 +187,16 @@ final class IncomingOverlay extends TargetFlow {
   /**
    * The merge failed; the VM runs here on the consistent two-file chain. A new merge may be asked.
    */
-  Behavior<Message> onChain(List<TargetProtocol.OverlaySpec> specs) {
+  Behavior<Message> onChain(List<DestinationProtocol.OverlaySpec> specs) {
     return Behaviors.receive(Message.class)
-        .onMessage(Recovered.class, m -> target.recovery, m -> finishRecovery(m.reply()))
+        .onMessage(Recovered.class, m -> migration.recovery, m -> finishRecovery(m.reply()))
         .onMessage(
             Remote.class,
-            r -> r.command() instanceof TargetProtocol.MergeOverlays,
-            r -> merging(specs, ((TargetProtocol.MergeOverlays) r.command()).replyTo()))
+            r -> r.command() instanceof DestinationProtocol.MergeOverlays,
+            r -> merging(specs, ((DestinationProtocol.MergeOverlays) r.command()).replyTo()))
         .onMessage(
             Remote.class,
-            r -> r.command() instanceof TargetProtocol.Release,
+            r -> r.command() instanceof DestinationProtocol.Release,
             r -> {
               ctx.getLog()
                   .error(

@@ -1,20 +1,20 @@
-package dev.ferry.node.migration.target;
+package dev.ferry.node.migration.destination;
 
 import dev.ferry.node.journal.JournalEntry.Incoming;
 import dev.ferry.node.journal.JournalEntry.IncomingEnd;
 import dev.ferry.node.libvirt.DomainState;
 import dev.ferry.node.libvirt.LifecycleEvent;
 import dev.ferry.node.migration.MigrationFailure;
-import dev.ferry.node.migration.target.MigrationTargetActor.Message;
-import dev.ferry.node.migration.target.MigrationTargetActor.Remote;
-import dev.ferry.node.migration.target.TargetMessage.IdleTimeout;
-import dev.ferry.node.migration.target.TargetMessage.JobChecked;
-import dev.ferry.node.migration.target.TargetMessage.Lifecycle;
-import dev.ferry.node.migration.target.TargetMessage.PausedChecked;
-import dev.ferry.node.migration.target.TargetMessage.PollJob;
-import dev.ferry.node.migration.target.TargetMessage.SentBack;
-import dev.ferry.node.migration.target.TargetMessage.Verified;
-import dev.ferry.protocol.TargetProtocol;
+import dev.ferry.node.migration.destination.DestinationMessage.IdleTimeout;
+import dev.ferry.node.migration.destination.DestinationMessage.JobChecked;
+import dev.ferry.node.migration.destination.DestinationMessage.Lifecycle;
+import dev.ferry.node.migration.destination.DestinationMessage.PausedChecked;
+import dev.ferry.node.migration.destination.DestinationMessage.PollJob;
+import dev.ferry.node.migration.destination.DestinationMessage.SentBack;
+import dev.ferry.node.migration.destination.DestinationMessage.Verified;
+import dev.ferry.node.migration.destination.DestinationMigration.Message;
+import dev.ferry.node.migration.destination.DestinationMigration.Remote;
+import dev.ferry.protocol.DestinationProtocol;
 import dev.ferry.protocol.Verification;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -24,36 +24,36 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
 
 /**
  * The switchover on the destination: armed for the incoming memory migration, the VM paused here
- * after libvirt's Finish, the files proved and the VM resumed ({@link TargetVerification}), or the
- * paused VM sent back to the source.
+ * after libvirt's Finish, the files proved and the VM resumed ({@link DestinationVerification}), or
+ * the paused VM sent back to the source.
  */
-final class IncomingSwitchover extends TargetFlow {
+final class IncomingSwitchover extends DestinationFlow {
 
-  IncomingSwitchover(MigrationTargetActor target) {
-    super(target);
+  IncomingSwitchover(DestinationMigration migration) {
+    super(migration);
   }
 
   /** Waiting for the incoming migration to end with the VM paused here. */
   Behavior<Message> armed() {
-    return target.beforeSwitchover(
+    return migration.beforeSwitchover(
         Behaviors.receive(Message.class)
             .onMessage(
                 Lifecycle.class,
                 m -> m.event().is(LifecycleEvent.Type.SUSPENDED, "PAUSED"),
                 m -> {
                   long at = m.event().at().toEpochMilli();
-                  target.blocking(() -> host.state(manifest.vm()), PausedChecked::new);
+                  migration.blocking(() -> host.state(manifest.vm()), PausedChecked::new);
                   return Behaviors.receive(Message.class)
                       .onMessage(
                           PausedChecked.class,
                           s -> {
                             if (!s.failed() && s.state() == DomainState.PAUSED) {
                               timers.cancel(IdleTimeout.class);
-                              target.journal(Incoming.PAUSED, null);
-                              source.tell(new TargetProtocol.DestinationPaused(at));
+                              migration.journal(Incoming.PAUSED, null);
+                              source.tell(new DestinationProtocol.DestinationPaused(at));
                               // libvirt metadata only: done while the source syncs the files, and
                               // still compared with the manifest before any resume
-                              target.earlyRedefine =
+                              migration.earlyRedefine =
                                   CompletableFuture.supplyAsync(
                                       () -> host.redefine(manifest, Verification.none()),
                                       services.blocking());
@@ -69,18 +69,19 @@ final class IncomingSwitchover extends TargetFlow {
                 m -> m.event().type() == LifecycleEvent.Type.RESUMED,
                 m -> {
                   // overlay strategy: libvirt resumed the VM here in its Finish phase
-                  target.resumedAt = m.event().at().toEpochMilli();
+                  migration.resumedAt = m.event().at().toEpochMilli();
                   timers.cancel(IdleTimeout.class);
-                  target.journal(Incoming.RESUMED, null);
+                  migration.journal(Incoming.RESUMED, null);
                   return Behaviors.same();
                 })
             .onMessage(
                 Remote.class,
-                r -> r.command() instanceof TargetProtocol.MergeOverlays,
+                r -> r.command() instanceof DestinationProtocol.MergeOverlays,
                 r -> {
-                  TargetProtocol.MergeOverlays m = (TargetProtocol.MergeOverlays) r.command();
+                  DestinationProtocol.MergeOverlays m =
+                      (DestinationProtocol.MergeOverlays) r.command();
                   timers.cancel(IdleTimeout.class);
-                  return target.overlay.merging(m.overlays(), m.replyTo());
+                  return migration.overlay.merging(m.overlays(), m.replyTo());
                 })
             .onMessage(Lifecycle.class, m -> Behaviors.same()));
   }
@@ -93,23 +94,23 @@ final class IncomingSwitchover extends TargetFlow {
     return Behaviors.receive(Message.class)
         .onMessage(
             Remote.class,
-            r -> r.command() instanceof TargetProtocol.FinalSynced,
+            r -> r.command() instanceof DestinationProtocol.FinalSynced,
             r -> {
-              TargetProtocol.FinalSynced m = (TargetProtocol.FinalSynced) r.command();
+              DestinationProtocol.FinalSynced m = (DestinationProtocol.FinalSynced) r.command();
               return verifying(m.bitmaps(), m.replyTo());
             })
         .onMessage(
             Remote.class,
-            r -> r.command() instanceof TargetProtocol.MigrateBack,
+            r -> r.command() instanceof DestinationProtocol.MigrateBack,
             r -> {
-              TargetProtocol.MigrateBack m = (TargetProtocol.MigrateBack) r.command();
+              DestinationProtocol.MigrateBack m = (DestinationProtocol.MigrateBack) r.command();
               return migratingBack(m.sourceHost(), m.replyTo());
             })
         .onMessage(
             Remote.class,
-            r -> r.command() instanceof TargetProtocol.Release,
+            r -> r.command() instanceof DestinationProtocol.Release,
             r -> {
-              TargetProtocol.Release m = (TargetProtocol.Release) r.command();
+              DestinationProtocol.Release m = (DestinationProtocol.Release) r.command();
 
               ctx.getLog()
                   .warn(
@@ -124,13 +125,13 @@ final class IncomingSwitchover extends TargetFlow {
 
   /** Proves the files, redefines snapshot metadata, resumes, checks the open inodes. */
   Behavior<Message> verifying(
-      List<TargetProtocol.DiskBitmap> bitmaps, ActorRef<TargetProtocol.Reply> replyTo) {
-    target.journal(Incoming.VERIFYING, null);
-    CompletableFuture<Verification> early = target.earlyRedefine;
-    target.blocking(
+      List<DestinationProtocol.DiskBitmap> bitmaps, ActorRef<DestinationProtocol.Reply> replyTo) {
+    migration.journal(Incoming.VERIFYING, null);
+    CompletableFuture<Verification> early = migration.earlyRedefine;
+    migration.blocking(
         () ->
-            TargetVerification.verifyAndResume(
-                host, manifest, bitmaps, early, () -> target.journal(Incoming.RESUMED, null)),
+            DestinationVerification.verifyAndResume(
+                host, manifest, bitmaps, early, () -> migration.journal(Incoming.RESUMED, null)),
         (verified, error) -> error == null ? verified : new Verified(null, false, 0, error));
     return Behaviors.receive(Message.class)
         .onMessage(
@@ -138,20 +139,21 @@ final class IncomingSwitchover extends TargetFlow {
             m -> {
               if (m.failed()) {
                 String reason = MigrationFailure.reason(m.error());
-                DomainState state = target.safeState();
+                DomainState state = migration.safeState();
                 if (state == DomainState.PAUSED) {
-                  replyTo.tell(new TargetProtocol.VerificationFailed(reason, Verification.none()));
+                  replyTo.tell(
+                      new DestinationProtocol.VerificationFailed(reason, Verification.none()));
                   return paused();
                 }
                 replyTo.tell(
-                    new TargetProtocol.Failed(
+                    new DestinationProtocol.Failed(
                         "verification step failed with "
                             + manifest.vm()
                             + " "
                             + state.name().toLowerCase()
                             + " here: "
                             + reason));
-                return target.running();
+                return migration.running();
               }
               if (!m.resumed()) {
                 Verification v = m.verification();
@@ -161,25 +163,25 @@ final class IncomingSwitchover extends TargetFlow {
                             ? "libvirt snapshot metadata differs"
                             : "qemu-img check is not clean"
                         : "snapshot tables differ";
-                target.journal(Incoming.VERIFICATION_FAILED, why);
+                migration.journal(Incoming.VERIFICATION_FAILED, why);
                 replyTo.tell(
-                    new TargetProtocol.VerificationFailed(
+                    new DestinationProtocol.VerificationFailed(
                         why + ": " + String.join("; ", v.details()), v));
                 return paused();
               }
               Verified r = m;
               if (!r.verification().openInodeMatches()) {
-                target.journal(
+                migration.journal(
                     Incoming.INODE_MISMATCH, String.join("; ", r.verification().details()));
                 replyTo.tell(
-                    new TargetProtocol.Failed(
+                    new DestinationProtocol.Failed(
                         "after the resume QEMU does not use the file at the path: "
                             + String.join("; ", r.verification().details())));
-                return target.running();
+                return migration.running();
               }
-              target.journal(Incoming.VERIFIED, String.join("; ", r.verification().details()));
-              replyTo.tell(new TargetProtocol.Resumed(r.verification(), r.resumedAt()));
-              return target.running();
+              migration.journal(Incoming.VERIFIED, String.join("; ", r.verification().details()));
+              replyTo.tell(new DestinationProtocol.Resumed(r.verification(), r.resumedAt()));
+              return migration.running();
             })
         .onMessage(Lifecycle.class, m -> Behaviors.same())
         .build();
@@ -190,8 +192,8 @@ final class IncomingSwitchover extends TargetFlow {
    * still be finishing (the source starts its final sync at our "paused" event, inside libvirt's
    * Finish) and libvirt refuses a second migration job meanwhile: wait for it on a timer.
    */
-  Behavior<Message> migratingBack(String sourceHost, ActorRef<TargetProtocol.Reply> replyTo) {
-    target.journal(Incoming.MIGRATING_BACK, sourceHost);
+  Behavior<Message> migratingBack(String sourceHost, ActorRef<DestinationProtocol.Reply> replyTo) {
+    migration.journal(Incoming.MIGRATING_BACK, sourceHost);
     timers.startTimerAtFixedRate(
         PollJob.class, new PollJob(), services.settings().migration().intervals().blockJobPoll());
     timers.startSingleTimer(
@@ -200,7 +202,7 @@ final class IncomingSwitchover extends TargetFlow {
         .onMessage(
             PollJob.class,
             m -> {
-              target.blocking(() -> host.jobActive(manifest.vm()), JobChecked::new);
+              migration.blocking(() -> host.jobActive(manifest.vm()), JobChecked::new);
               return Behaviors.same();
             })
         .onMessage(
@@ -218,7 +220,7 @@ final class IncomingSwitchover extends TargetFlow {
             m -> {
               timers.cancel(PollJob.class);
               replyTo.tell(
-                  new TargetProtocol.Failed(
+                  new DestinationProtocol.Failed(
                       "the incoming migration job of " + manifest.vm() + " did not end"));
               return paused();
             })
@@ -226,8 +228,8 @@ final class IncomingSwitchover extends TargetFlow {
         .build();
   }
 
-  Behavior<Message> sendingBack(String sourceHost, ActorRef<TargetProtocol.Reply> replyTo) {
-    target.blocking(
+  Behavior<Message> sendingBack(String sourceHost, ActorRef<DestinationProtocol.Reply> replyTo) {
+    migration.blocking(
         () -> {
           host.migrateBack(manifest.vm(), sourceHost, manifest);
           return host.cleanup(manifest);
@@ -238,11 +240,11 @@ final class IncomingSwitchover extends TargetFlow {
             SentBack.class,
             m -> {
               if (m.failed()) {
-                replyTo.tell(new TargetProtocol.Failed(MigrationFailure.reason(m.error())));
+                replyTo.tell(new DestinationProtocol.Failed(MigrationFailure.reason(m.error())));
                 return paused();
               }
-              target.ended(IncomingEnd.MIGRATED_BACK, null);
-              replyTo.tell(new TargetProtocol.MigratedBack(System.currentTimeMillis()));
+              migration.ended(IncomingEnd.MIGRATED_BACK, null);
+              replyTo.tell(new DestinationProtocol.MigratedBack(System.currentTimeMillis()));
               return awaitRelease();
             })
         .onMessage(Lifecycle.class, m -> Behaviors.same())
@@ -261,7 +263,7 @@ final class IncomingSwitchover extends TargetFlow {
     return Behaviors.receive(Message.class)
         .onMessage(
             Remote.class,
-            r -> r.command() instanceof TargetProtocol.Release,
+            r -> r.command() instanceof DestinationProtocol.Release,
             r -> Behaviors.stopped())
         .onMessage(IdleTimeout.class, m -> Behaviors.stopped())
         .onAnyMessage(m -> Behaviors.same())

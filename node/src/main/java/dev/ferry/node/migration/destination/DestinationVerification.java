@@ -1,8 +1,8 @@
-package dev.ferry.node.migration.target;
+package dev.ferry.node.migration.destination;
 
-import dev.ferry.node.migration.target.TargetMessage.Verified;
+import dev.ferry.node.migration.destination.DestinationMessage.Verified;
+import dev.ferry.protocol.DestinationProtocol;
 import dev.ferry.protocol.Manifest;
-import dev.ferry.protocol.TargetProtocol;
 import dev.ferry.protocol.Verification;
 import java.io.IOException;
 import java.util.ArrayList;
@@ -13,8 +13,8 @@ import java.util.concurrent.CompletableFuture;
  * What the destination proves before a VM counts as arrived, as functions of the host and the
  * manifest: they run on the blocking dispatcher and return results; they touch no actor state.
  */
-final class TargetVerification {
-  private TargetVerification() {}
+final class DestinationVerification {
+  private DestinationVerification() {}
 
   /**
    * Suspend-sync, with the VM paused here: the files against the manifest (snapshot tables, check,
@@ -23,9 +23,9 @@ final class TargetVerification {
    * one's cost goes into the details. {@code onResumed} runs right after the resume (the journal).
    */
   static Verified verifyAndResume(
-      TargetHost host,
+      DestinationHost host,
       Manifest manifest,
-      List<TargetProtocol.DiskBitmap> bitmaps,
+      List<DestinationProtocol.DiskBitmap> bitmaps,
       CompletableFuture<Verification> earlyRedefine,
       Runnable onResumed)
       throws IOException {
@@ -68,7 +68,7 @@ final class TargetVerification {
   }
 
   /** Overlay strategy, with the VM running here: the merged files, metadata, open inodes. */
-  static Verification verifyMerged(TargetHost host, Manifest manifest) throws IOException {
+  static Verification verifyMerged(DestinationHost host, Manifest manifest) throws IOException {
     Verification v = host.verifyMerged(manifest);
     Verification meta = host.redefine(manifest, Verification.none());
     return host.inodeCheck(manifest, withMetadata(v, meta));

@@ -1,11 +1,11 @@
-package dev.ferry.node.migration.target;
+package dev.ferry.node.migration.destination;
 
 import dev.ferry.node.journal.JournalEntry.Incoming;
 import dev.ferry.node.migration.MigrationFailure;
-import dev.ferry.node.migration.target.MigrationTargetActor.Message;
-import dev.ferry.node.migration.target.TargetMessage.ColdStarted;
-import dev.ferry.node.migration.target.TargetMessage.IdleTimeout;
-import dev.ferry.protocol.TargetProtocol;
+import dev.ferry.node.migration.destination.DestinationMessage.ColdStarted;
+import dev.ferry.node.migration.destination.DestinationMessage.IdleTimeout;
+import dev.ferry.node.migration.destination.DestinationMigration.Message;
+import dev.ferry.protocol.DestinationProtocol;
 import dev.ferry.protocol.Verification;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
@@ -15,10 +15,10 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
  * The cold strategy on the destination: with the copies verified, define the guest, redefine its
  * snapshots, boot it and check it.
  */
-final class IncomingCold extends TargetFlow {
+final class IncomingCold extends DestinationFlow {
 
-  IncomingCold(MigrationTargetActor target) {
-    super(target);
+  IncomingCold(DestinationMigration migration) {
+    super(migration);
   }
 
   /**
@@ -26,17 +26,17 @@ final class IncomingCold extends TargetFlow {
    * redefine the snapshots, boot, check. A failure leaves the domain defined but not running, for
    * the source's Abort to remove.
    */
-  Behavior<Message> startingCold(String domainXml, ActorRef<TargetProtocol.Reply> replyTo) {
-    Verification copies = target.copiesVerified;
+  Behavior<Message> startingCold(String domainXml, ActorRef<DestinationProtocol.Reply> replyTo) {
+    Verification copies = migration.copiesVerified;
     if (copies == null) {
       replyTo.tell(
-          new TargetProtocol.Failed(
+          new DestinationProtocol.Failed(
               "refusing to start " + manifest.vm() + ": its copies were not verified here"));
       return Behaviors.same();
     }
     timers.cancel(IdleTimeout.class);
-    target.journal(Incoming.COLD_STARTING, null);
-    target.blocking(() -> host.startCold(manifest, domainXml, copies), ColdStarted::new);
+    migration.journal(Incoming.COLD_STARTING, null);
+    migration.blocking(() -> host.startCold(manifest, domainXml, copies), ColdStarted::new);
     return Behaviors.receive(Message.class)
         .onMessage(
             ColdStarted.class,
@@ -49,14 +49,14 @@ final class IncomingCold extends TargetFlow {
                         + services.settings().host()
                         + " failed: "
                         + MigrationFailure.reason(m.error());
-                target.journal(Incoming.COLD_START_FAILED, why);
-                replyTo.tell(new TargetProtocol.Failed(why));
-                return target.waiting();
+                migration.journal(Incoming.COLD_START_FAILED, why);
+                replyTo.tell(new DestinationProtocol.Failed(why));
+                return migration.waiting();
               }
               Verification v = m.verification();
-              target.journal(Incoming.VERIFIED, String.join("; ", v.details()));
-              replyTo.tell(new TargetProtocol.ColdStarted(v, System.currentTimeMillis()));
-              return target.running();
+              migration.journal(Incoming.VERIFIED, String.join("; ", v.details()));
+              replyTo.tell(new DestinationProtocol.ColdStarted(v, System.currentTimeMillis()));
+              return migration.running();
             })
         .onAnyMessage(m -> Behaviors.same())
         .build();

@@ -11,7 +11,7 @@ import dev.ferry.node.validation.DatastorePaths;
 import java.util.concurrent.Executor;
 
 /** What a migration actor works with on its host: the ports, the journal, the settings. */
-public record MigrationServices(
+public record HostPorts(
     Hypervisor hypervisor,
     ImageTool images,
     ProcessRunner runner,
@@ -23,7 +23,7 @@ public record MigrationServices(
     HostFiles files) {
 
   /** The services of a real host, where host paths are this machine's paths. */
-  public MigrationServices(
+  public HostPorts(
       Hypervisor hypervisor,
       ImageTool images,
       ProcessRunner runner,
