@@ -1,11 +1,17 @@
 package dev.ferry.node.scheduler;
 
+import dev.ferry.protocol.HostInventory;
+import dev.ferry.protocol.MigrationOptions;
+import dev.ferry.protocol.SchedulerProtocol.MigrationRequest;
 import dev.ferry.protocol.SchedulerProtocol.PlannedMove;
 import dev.ferry.protocol.SchedulerProtocol.Policy;
+import dev.ferry.protocol.SchedulerProtocol.Priority;
 import dev.ferry.protocol.SchedulerProtocol.RebalancePlan;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
+import java.util.Optional;
+import java.util.function.BiFunction;
 import java.util.function.Predicate;
 
 /**
@@ -223,5 +229,58 @@ final class Rebalancer {
       }
     }
     return emptied.size();
+  }
+
+  /** A plan's moves as queued jobs, and the plan as applied (each move with its job id). */
+  record Queued(List<SchedulerEvent> events, RebalancePlan applied) {}
+
+  /**
+   * Queues {@code plan}'s moves at rebalance priority, one job each, behind each other; a move
+   * whose VM is no longer on its source is left out.
+   */
+  static Queued queue(
+      RebalancePlan plan,
+      String id,
+      long seq,
+      MigrationOptions options,
+      BiFunction<String, String, Optional<HostInventory.VmInfo>> vmOn,
+      long now) {
+    List<SchedulerEvent> events = new ArrayList<>();
+    List<PlannedMove> moves = new ArrayList<>();
+    for (PlannedMove mv : plan.moves()) {
+      Optional<HostInventory.VmInfo> vm = vmOn.apply(mv.source(), mv.vm());
+      if (vm.isEmpty()) {
+        continue;
+      }
+      Job job =
+          Jobs.create(
+              new MigrationRequest(
+                  mv.vm(),
+                  mv.source(),
+                  mv.destination(),
+                  options,
+                  Priority.REBALANCE,
+                  "rebalance:" + id),
+              "",
+              seq + moves.size(),
+              seq,
+              vm.get(),
+              now);
+      events.add(new SchedulerEvent.JobSubmitted(job));
+      moves.add(
+          new PlannedMove(
+              mv.vm(), mv.source(), mv.destination(), mv.bytes(), mv.benefit(), job.id()));
+    }
+    return new Queued(
+        events,
+        new RebalancePlan(
+            plan.policy(),
+            moves,
+            plan.totalBytes(),
+            plan.spreadBefore(),
+            plan.spreadAfter(),
+            plan.hostsFreed(),
+            true,
+            plan.message()));
   }
 }

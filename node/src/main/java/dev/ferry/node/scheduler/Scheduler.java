@@ -7,15 +7,11 @@ import dev.ferry.protocol.HostInventory;
 import dev.ferry.protocol.MigrationOptions;
 import dev.ferry.protocol.MigrationProgress;
 import dev.ferry.protocol.MigrationResult;
-import dev.ferry.protocol.MigrationStrategy;
 import dev.ferry.protocol.SchedulerProtocol;
-import dev.ferry.protocol.SchedulerProtocol.DrainVm;
 import dev.ferry.protocol.SchedulerProtocol.ErrorKind;
 import dev.ferry.protocol.SchedulerProtocol.JobReply;
 import dev.ferry.protocol.SchedulerProtocol.JobState;
 import dev.ferry.protocol.SchedulerProtocol.MigrationRequest;
-import dev.ferry.protocol.SchedulerProtocol.PlannedMove;
-import dev.ferry.protocol.SchedulerProtocol.Priority;
 import dev.ferry.protocol.SchedulerProtocol.RebalancePlan;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -26,7 +22,6 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.TreeMap;
-import java.util.UUID;
 import java.util.function.LongSupplier;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
@@ -130,7 +125,7 @@ public final class Scheduler {
 
   /** A random id: unique across journals, so an agent never confuses a new job with an old one. */
   static String newId(String prefix, int hexDigits) {
-    return prefix + UUID.randomUUID().toString().replace("-", "").substring(0, hexDigits);
+    return Jobs.newId(prefix, hexDigits);
   }
 
   static final PersistenceId PERSISTENCE_ID = PersistenceId.ofUniqueId("ferry-scheduler");
@@ -327,7 +322,7 @@ public final class Scheduler {
           return Effect().none();
         }
       }
-      Optional<String> invalid = validate(r);
+      Optional<String> invalid = Jobs.invalid(r);
       if (invalid.isPresent()) {
         m.replyTo().tell(JobReply.error(ErrorKind.INVALID, invalid.get()));
         return Effect().none();
@@ -358,7 +353,7 @@ public final class Scheduler {
         return Effect().none();
       }
       long seq = s.nextSeq();
-      Job job = newJob(r, key, seq, seq, vm.get(), clock.getAsLong());
+      Job job = Jobs.create(r, key, seq, seq, vm.get(), clock.getAsLong());
       return Effect()
           .persist(new SchedulerEvent.JobSubmitted(job))
           .thenRun(
@@ -366,22 +361,6 @@ public final class Scheduler {
                 m.replyTo().tell(JobReply.of(view(st.job(job.id()).orElse(job))));
                 ctx.getSelf().tell(Admit.INSTANCE);
               });
-    }
-
-    private Optional<String> validate(MigrationRequest r) {
-      try {
-        Names.vmName(r.vm());
-        Names.hostName("source", r.source());
-        if (!r.destination().isEmpty()) {
-          Names.hostName("destination", r.destination());
-        }
-      } catch (InvalidInputException e) {
-        return Optional.of(e.getMessage());
-      }
-      if (r.source().equals(r.destination())) {
-        return Optional.of("source and destination are the same host: " + r.source());
-      }
-      return Optional.empty();
     }
 
     private Optional<String> unknownHosts(String source, String destination) {
@@ -403,37 +382,6 @@ public final class Scheduler {
       return k == null
           ? Optional.empty()
           : k.inventory().vms().stream().filter(v -> v.name().equals(vm)).findFirst();
-    }
-
-    private static Job newJob(
-        MigrationRequest r,
-        String key,
-        long seq,
-        long groupSeq,
-        HostInventory.VmInfo vm,
-        long submittedAtMillis) {
-      return new Job(
-          newId("m-", 16),
-          new MigrationRequest(
-              r.vm(),
-              r.source(),
-              r.destination(),
-              r.options() == null ? MigrationOptions.defaults() : r.options(),
-              r.priority() == null ? Priority.REQUEST : r.priority(),
-              r.origin() == null ? "api" : r.origin()),
-          key,
-          seq,
-          groupSeq,
-          vm.diskBytes(),
-          vm.memoryBytes(),
-          vm.vcpus(),
-          JobState.QUEUED,
-          0,
-          submittedAtMillis,
-          0,
-          0,
-          null,
-          "");
     }
 
     // ---- admission
@@ -470,23 +418,8 @@ public final class Scheduler {
       for (Admission.Start st : d.starts()) {
         events.add(
             new SchedulerEvent.JobStarted(st.jobId(), st.destination(), st.bandwidth(), now));
-        for (SchedulerState.Drain drain : s.drains()) {
-          DrainVm line = lineOf(drain, st.jobId());
-          if (line != null) {
-            events.add(
-                new SchedulerEvent.DrainVmUpdated(
-                    drain.id,
-                    new DrainVm(
-                        line.vm(),
-                        "running",
-                        st.destination(),
-                        st.jobId(),
-                        line.attempts(),
-                        (cold(s, st.jobId()) ? "moving cold to " : "migrating to ")
-                            + st.destination())));
-          }
-        }
       }
+      events.addAll(Drains.jobsStarted(s, d.starts()));
       return Effect()
           .persist(events)
           .thenRun(
@@ -557,7 +490,9 @@ public final class Scheduler {
       List<SchedulerEvent> events = new ArrayList<>();
       long now = clock.getAsLong();
       events.add(new SchedulerEvent.JobEnded(m.id(), m.state(), m.result(), m.message(), now));
-      events.addAll(drainAfterJobEnded(s, job.get(), m.state(), m.result(), m.message(), now));
+      events.addAll(
+          Drains.afterJobEnded(
+              s, job.get(), m.state(), m.result(), m.message(), now, settings.drainAttempts()));
       ctx.getLog().info("{} {} ended {}: {}", m.id(), job.get().vm(), m.state(), m.message());
       return Effect().persist(events).thenRun(st -> ctx.getSelf().tell(Admit.INSTANCE));
     }
@@ -584,7 +519,9 @@ public final class Scheduler {
         List<SchedulerEvent> events = new ArrayList<>();
         String message = "cancelled while queued: " + reason;
         events.add(new SchedulerEvent.JobEnded(j.id(), JobState.CANCELLED, null, message, now));
-        events.addAll(drainAfterJobEnded(s, j, JobState.CANCELLED, null, message, now));
+        events.addAll(
+            Drains.afterJobEnded(
+                s, j, JobState.CANCELLED, null, message, now, settings.drainAttempts()));
         return Effect()
             .persist(events)
             .thenRun(st -> m.replyTo().tell(JobReply.of(view(st.job(j.id()).orElseThrow()))));
@@ -652,47 +589,7 @@ public final class Scheduler {
         return Effect().none();
       }
       String id = newId("d-", 12);
-      long seq = s.nextSeq();
-      List<SchedulerEvent> events = new ArrayList<>();
-      events.add(new SchedulerEvent.DrainStarted(id, r, seq, now));
-      long next = seq + 1;
-      MigrationOptions options = r.options() == null ? MigrationOptions.defaults() : r.options();
-      if (r.deadlineEpochMillis() > 0 && options.deadlineEpochMillis() == 0) {
-        options = options.withDeadline(r.deadlineEpochMillis());
-      }
-      for (HostInventory.VmInfo vm : k.inventory().vms()) {
-        Optional<Job> existing = s.activeJobOf(vm.name());
-        if (existing.isPresent()) {
-          Job e = existing.get();
-          events.add(
-              new SchedulerEvent.DrainVmUpdated(
-                  id,
-                  new DrainVm(
-                      vm.name(),
-                      e.state() == JobState.RUNNING ? "running" : "queued",
-                      e.destination(),
-                      e.id(),
-                      1,
-                      "already being migrated by " + e.id())));
-          continue;
-        }
-        Job job =
-            newJob(
-                new MigrationRequest(
-                    vm.name(), r.host(), "", options, Priority.DRAIN, "drain:" + id),
-                "",
-                next++,
-                seq,
-                vm,
-                now);
-        events.add(new SchedulerEvent.JobSubmitted(job));
-        events.add(
-            new SchedulerEvent.DrainVmUpdated(
-                id, new DrainVm(vm.name(), "queued", "", job.id(), 1, "queued")));
-      }
-      if (k.inventory().vms().isEmpty()) {
-        events.add(new SchedulerEvent.DrainEnded(id, "completed", "no VMs were on the host", now));
-      }
+      List<SchedulerEvent> events = Drains.started(s, id, r, k.inventory(), now);
       return Effect()
           .persist(events)
           .thenRun(
@@ -703,176 +600,11 @@ public final class Scheduler {
               });
     }
 
-    private static boolean cold(SchedulerState s, String jobId) {
-      return s.job(jobId)
-          .map(j -> j.request().options().strategy() == MigrationStrategy.COLD)
-          .orElse(false);
-    }
-
-    /** The next move of a drain's VM, queued behind the drain's earlier ones. */
-    private Job drainJob(
-        SchedulerState.Drain d, Job previous, MigrationOptions options, long seq, long now) {
-      return newJob(
-          new MigrationRequest(
-              previous.vm(), d.request.host(), "", options, Priority.DRAIN, "drain:" + d.id),
-          "",
-          seq,
-          d.seq,
-          new HostInventory.VmInfo(
-              previous.vm(), previous.vcpus(), previous.memoryBytes(), previous.diskBytes(), true),
-          now);
-    }
-
-    /**
-     * A drain with cold fallback moves a VM cold once its live attempts are used up, but only if
-     * the last one left it running on the draining host (rolled back): a VM whose whereabouts are
-     * in doubt is not touched again.
-     */
-    private static boolean coldFallback(
-        SchedulerState.Drain d, Job job, JobState state, MigrationResult result) {
-      return d.running()
-          && d.request.coldFallback()
-          && (state == JobState.ROLLED_BACK
-              || state == JobState.MIGRATED_BACK
-              || state == JobState.REJECTED)
-          && job.request().options().strategy() != MigrationStrategy.COLD
-          && result != null
-          && d.request.host().equals(result.runningOn());
-    }
-
-    private static DrainVm lineOf(SchedulerState.Drain d, String jobId) {
-      for (DrainVm vm : d.vms.values()) {
-        if (jobId.equals(vm.jobId())) {
-          return vm;
-        }
-      }
-      return null;
-    }
-
-    private static boolean settled(DrainVm vm) {
-      return switch (vm.status()) {
-        case "moved", "failed", "cancelled", "given-up" -> true;
-        default -> false;
-      };
-    }
-
-    /**
-     * What a job's end means for the drains that wait on it: its line in the report, a new attempt
-     * if attempts are left, and the drain's end once every line is settled.
-     */
-    private List<SchedulerEvent> drainAfterJobEnded(
-        SchedulerState s,
-        Job job,
-        JobState state,
-        MigrationResult result,
-        String message,
-        long now) {
-      List<SchedulerEvent> events = new ArrayList<>();
-      for (SchedulerState.Drain d : s.drains()) {
-        DrainVm line = lineOf(d, job.id());
-        if (line == null) {
-          continue;
-        }
-        Map<String, DrainVm> after = new java.util.LinkedHashMap<>(d.vms);
-        DrainVm updated;
-        if (state == JobState.COMPLETED) {
-          String landed = job.ended(state, result, message, now).landedOn();
-          updated =
-              new DrainVm(
-                  line.vm(), "moved", landed, job.id(), line.attempts(), "running on " + landed);
-        } else if (state == JobState.CANCELLED && !d.running()) {
-          updated = new DrainVm(line.vm(), "cancelled", "", job.id(), line.attempts(), message);
-        } else if (state == JobState.CANCELLED && line.status().equals("given-up")) {
-          updated = line;
-        } else if (d.running()
-            && line.attempts() < settings.drainAttempts()
-            && state != JobState.CANCELLED) {
-          Job retry = drainJob(d, job, job.request().options(), s.nextSeq() + events.size(), now);
-          events.add(new SchedulerEvent.JobSubmitted(retry));
-          updated =
-              new DrainVm(
-                  line.vm(),
-                  "queued",
-                  "",
-                  retry.id(),
-                  line.attempts() + 1,
-                  "attempt " + line.attempts() + " " + state.name().toLowerCase() + ": " + message);
-        } else if (coldFallback(d, job, state, result)) {
-          Job cold =
-              drainJob(
-                  d,
-                  job,
-                  job.request().options().withStrategy(MigrationStrategy.COLD),
-                  s.nextSeq() + events.size(),
-                  now);
-          events.add(new SchedulerEvent.JobSubmitted(cold));
-          updated =
-              new DrainVm(
-                  line.vm(),
-                  "queued",
-                  "",
-                  cold.id(),
-                  line.attempts() + 1,
-                  "live attempts failed (last: "
-                      + message
-                      + "); moving it cold: shut down, copy, boot on the destination");
-        } else {
-          updated =
-              new DrainVm(
-                  line.vm(),
-                  state == JobState.CANCELLED ? "cancelled" : "failed",
-                  "",
-                  job.id(),
-                  line.attempts(),
-                  state.name().toLowerCase() + ": " + message);
-        }
-        events.add(new SchedulerEvent.DrainVmUpdated(d.id, updated));
-        after.put(updated.vm(), updated);
-        if (d.running() && after.values().stream().allMatch(Core::settled)) {
-          long moved = after.values().stream().filter(v -> v.status().equals("moved")).count();
-          boolean all = moved == after.size();
-          events.add(
-              new SchedulerEvent.DrainEnded(
-                  d.id,
-                  all ? "completed" : "partial",
-                  moved + " of " + after.size() + " VMs moved",
-                  now));
-        }
-      }
-      return events;
-    }
-
     private Effect<SchedulerEvent, SchedulerState> drainDeadlines(SchedulerState s) {
-      long now = clock.getAsLong();
-      List<SchedulerEvent> events = new ArrayList<>();
-      for (SchedulerState.Drain d : s.drains()) {
-        long deadline = d.request.deadlineEpochMillis();
-        if (d.running() && deadline > 0 && now >= deadline) {
-          events.addAll(stopQueued(s, d, "given-up", "the drain's deadline passed", now));
-          events.add(
-              new SchedulerEvent.DrainEnded(
-                  d.id, "partial", "the deadline passed; running moves finish or roll back", now));
-        }
-      }
+      List<SchedulerEvent> events = Drains.deadlinesPassed(s, clock.getAsLong());
       return events.isEmpty()
           ? Effect().none()
           : Effect().persist(events).thenRun(st -> ctx.getSelf().tell(Admit.INSTANCE));
-    }
-
-    /** Ends a drain's queued jobs; its running ones finish or roll back on their own. */
-    private List<SchedulerEvent> stopQueued(
-        SchedulerState s, SchedulerState.Drain d, String status, String why, long now) {
-      List<SchedulerEvent> events = new ArrayList<>();
-      for (DrainVm line : d.vms.values()) {
-        Optional<Job> j = line.jobId() == null ? Optional.empty() : s.job(line.jobId());
-        if (j.isPresent() && j.get().state() == JobState.QUEUED) {
-          events.add(new SchedulerEvent.JobEnded(j.get().id(), JobState.CANCELLED, null, why, now));
-          events.add(
-              new SchedulerEvent.DrainVmUpdated(
-                  d.id, new DrainVm(line.vm(), status, "", line.jobId(), line.attempts(), why)));
-        }
-      }
-      return events;
     }
 
     private Effect<SchedulerEvent, SchedulerState> onCancelDrain(
@@ -890,17 +622,7 @@ public final class Scheduler {
                     ErrorKind.CONFLICT, m.id() + " already ended: " + d.get().state));
         return Effect().none();
       }
-      long now = clock.getAsLong();
-      List<SchedulerEvent> events =
-          new ArrayList<>(stopQueued(s, d.get(), "cancelled", "the drain was cancelled", now));
-      long running =
-          d.get().vms.values().stream().filter(v -> v.status().equals("running")).count();
-      events.add(
-          new SchedulerEvent.DrainEnded(
-              m.id(),
-              "cancelled",
-              "cancelled; " + running + " running moves finish or roll back",
-              now));
+      List<SchedulerEvent> events = Drains.cancelled(s, d.get(), clock.getAsLong());
       return Effect()
           .persist(events)
           .thenRun(
@@ -946,46 +668,13 @@ public final class Scheduler {
     private Effect<SchedulerEvent, SchedulerState> onApplyRebalance(
         SchedulerState s, SchedulerProtocol.ApplyRebalance m) {
       RebalancePlan plan = plan(s, m.request());
-      String id = newId("r-", 12);
-      long seq = s.nextSeq();
-      List<SchedulerEvent> events = new ArrayList<>();
-      List<PlannedMove> moves = new ArrayList<>();
       MigrationOptions options =
           m.request().options() == null ? MigrationOptions.defaults() : m.request().options();
-      for (PlannedMove mv : plan.moves()) {
-        Optional<HostInventory.VmInfo> vm = vmOn(mv.source(), mv.vm());
-        if (vm.isEmpty()) {
-          continue;
-        }
-        Job job =
-            newJob(
-                new MigrationRequest(
-                    mv.vm(),
-                    mv.source(),
-                    mv.destination(),
-                    options,
-                    Priority.REBALANCE,
-                    "rebalance:" + id),
-                "",
-                seq + moves.size(),
-                seq,
-                vm.get(),
-                clock.getAsLong());
-        events.add(new SchedulerEvent.JobSubmitted(job));
-        moves.add(
-            new PlannedMove(
-                mv.vm(), mv.source(), mv.destination(), mv.bytes(), mv.benefit(), job.id()));
-      }
-      RebalancePlan applied =
-          new RebalancePlan(
-              plan.policy(),
-              moves,
-              plan.totalBytes(),
-              plan.spreadBefore(),
-              plan.spreadAfter(),
-              plan.hostsFreed(),
-              true,
-              plan.message());
+      Rebalancer.Queued queued =
+          Rebalancer.queue(
+              plan, newId("r-", 12), s.nextSeq(), options, this::vmOn, clock.getAsLong());
+      List<SchedulerEvent> events = queued.events();
+      RebalancePlan applied = queued.applied();
       if (events.isEmpty()) {
         m.replyTo().tell(new SchedulerProtocol.PlanReply(applied, null));
         return Effect().none();
@@ -1006,58 +695,7 @@ public final class Scheduler {
     }
 
     private SchedulerProtocol.HostsReply hosts(SchedulerState s) {
-      List<Job> running = s.running();
-      HostLoads loads = loads(s);
-      long now = clock.getAsLong();
-      List<SchedulerProtocol.HostView> hosts = new ArrayList<>();
-      for (Map.Entry<String, HostLoads.Known> e : known.entrySet()) {
-        String h = e.getKey();
-        HostInventory inv = e.getValue().inventory();
-        boolean up = reachable(h);
-        String state = up ? s.hostState(h) : "unreachable";
-        hosts.add(
-            new SchedulerProtocol.HostView(
-                h,
-                state,
-                up,
-                inv.cpus(),
-                loads.load(h).map(HostLoads.Load::vcpus).orElse(0),
-                inv.memoryBytes(),
-                loads.load(h).map(HostLoads.Load::freeMemory).orElse(inv.freeMemoryBytes()),
-                inv.datastoreBytes(),
-                inv.datastoreFreeBytes(),
-                inv.vms().size(),
-                (int) running.stream().filter(j -> j.source().equals(h)).count(),
-                settings.outboundPerHost(),
-                (int) running.stream().filter(j -> j.destination().equals(h)).count(),
-                settings.inboundPerHost(),
-                now - e.getValue().receivedAtMillis()));
-      }
-      Map<String, Integer> streams = Admission.streamsInUse(running, settings);
-      Map<String, Long> bandwidth = new TreeMap<>();
-      Map<String, SchedulerSettings.LinkSpec> links = new TreeMap<>();
-      for (String h : known.keySet()) {
-        links.put("nic-out:" + h, settings.nicOf(h));
-        links.put("nic-in:" + h, settings.nicOf(h));
-      }
-      settings.segments().forEach(seg -> links.put("segment:" + seg.name(), seg.link()));
-      for (Job j : running) {
-        for (Admission.Link l : Admission.path(j.source(), j.destination(), settings)) {
-          bandwidth.merge(l.name(), j.bandwidth(), Long::sum);
-        }
-      }
-      List<SchedulerProtocol.LinkView> linkViews = new ArrayList<>();
-      links.forEach(
-          (name, spec) ->
-              linkViews.add(
-                  new SchedulerProtocol.LinkView(
-                      name,
-                      spec.capacity(),
-                      spec.streams(),
-                      streams.getOrDefault(name, 0),
-                      bandwidth.getOrDefault(name, 0L))));
-      return new SchedulerProtocol.HostsReply(
-          hosts, linkViews, running.size(), settings.clusterCap(), s.queue().size());
+      return HostsView.of(s, known, loads(s), this::reachable, settings, clock.getAsLong());
     }
   }
 }
