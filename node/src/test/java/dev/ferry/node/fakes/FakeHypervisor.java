@@ -70,6 +70,12 @@ public final class FakeHypervisor implements Hypervisor {
    */
   public volatile CountDownLatch confirmGate;
 
+  /**
+   * As a destination: the domain arrives paused but no Suspended/Paused event is delivered (late or
+   * lost), so only the source's messages tell the destination the switchover happened.
+   */
+  public volatile boolean losePausedEvent;
+
   /** abortJob calls; an abort makes the running (gated) migration fail as libvirt's does. */
   public final java.util.concurrent.atomic.AtomicInteger aborts =
       new java.util.concurrent.atomic.AtomicInteger();
@@ -378,7 +384,9 @@ public final class FakeHypervisor implements Hypervisor {
     dest.domains.put(domain, arrived);
     dest.emit(domain, LifecycleEvent.Type.STARTED, "MIGRATED");
     if (arrived.state == DomainState.PAUSED) {
-      dest.emit(domain, LifecycleEvent.Type.SUSPENDED, "PAUSED");
+      if (!dest.losePausedEvent) {
+        dest.emit(domain, LifecycleEvent.Type.SUSPENDED, "PAUSED");
+      }
     } else {
       dest.emit(domain, LifecycleEvent.Type.RESUMED, "MIGRATED");
     }

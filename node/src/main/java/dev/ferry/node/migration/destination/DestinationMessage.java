@@ -19,6 +19,9 @@ sealed interface DestinationMessage extends DestinationMigration.Message {
 
   record PollJob() implements DestinationMessage {}
 
+  /** The source acted on the switchover before the domain showed as paused here: look again. */
+  record RecheckPaused() implements DestinationMessage {}
+
   record MergeDone(OverlayMergeActor.Result result) implements DestinationMessage {}
 
   /** A reply this actor sent itself while recovering after a restart. */

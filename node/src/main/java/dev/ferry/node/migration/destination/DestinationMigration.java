@@ -86,6 +86,9 @@ public final class DestinationMigration {
   /** The exact check of the copies (overlay and cold strategies), once VerifyCopies passed. */
   Verification copiesVerified;
 
+  /** FinalSynced or MigrateBack that arrived before this actor saw the VM paused here. */
+  DestinationProtocol.Command pendingFromSource;
+
   /** When libvirt resumed the VM here (overlay strategy), from the lifecycle event. */
   long resumedAt;
 

@@ -10,6 +10,7 @@ import dev.ferry.node.migration.destination.DestinationMessage.JobChecked;
 import dev.ferry.node.migration.destination.DestinationMessage.Lifecycle;
 import dev.ferry.node.migration.destination.DestinationMessage.PausedChecked;
 import dev.ferry.node.migration.destination.DestinationMessage.PollJob;
+import dev.ferry.node.migration.destination.DestinationMessage.RecheckPaused;
 import dev.ferry.node.migration.destination.DestinationMessage.SentBack;
 import dev.ferry.node.migration.destination.DestinationMessage.Verified;
 import dev.ferry.node.migration.destination.DestinationMigration.Message;
@@ -33,37 +34,27 @@ final class IncomingSwitchover extends DestinationFlow {
     super(migration);
   }
 
-  /** Waiting for the incoming migration to end with the VM paused here. */
+  /**
+   * Waiting for the incoming migration to end with the VM paused here. The source may act on the
+   * switchover before this actor has seen its own "paused" event (libvirt's call on the source
+   * returned first, or the event was late or lost): its FinalSynced or MigrateBack is then kept and
+   * the domain's state checked at once, rather than dropped.
+   */
   Behavior<Message> armed() {
     return migration.beforeSwitchover(
         Behaviors.receive(Message.class)
             .onMessage(
                 Lifecycle.class,
                 m -> m.event().is(LifecycleEvent.Type.SUSPENDED, "PAUSED"),
-                m -> {
-                  long at = m.event().at().toEpochMilli();
-                  migration.blocking(() -> host.state(manifest.vm()), PausedChecked::new);
-                  return Behaviors.receive(Message.class)
-                      .onMessage(
-                          PausedChecked.class,
-                          s -> {
-                            if (!s.failed() && s.state() == DomainState.PAUSED) {
-                              timers.cancel(IdleTimeout.class);
-                              migration.journal(Incoming.PAUSED, null);
-                              source.tell(new DestinationProtocol.DestinationPaused(at));
-                              // libvirt metadata only: done while the source syncs the files, and
-                              // still compared with the manifest before any resume
-                              migration.earlyRedefine =
-                                  CompletableFuture.supplyAsync(
-                                      () -> host.redefine(manifest, Verification.none()),
-                                      services.blocking());
-                              return paused();
-                            }
-                            return armed();
-                          })
-                      .onMessage(Lifecycle.class, x -> Behaviors.same())
-                      .build();
+                m -> checkingPaused(m.event().at().toEpochMilli()))
+            .onMessage(
+                Remote.class,
+                r -> afterThePause(r.command()),
+                r -> {
+                  migration.pendingFromSource = r.command();
+                  return checkingPaused(System.currentTimeMillis());
                 })
+            .onMessage(RecheckPaused.class, m -> checkingPaused(System.currentTimeMillis()))
             .onMessage(
                 Lifecycle.class,
                 m -> m.event().type() == LifecycleEvent.Type.RESUMED,
@@ -84,6 +75,62 @@ final class IncomingSwitchover extends DestinationFlow {
                   return migration.overlay.merging(m.overlays(), m.replyTo());
                 })
             .onMessage(Lifecycle.class, m -> Behaviors.same()));
+  }
+
+  private static boolean afterThePause(DestinationProtocol.Command c) {
+    return c instanceof DestinationProtocol.FinalSynced
+        || c instanceof DestinationProtocol.MigrateBack;
+  }
+
+  /** Is the VM paused here after libvirt's Finish? Only then does the switchover count here. */
+  private Behavior<Message> checkingPaused(long at) {
+    migration.blocking(() -> host.state(manifest.vm()), PausedChecked::new);
+    return Behaviors.receive(Message.class)
+        .onMessage(
+            PausedChecked.class,
+            s -> {
+              if (!s.failed() && s.state() == DomainState.PAUSED) {
+                timers.cancel(IdleTimeout.class);
+                migration.journal(Incoming.PAUSED, null);
+                source.tell(new DestinationProtocol.DestinationPaused(at));
+                // libvirt metadata only: done while the source syncs the files, and still
+                // compared with the manifest before any resume
+                migration.earlyRedefine =
+                    CompletableFuture.supplyAsync(
+                        () -> host.redefine(manifest, Verification.none()), services.blocking());
+                return pausedThenPending();
+              }
+              if (migration.pendingFromSource != null) {
+                // the source is ahead of libvirt here: look again shortly
+                timers.startSingleTimer(
+                    RecheckPaused.class,
+                    new RecheckPaused(),
+                    services.settings().migration().intervals().blockJobPoll());
+              }
+              return armed();
+            })
+        .onMessage(
+            Remote.class,
+            r -> afterThePause(r.command()),
+            r -> {
+              migration.pendingFromSource = r.command();
+              return Behaviors.same();
+            })
+        .onMessage(Lifecycle.class, x -> Behaviors.same())
+        .build();
+  }
+
+  /** Paused here; a command the source sent before we saw the pause is handled now. */
+  private Behavior<Message> pausedThenPending() {
+    DestinationProtocol.Command pending = migration.pendingFromSource;
+    migration.pendingFromSource = null;
+    if (pending instanceof DestinationProtocol.FinalSynced m) {
+      return verifying(m.bitmaps(), m.replyTo());
+    }
+    if (pending instanceof DestinationProtocol.MigrateBack m) {
+      return migratingBack(m.sourceHost(), m.replyTo());
+    }
+    return paused();
   }
 
   /**
