@@ -162,6 +162,24 @@ public final class Recovery {
         .orElse("preflight");
   }
 
+  /**
+   * Asks the destination's target actor, if the journal names one, to remove what it created; the
+   * destination's own recovery removes it too if it restarted meanwhile.
+   */
+  private void askDestinationToCleanUp(
+      List<JournalEntry> entries, Manifest m, List<String> undone) {
+    last(entries, JournalEntry.TargetReady.class)
+        .map(JournalEntry.TargetReady::targetRef)
+        .ifPresent(
+            ref -> {
+              ActorRef<DestinationProtocol.Command> target =
+                  ActorRefResolver.get(system).resolveActorRef(ref);
+              target.tell(
+                  new DestinationProtocol.Abort("the source agent restarted", system.ignoreRef()));
+              undone.add("asked " + m.destinationHost() + " to remove its files");
+            });
+  }
+
   private void recoverSource(String id) {
     List<JournalEntry> entries = services.journal().read(id, MigrationJournal.Role.SOURCE);
     Optional<JournalEntry.Started> start = started(entries);
@@ -248,17 +266,7 @@ public final class Recovery {
         services.hypervisor().resume(vm);
         undone.add(vm + " resumed");
       }
-      last(entries, JournalEntry.TargetReady.class)
-          .map(JournalEntry.TargetReady::targetRef)
-          .ifPresent(
-              ref -> {
-                ActorRef<DestinationProtocol.Command> target =
-                    ActorRefResolver.get(system).resolveActorRef(ref);
-                target.tell(
-                    new DestinationProtocol.Abort(
-                        "the source agent restarted", system.ignoreRef()));
-                undone.add("asked " + m.destinationHost() + " to remove its files");
-              });
+      askDestinationToCleanUp(entries, m, undone);
       finish(
           id,
           m,
@@ -332,16 +340,7 @@ public final class Recovery {
       return;
     }
     List<String> undone = new ArrayList<>();
-    last(entries, JournalEntry.TargetReady.class)
-        .map(JournalEntry.TargetReady::targetRef)
-        .ifPresent(
-            ref -> {
-              ActorRef<DestinationProtocol.Command> target =
-                  ActorRefResolver.get(system).resolveActorRef(ref);
-              target.tell(
-                  new DestinationProtocol.Abort("the source agent restarted", system.ignoreRef()));
-              undone.add("asked " + m.destinationHost() + " to remove its files");
-            });
+    askDestinationToCleanUp(entries, m, undone);
     try {
       services.hypervisor().start(vm);
       undone.add(vm + " started again");

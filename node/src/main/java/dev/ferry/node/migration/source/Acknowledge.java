@@ -22,6 +22,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.BehaviorBuilder;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 
 /**
@@ -144,39 +145,33 @@ final class Acknowledge extends SourceFlow {
           return removed;
         },
         SourceCleanedUp::new);
-    return Behaviors.receive(Command.class)
-        .onMessage(
-            SourceCleanedUp.class,
-            m -> {
-              if (m.failed()) {
-                ctx.getLog()
-                    .warn(
-                        "{}: removing the source's files failed: {}",
-                        run.vm,
-                        MigrationFailure.reason(m.error()));
-              }
-              MigrationResult finalResult =
-                  m.error() == null
-                      ? result
-                      : migration.result(
-                          MigrationOutcome.COMPLETED,
-                          run.destination,
-                          result.message()
-                              + "; removing the source's files failed: "
-                              + MigrationFailure.reason(m.error()));
-              migration.record(new JournalEntry.Finished(finalResult));
-              run.target.tell(new DestinationProtocol.Release(MigrationOutcome.COMPLETED.name()));
-              return awaitMemoryCallThenStop(finalResult);
-            })
-        .onMessage(
-            Watch.class,
-            m -> {
-              m.watcher().tell(new MigrationEvent.Finished(result));
-              return Behaviors.same();
-            })
-        .onMessage(Cancel.class, migration::refuseCancel)
-        .onAnyMessage(m -> Behaviors.same())
-        .build();
+    return announced(
+        result,
+        Behaviors.receive(Command.class)
+            .onMessage(
+                SourceCleanedUp.class,
+                m -> {
+                  if (m.failed()) {
+                    ctx.getLog()
+                        .warn(
+                            "{}: removing the source's files failed: {}",
+                            run.vm,
+                            MigrationFailure.reason(m.error()));
+                  }
+                  MigrationResult finalResult =
+                      m.error() == null
+                          ? result
+                          : migration.result(
+                              MigrationOutcome.COMPLETED,
+                              run.destination,
+                              result.message()
+                                  + "; removing the source's files failed: "
+                                  + MigrationFailure.reason(m.error()));
+                  migration.record(new JournalEntry.Finished(finalResult));
+                  run.target.tell(
+                      new DestinationProtocol.Release(MigrationOutcome.COMPLETED.name()));
+                  return awaitMemoryCallThenStop(finalResult);
+                }));
   }
 
   /**
@@ -191,29 +186,44 @@ final class Acknowledge extends SourceFlow {
         PhaseTimeout.class,
         new PhaseTimeout(MigrationPhase.FINISHED),
         services.settings().migration().intervals().confirmAfterAck());
-    return Behaviors.receive(Command.class)
-        .onMessage(
-            MemoryDone.class,
-            m -> {
-              if (m.error() != null) {
-                ctx.getLog()
-                    .warn(
-                        "{}: libvirt's confirm phase reported: {}",
-                        run.vm,
-                        MigrationFailure.reason(m.error()));
-              }
-              return Behaviors.stopped();
-            })
-        .onMessage(
-            PhaseTimeout.class,
-            m -> {
-              ctx.getLog()
-                  .warn(
-                      "{}: libvirt's migration call had not returned {} s after the acknowledgement",
-                      run.vm,
-                      services.settings().migration().intervals().confirmAfterAck().toSeconds());
-              return Behaviors.stopped();
-            })
+    return announced(
+        result,
+        Behaviors.receive(Command.class)
+            .onMessage(
+                MemoryDone.class,
+                m -> {
+                  if (m.error() != null) {
+                    ctx.getLog()
+                        .warn(
+                            "{}: libvirt's confirm phase reported: {}",
+                            run.vm,
+                            MigrationFailure.reason(m.error()));
+                  }
+                  return Behaviors.stopped();
+                })
+            .onMessage(
+                PhaseTimeout.class,
+                m -> {
+                  ctx.getLog()
+                      .warn(
+                          "{}: libvirt's migration call had not returned {} s after the acknowledgement",
+                          run.vm,
+                          services
+                              .settings()
+                              .migration()
+                              .intervals()
+                              .confirmAfterAck()
+                              .toSeconds());
+                  return Behaviors.stopped();
+                }));
+  }
+
+  /**
+   * After the result was announced: a late watcher gets the result, a cancel is refused, anything
+   * else waits for the state's own handlers.
+   */
+  private Behavior<Command> announced(MigrationResult result, BehaviorBuilder<Command> state) {
+    return state
         .onMessage(
             Watch.class,
             m -> {

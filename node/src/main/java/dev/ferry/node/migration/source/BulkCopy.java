@@ -11,7 +11,6 @@ import dev.ferry.node.migration.source.SourceMessage.BitmapsAdded;
 import dev.ferry.node.migration.source.SourceMessage.DirectoryCopied;
 import dev.ferry.node.migration.source.SourceMessage.Disk;
 import dev.ferry.node.migration.source.SourceMessage.DiskStopped;
-import dev.ferry.node.migration.source.SourceMessage.FromTarget;
 import dev.ferry.node.migration.source.SourceMessage.PhaseTimeout;
 import dev.ferry.node.migration.source.SourceMigration.Cancel;
 import dev.ferry.node.migration.source.SourceMigration.Command;
@@ -286,27 +285,13 @@ final class BulkCopy extends SourceFlow {
         "verifying the copies on " + run.destination,
         services.settings().migration().timeouts().verify());
     run.target.tell(new DestinationProtocol.VerifyCopies(targetReplies));
-    return migration.withCommon(
-        Behaviors.receive(Command.class)
-            .onMessage(
-                FromTarget.class,
-                m -> m.reply() instanceof DestinationProtocol.CopiesVerified,
-                m ->
-                    run.cold()
-                        ? migration.cold.startingOnDestination()
-                        : migration.overlay.preparingOverlays())
-            .onMessage(
-                FromTarget.class,
-                m -> m.reply() instanceof DestinationProtocol.Failed,
-                m ->
-                    migration.undo.rollingBack(
-                        MigrationOutcome.ROLLED_BACK,
-                        ((DestinationProtocol.Failed) m.reply()).reason()))
-            .onMessage(Cancel.class, migration::cancelAndRollBack)
-            .onMessage(
-                PhaseTimeout.class,
-                m ->
-                    migration.undo.rollingBack(
-                        MigrationOutcome.ROLLED_BACK, "verifying the copies timed out")));
+    return migration.askedBeforeSwitchover(
+        DestinationProtocol.CopiesVerified.class,
+        "verifying the copies",
+        "",
+        m ->
+            run.cold()
+                ? migration.cold.startingOnDestination()
+                : migration.overlay.preparingOverlays());
   }
 }

@@ -64,24 +64,8 @@ final class MemoryMigration extends SourceFlow {
           return null;
         },
         (none, error) -> new MetadataDropped(error));
-    return migration.withCommon(
-        Behaviors.receive(Command.class)
-            .onMessage(
-                MetadataDropped.class,
-                m -> {
-                  if (m.failed()) {
-                    return migration.undo.rollingBack(
-                        MigrationOutcome.ROLLED_BACK,
-                        "dropping snapshot metadata failed: " + MigrationFailure.reason(m.error()));
-                  }
-                  return next.get();
-                })
-            .onMessage(Cancel.class, migration::cancelAndRollBack)
-            .onMessage(
-                PhaseTimeout.class,
-                m ->
-                    migration.undo.rollingBack(
-                        MigrationOutcome.ROLLED_BACK, "dropping snapshot metadata timed out")));
+    return migration.stepBeforeSwitchover(
+        MetadataDropped.class, "dropping snapshot metadata", m -> next.get());
   }
 
   /**
@@ -103,26 +87,11 @@ final class MemoryMigration extends SourceFlow {
         run.disks.get(j.target()).tell(new DiskSyncActor.ArmFinalSync());
       }
     }
-    return migration.withCommon(
-        Behaviors.receive(Command.class)
-            .onMessage(
-                FromTarget.class,
-                m -> m.reply() instanceof DestinationProtocol.Armed,
-                m -> startMemory())
-            .onMessage(
-                FromTarget.class,
-                m -> m.reply() instanceof DestinationProtocol.Failed,
-                m ->
-                    migration.undo.rollingBack(
-                        MigrationOutcome.ROLLED_BACK,
-                        "the destination could not arm: "
-                            + ((DestinationProtocol.Failed) m.reply()).reason()))
-            .onMessage(Cancel.class, migration::cancelAndRollBack)
-            .onMessage(
-                PhaseTimeout.class,
-                m ->
-                    migration.undo.rollingBack(
-                        MigrationOutcome.ROLLED_BACK, "arming the switchover timed out")));
+    return migration.askedBeforeSwitchover(
+        DestinationProtocol.Armed.class,
+        "arming the switchover",
+        "the destination could not arm: ",
+        m -> startMemory());
   }
 
   Behavior<Command> startMemory() {

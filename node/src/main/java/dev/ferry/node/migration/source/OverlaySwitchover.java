@@ -1,7 +1,6 @@
 package dev.ferry.node.migration.source;
 
 import dev.ferry.node.journal.JournalEntry;
-import dev.ferry.node.migration.MigrationFailure;
 import dev.ferry.node.migration.overlay.OverlayOps;
 import dev.ferry.node.migration.source.SourceMessage.AgentListing;
 import dev.ferry.node.migration.source.SourceMessage.FromTarget;
@@ -17,12 +16,11 @@ import dev.ferry.protocol.DestinationProtocol;
 import dev.ferry.protocol.Manifest;
 import dev.ferry.protocol.MigrationOutcome;
 import dev.ferry.protocol.MigrationPhase;
+import dev.ferry.protocol.Verification;
 import java.util.List;
-import java.util.Set;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.BehaviorBuilder;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
-import org.apache.pekko.actor.typed.receptionist.Receptionist;
 
 /**
  * The overlay switchover: the writable disks are frozen under temporary overlays, the frozen files
@@ -60,50 +58,23 @@ final class OverlaySwitchover extends SourceFlow {
           return null;
         },
         (none, error) -> new OverlaysCreated(error));
-    return migration.withCommon(
-        Behaviors.receive(Command.class)
-            .onMessage(
-                OverlaysCreated.class,
-                m -> {
-                  if (m.failed()) {
-                    return migration.undo.rollingBack(
-                        MigrationOutcome.ROLLED_BACK,
-                        "creating the overlays failed: " + MigrationFailure.reason(m.error()));
-                  }
-                  migration.bulkCopy.startDirectoryCopy();
-                  return migration.bulkCopy.copying();
-                })
-            .onMessage(Cancel.class, migration::cancelAndRollBack)
-            .onMessage(
-                PhaseTimeout.class,
-                m ->
-                    migration.undo.rollingBack(
-                        MigrationOutcome.ROLLED_BACK, "creating the overlays timed out")));
+    return migration.stepBeforeSwitchover(
+        OverlaysCreated.class,
+        "creating the overlays",
+        m -> {
+          migration.bulkCopy.startDirectoryCopy();
+          return migration.bulkCopy.copying();
+        });
   }
 
   /** Fresh overlays on the destination, immediately before the memory migration. */
   Behavior<Command> preparingOverlays() {
     run.target.tell(new DestinationProtocol.CreateOverlays(run.overlays, targetReplies));
-    return migration.withCommon(
-        Behaviors.receive(Command.class)
-            .onMessage(
-                FromTarget.class,
-                m -> m.reply() instanceof DestinationProtocol.OverlaysCreated,
-                m -> migration.memory.migratingMemory())
-            .onMessage(
-                FromTarget.class,
-                m -> m.reply() instanceof DestinationProtocol.Failed,
-                m ->
-                    migration.undo.rollingBack(
-                        MigrationOutcome.ROLLED_BACK,
-                        ((DestinationProtocol.Failed) m.reply()).reason()))
-            .onMessage(Cancel.class, migration::cancelAndRollBack)
-            .onMessage(
-                PhaseTimeout.class,
-                m ->
-                    migration.undo.rollingBack(
-                        MigrationOutcome.ROLLED_BACK,
-                        "creating the destination overlays timed out")));
+    return migration.askedBeforeSwitchover(
+        DestinationProtocol.OverlaysCreated.class,
+        "creating the destination overlays",
+        "",
+        m -> migration.memory.migratingMemory());
   }
 
   /**
@@ -146,11 +117,7 @@ final class OverlaySwitchover extends SourceFlow {
                 m -> m.reply() instanceof DestinationProtocol.Merged,
                 m -> {
                   DestinationProtocol.Merged r = (DestinationProtocol.Merged) m.reply();
-                  run.resumedAt = r.resumedAtMillis();
-                  run.mergedAt = r.mergedAtMillis();
-                  run.verification = r.verification();
-                  recordOverlayMerged();
-                  return migration.ack.acknowledging();
+                  return merged(r.resumedAtMillis(), r.mergedAtMillis(), r.verification());
                 })
             .onMessage(
                 FromTarget.class,
@@ -165,6 +132,20 @@ final class OverlaySwitchover extends SourceFlow {
                             + ((DestinationProtocol.Failed) m.reply()).reason()
                             + "; the agent there finishes the merge when it restarts"))
             .onMessage(Cancel.class, migration::refuseCancel));
+  }
+
+  /**
+   * The destination merged and verified: the VM runs there on its own files. {@code mergedAt} is 0
+   * when a restarted destination reported it (the time of the merge is not known then).
+   */
+  private Behavior<Command> merged(long resumedAt, long mergedAt, Verification verification) {
+    run.resumedAt = resumedAt;
+    if (mergedAt > 0) {
+      run.mergedAt = mergedAt;
+    }
+    run.verification = verification;
+    recordOverlayMerged();
+    return migration.ack.acknowledging();
   }
 
   /** In the overlay flow each disk's last writes travel in its overlay, mirrored then committed. */
@@ -196,17 +177,7 @@ final class OverlaySwitchover extends SourceFlow {
             .onMessage(
                 RetryQuery.class,
                 m -> {
-                  ctx.ask(
-                      Receptionist.Listing.class,
-                      ctx.getSystem().receptionist(),
-                      services.settings().migration().intervals().ask(),
-                      ref -> Receptionist.find(AgentProtocol.agentKey(run.destination), ref),
-                      (listing, err) ->
-                          new AgentListing(
-                              listing == null
-                                  ? Set.of()
-                                  : listing.getServiceInstances(
-                                      AgentProtocol.agentKey(run.destination))));
+                  migration.preparation.findDestinationAgent();
                   return Behaviors.same();
                 })
             .onMessage(
@@ -228,10 +199,7 @@ final class OverlaySwitchover extends SourceFlow {
                 m -> {
                   AgentProtocol.IncomingStatus st = m.status();
                   if (st.state().equals("merged")) {
-                    run.resumedAt = st.resumedAtMillis();
-                    run.verification = st.verification();
-                    recordOverlayMerged();
-                    return migration.ack.acknowledging();
+                    return merged(st.resumedAtMillis(), 0, st.verification());
                   }
                   if (st.state().equals("aborted")) {
                     return migration.finish(

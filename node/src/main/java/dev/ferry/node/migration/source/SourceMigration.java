@@ -34,6 +34,8 @@ import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.BiFunction;
+import java.util.function.Function;
+import java.util.function.Supplier;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
@@ -233,6 +235,74 @@ public final class SourceMigration {
               return Behaviors.same();
             })
         .build();
+  }
+
+  /**
+   * A state that undoes or waits on libvirt: besides its own handlers it serves watchers and
+   * progress, answers a cancel with {@code onCancel}, ends the migration failed with {@code
+   * timedOut}'s message when the phase's time is up (unless null), and lets anything else wait.
+   */
+  Behavior<Command> waiting(
+      BehaviorBuilder<Command> state,
+      Function<Cancel, Behavior<Command>> onCancel,
+      Supplier<String> timedOut) {
+    BehaviorBuilder<Command> b =
+        state
+            .onMessage(Watch.class, this::onWatch)
+            .onMessage(Cancel.class, onCancel::apply)
+            .onMessage(Tick.class, m -> publishTick());
+    if (timedOut != null) {
+      b = b.onMessage(PhaseTimeout.class, m -> finish(MigrationOutcome.FAILED, timedOut.get()));
+    }
+    return b.onAnyMessage(m -> Behaviors.same()).build();
+  }
+
+  /**
+   * The state of a blocking step before the switchover: {@code onDone} with its result; if the step
+   * failed, or on a cancel or the phase's timeout, roll back, saying what was being done.
+   */
+  <S extends SourceMessage.Step> Behavior<Command> stepBeforeSwitchover(
+      Class<S> result, String doing, Function<S, Behavior<Command>> onDone) {
+    return withCommon(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                result,
+                m ->
+                    m.failed()
+                        ? undo.rollingBack(
+                            MigrationOutcome.ROLLED_BACK,
+                            doing + " failed: " + MigrationFailure.reason(m.error()))
+                        : onDone.apply(m))
+            .onMessage(Cancel.class, this::cancelAndRollBack)
+            .onMessage(
+                PhaseTimeout.class,
+                m -> undo.rollingBack(MigrationOutcome.ROLLED_BACK, doing + " timed out")));
+  }
+
+  /**
+   * The state of a request to the destination before the switchover: {@code onDone} with its answer
+   * of type {@code answer}; its refusal ({@code Failed}, prefixed with {@code refused}), a cancel
+   * or the phase's timeout roll back.
+   */
+  <R extends DestinationProtocol.Reply> Behavior<Command> askedBeforeSwitchover(
+      Class<R> answer, String doing, String refused, Function<R, Behavior<Command>> onDone) {
+    return withCommon(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                FromTarget.class,
+                m -> answer.isInstance(m.reply()),
+                m -> onDone.apply(answer.cast(m.reply())))
+            .onMessage(
+                FromTarget.class,
+                m -> m.reply() instanceof DestinationProtocol.Failed,
+                m ->
+                    undo.rollingBack(
+                        MigrationOutcome.ROLLED_BACK,
+                        refused + ((DestinationProtocol.Failed) m.reply()).reason()))
+            .onMessage(Cancel.class, this::cancelAndRollBack)
+            .onMessage(
+                PhaseTimeout.class,
+                m -> undo.rollingBack(MigrationOutcome.ROLLED_BACK, doing + " timed out")));
   }
 
   Behavior<Command> onWatch(Watch m) {

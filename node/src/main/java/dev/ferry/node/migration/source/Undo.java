@@ -13,11 +13,9 @@ import dev.ferry.node.migration.source.SourceMessage.PhaseTimeout;
 import dev.ferry.node.migration.source.SourceMessage.ResumedHere;
 import dev.ferry.node.migration.source.SourceMessage.SourceRestarted;
 import dev.ferry.node.migration.source.SourceMessage.TargetGone;
-import dev.ferry.node.migration.source.SourceMessage.Tick;
 import dev.ferry.node.migration.source.SourceMessage.UndoneOnSource;
 import dev.ferry.node.migration.source.SourceMigration.Cancel;
 import dev.ferry.node.migration.source.SourceMigration.Command;
-import dev.ferry.node.migration.source.SourceMigration.Watch;
 import dev.ferry.protocol.DestinationProtocol;
 import dev.ferry.protocol.Manifest;
 import dev.ferry.protocol.ManifestDisk;
@@ -56,41 +54,31 @@ final class Undo extends SourceFlow {
     if (run.memoryStarted && !run.memoryReturned) {
       migration.memory.abortJob("rolling back");
       // wait for libvirt's migration call to return before touching the domain
-      return Behaviors.receive(Command.class)
-          .onMessage(
-              MemoryDone.class,
-              m -> {
-                run.memoryReturned = true;
-                if (m.error() == null) {
-                  // the migration finished after all: the VM is on the destination, paused
-                  return migration.suspendSync.switchedOver(
-                      "the memory migration completed before the abort took effect");
-                }
-                return overlaysToMergeBack()
-                    ? mergingBackOnSource(outcome, cause, undone)
-                    : undoOnSource(outcome, cause, undone);
-              })
-          .onMessage(
-              FromTarget.class,
-              m -> m.reply() instanceof DestinationProtocol.DestinationPaused,
-              m -> {
-                run.memoryReturned = true;
-                return migration.suspendSync.switchedOver(
-                    "the destination paused before the abort took effect");
-              })
-          .onMessage(Watch.class, migration::onWatch)
-          .onMessage(Cancel.class, migration::refuseCancelRollingBack)
-          .onMessage(Tick.class, m -> migration.publishTick())
-          .onMessage(
-              PhaseTimeout.class,
-              m ->
-                  migration.finish(
-                      MigrationOutcome.FAILED,
-                      cause
-                          + "; the memory job did not end after an abort; "
-                          + migration.whereIsTheVm()))
-          .onAnyMessage(m -> Behaviors.same())
-          .build();
+      return migration.waiting(
+          Behaviors.receive(Command.class)
+              .onMessage(
+                  MemoryDone.class,
+                  m -> {
+                    run.memoryReturned = true;
+                    if (m.error() == null) {
+                      // the migration finished after all: the VM is on the destination, paused
+                      return migration.suspendSync.switchedOver(
+                          "the memory migration completed before the abort took effect");
+                    }
+                    return overlaysToMergeBack()
+                        ? mergingBackOnSource(outcome, cause, undone)
+                        : undoOnSource(outcome, cause, undone);
+                  })
+              .onMessage(
+                  FromTarget.class,
+                  m -> m.reply() instanceof DestinationProtocol.DestinationPaused,
+                  m -> {
+                    run.memoryReturned = true;
+                    return migration.suspendSync.switchedOver(
+                        "the destination paused before the abort took effect");
+                  }),
+          migration::refuseCancelRollingBack,
+          () -> cause + "; the memory job did not end after an abort; " + migration.whereIsTheVm());
     }
     return overlaysToMergeBack()
         ? mergingBackOnSource(outcome, cause, undone)
@@ -118,30 +106,28 @@ final class Undo extends SourceFlow {
             0, // on the source, rolling back: as fast as it can
             services,
             ctx.messageAdapter(OverlayMergeActor.Result.class, MergedBack::new)));
-    return Behaviors.receive(Command.class)
-        .onMessage(
-            MergedBack.class,
-            m -> {
-              if (m.result() instanceof OverlayMergeActor.Failed f) {
-                undone.add(
-                    "the overlays could not be merged back ("
-                        + f.reason()
-                        + "): "
-                        + run.vm
-                        + " runs on "
-                        + services.settings().host()
-                        + " on a consistent two-file chain");
-              } else {
-                undone.add("overlays merged back");
-                run.overlaysCreated = false;
-              }
-              return undoOnSource(outcome, cause, undone);
-            })
-        .onMessage(Watch.class, migration::onWatch)
-        .onMessage(Cancel.class, migration::refuseCancelRollingBack)
-        .onMessage(Tick.class, t -> migration.publishTick())
-        .onAnyMessage(x -> Behaviors.same())
-        .build();
+    return migration.waiting(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                MergedBack.class,
+                m -> {
+                  if (m.result() instanceof OverlayMergeActor.Failed f) {
+                    undone.add(
+                        "the overlays could not be merged back ("
+                            + f.reason()
+                            + "): "
+                            + run.vm
+                            + " runs on "
+                            + services.settings().host()
+                            + " on a consistent two-file chain");
+                  } else {
+                    undone.add("overlays merged back");
+                    run.overlaysCreated = false;
+                  }
+                  return undoOnSource(outcome, cause, undone);
+                }),
+        migration::refuseCancelRollingBack,
+        null);
   }
 
   Behavior<Command> undoOnSource(MigrationOutcome outcome, String cause, List<String> undone) {
@@ -185,75 +171,74 @@ final class Undo extends SourceFlow {
           return new UndoneOnSource(done, null);
         },
         (done, error) -> error == null ? done : new UndoneOnSource(List.of(), error));
-    return Behaviors.receive(Command.class)
-        .onMessage(
-            UndoneOnSource.class,
-            m -> {
-              undone.addAll(m.undone());
-              if (m.failed()) {
-                undone.add(
-                    "undoing on "
-                        + services.settings().host()
-                        + " failed: "
-                        + MigrationFailure.reason(m.error()));
-              }
-              if (run.target == null) {
-                return afterDestinationUndone(
-                    outcome, cause, undone, m.error() == null, !run.coldStartRequested);
-              }
-              run.target.tell(new DestinationProtocol.Abort(cause, targetReplies));
-              return Behaviors.receive(Command.class)
-                  .onMessage(
-                      FromTarget.class,
-                      r -> r.reply() instanceof DestinationProtocol.Aborted,
-                      r -> {
-                        int n = ((DestinationProtocol.Aborted) r.reply()).removed().size();
-                        undone.add(n + " file(s) of this migration removed on " + run.destination);
-                        return afterDestinationUndone(
-                            outcome, cause, undone, m.error() == null, true);
-                      })
-                  .onMessage(
-                      FromTarget.class,
-                      r -> r.reply() instanceof DestinationProtocol.Failed,
-                      r -> {
-                        undone.add(
-                            "the destination could not clean up: "
-                                + ((DestinationProtocol.Failed) r.reply()).reason());
-                        return afterDestinationUndone(
-                            outcome, cause, undone, m.error() == null, false);
-                      })
-                  .onMessage(
-                      TargetGone.class,
-                      r -> {
-                        undone.add(
-                            "the destination agent is gone; it removes its leftovers when it restarts");
-                        return afterDestinationUndone(
-                            outcome, cause, undone, m.error() == null, !run.coldStartRequested);
-                      })
-                  .onMessage(
-                      PhaseTimeout.class,
-                      r -> {
-                        undone.add("the destination did not confirm its clean-up");
-                        return afterDestinationUndone(
-                            outcome, cause, undone, m.error() == null, !run.coldStartRequested);
-                      })
-                  .onMessage(Watch.class, migration::onWatch)
-                  .onMessage(Cancel.class, migration::refuseCancelRollingBack)
-                  .onMessage(Tick.class, t -> migration.publishTick())
-                  .onAnyMessage(x -> Behaviors.same())
-                  .build();
-            })
-        .onMessage(Watch.class, migration::onWatch)
-        .onMessage(Cancel.class, migration::refuseCancelRollingBack)
-        .onMessage(Tick.class, t -> migration.publishTick())
-        .onMessage(
-            PhaseTimeout.class,
-            m ->
-                migration.finish(
-                    MigrationOutcome.FAILED,
-                    cause + "; undoing timed out; " + migration.whereIsTheVm()))
-        .onAnyMessage(x -> Behaviors.same())
-        .build();
+    return migration.waiting(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                UndoneOnSource.class,
+                m -> {
+                  undone.addAll(m.undone());
+                  if (m.failed()) {
+                    undone.add(
+                        "undoing on "
+                            + services.settings().host()
+                            + " failed: "
+                            + MigrationFailure.reason(m.error()));
+                  }
+                  if (run.target == null) {
+                    return afterDestinationUndone(
+                        outcome, cause, undone, m.error() == null, !run.coldStartRequested);
+                  }
+                  run.target.tell(new DestinationProtocol.Abort(cause, targetReplies));
+                  return migration.waiting(
+                      Behaviors.receive(Command.class)
+                          .onMessage(
+                              FromTarget.class,
+                              r -> r.reply() instanceof DestinationProtocol.Aborted,
+                              r -> {
+                                int n = ((DestinationProtocol.Aborted) r.reply()).removed().size();
+                                undone.add(
+                                    n + " file(s) of this migration removed on " + run.destination);
+                                return afterDestinationUndone(
+                                    outcome, cause, undone, m.error() == null, true);
+                              })
+                          .onMessage(
+                              FromTarget.class,
+                              r -> r.reply() instanceof DestinationProtocol.Failed,
+                              r -> {
+                                undone.add(
+                                    "the destination could not clean up: "
+                                        + ((DestinationProtocol.Failed) r.reply()).reason());
+                                return afterDestinationUndone(
+                                    outcome, cause, undone, m.error() == null, false);
+                              })
+                          .onMessage(
+                              TargetGone.class,
+                              r -> {
+                                undone.add(
+                                    "the destination agent is gone; it removes its leftovers when it restarts");
+                                return afterDestinationUndone(
+                                    outcome,
+                                    cause,
+                                    undone,
+                                    m.error() == null,
+                                    !run.coldStartRequested);
+                              })
+                          .onMessage(
+                              PhaseTimeout.class,
+                              r -> {
+                                undone.add("the destination did not confirm its clean-up");
+                                return afterDestinationUndone(
+                                    outcome,
+                                    cause,
+                                    undone,
+                                    m.error() == null,
+                                    !run.coldStartRequested);
+                              }),
+                      migration::refuseCancelRollingBack,
+                      null);
+                }),
+        migration::refuseCancelRollingBack,
+        () -> cause + "; undoing timed out; " + migration.whereIsTheVm());
   }
 
   /**
@@ -287,41 +272,29 @@ final class Undo extends SourceFlow {
           return true;
         },
         (started, error) -> new SourceRestarted(Boolean.TRUE.equals(started), error));
-    return Behaviors.receive(Command.class)
-        .onMessage(
-            SourceRestarted.class,
-            m -> {
-              if (m.failed()) {
-                undone.add(
-                    "starting "
-                        + run.vm
-                        + " again failed: "
-                        + MigrationFailure.reason(m.error())
-                        + "; it is shut off on "
-                        + services.settings().host()
-                        + " with its files intact");
-                return finishRollback(outcome, cause, undone, false);
-              }
-              if (m.started()) {
-                undone.add(run.vm + " started again");
-              }
-              return finishRollback(outcome, cause, undone, sourceOk);
-            })
-        .onMessage(Watch.class, migration::onWatch)
-        .onMessage(Cancel.class, migration::refuseCancelRollingBack)
-        .onMessage(Tick.class, t -> migration.publishTick())
-        .onMessage(
-            PhaseTimeout.class,
-            m ->
-                migration.finish(
-                    MigrationOutcome.FAILED,
-                    cause
-                        + "; starting "
-                        + run.vm
-                        + " again timed out; "
-                        + migration.whereIsTheColdVm()))
-        .onAnyMessage(x -> Behaviors.same())
-        .build();
+    return migration.waiting(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                SourceRestarted.class,
+                m -> {
+                  if (m.failed()) {
+                    undone.add(
+                        "starting "
+                            + run.vm
+                            + " again failed: "
+                            + MigrationFailure.reason(m.error())
+                            + "; it is shut off on "
+                            + services.settings().host()
+                            + " with its files intact");
+                    return finishRollback(outcome, cause, undone, false);
+                  }
+                  if (m.started()) {
+                    undone.add(run.vm + " started again");
+                  }
+                  return finishRollback(outcome, cause, undone, sourceOk);
+                }),
+        migration::refuseCancelRollingBack,
+        () -> cause + "; starting " + run.vm + " again timed out; " + migration.whereIsTheColdVm());
   }
 
   Behavior<Command> finishRollback(
@@ -348,26 +321,16 @@ final class Undo extends SourceFlow {
     if (run.memoryStarted && !run.memoryReturned) {
       // until libvirt's call returns, the confirm phase still holds this host's domain object,
       // and an incoming migration of the same domain would be refused
-      return Behaviors.receive(Command.class)
-          .onMessage(
-              MemoryDone.class,
-              m -> {
-                run.memoryReturned = true;
-                return sendBack(cause);
-              })
-          .onMessage(Watch.class, migration::onWatch)
-          .onMessage(Cancel.class, migration::refuseCancel)
-          .onMessage(Tick.class, m -> migration.publishTick())
-          .onMessage(
-              PhaseTimeout.class,
-              m ->
-                  migration.finish(
-                      MigrationOutcome.FAILED,
-                      cause
-                          + "; libvirt's migration call never returned; "
-                          + migration.whereIsTheVm()))
-          .onAnyMessage(m -> Behaviors.same())
-          .build();
+      return migration.waiting(
+          Behaviors.receive(Command.class)
+              .onMessage(
+                  MemoryDone.class,
+                  m -> {
+                    run.memoryReturned = true;
+                    return sendBack(cause);
+                  }),
+          migration::refuseCancel,
+          () -> cause + "; libvirt's migration call never returned; " + migration.whereIsTheVm());
     }
     return sendBack(cause);
   }
