@@ -61,8 +61,18 @@ public final class FileMigrationJournal implements MigrationJournal {
     boolean created = !Files.exists(f);
     try (FileChannel ch =
         FileChannel.open(
-            f, StandardOpenOption.CREATE, StandardOpenOption.WRITE, StandardOpenOption.APPEND)) {
-      ByteBuffer b = ByteBuffer.wrap(frame(json.writeValueAsBytes(entry)));
+            f, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+      byte[] record = frame(json.writeValueAsBytes(entry));
+      if (endsTorn(ch)) {
+        // the agent died mid-record: end that line, or this record would be glued to it and lost
+        byte[] withNewline = new byte[record.length + 1];
+        withNewline[0] = '\n';
+        System.arraycopy(record, 0, withNewline, 1, record.length);
+        record = withNewline;
+      }
+      // one writer per file (this method is synchronized): appending is writing at the end
+      ch.position(ch.size());
+      ByteBuffer b = ByteBuffer.wrap(record);
       while (b.hasRemaining()) {
         ch.write(b);
       }
@@ -75,6 +85,17 @@ public final class FileMigrationJournal implements MigrationJournal {
     if (created) {
       syncDirectory();
     }
+  }
+
+  /** Whether the file's last byte is not a newline: the last record was never finished. */
+  private static boolean endsTorn(FileChannel ch) throws IOException {
+    long size = ch.size();
+    if (size == 0) {
+      return false;
+    }
+    ByteBuffer last = ByteBuffer.allocate(1);
+    ch.read(last, size - 1);
+    return last.get(0) != '\n';
   }
 
   /** {@code <length> <crc32c> <json>\n}. */

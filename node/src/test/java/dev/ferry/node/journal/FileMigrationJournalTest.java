@@ -145,6 +145,14 @@ class FileMigrationJournalTest {
         dir.resolve("m2.target.jsonl"), Arrays.copyOf(whole, cut), StandardOpenOption.APPEND);
     List<JournalEntry> read = j.read("m2", MigrationJournal.Role.TARGET);
     assertEquals(2, read.size());
+    // the restarted agent appends after the torn record: its record is not glued to the torn one
+    j.append(
+        "m2",
+        MigrationJournal.Role.TARGET,
+        new JournalEntry.IncomingEnded(JournalEntry.IncomingEnd.ABORTED, "cleaned up on restart"));
+    List<JournalEntry> after = j.read("m2", MigrationJournal.Role.TARGET);
+    assertEquals(3, after.size());
+    assertTrue(after.get(2).terminal());
     assertTrue(
         read.get(1) instanceof JournalEntry.IncomingStep s
             && s.step() == JournalEntry.Incoming.PREPARED);

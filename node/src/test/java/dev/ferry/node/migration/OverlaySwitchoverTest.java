@@ -1,0 +1,76 @@
+package dev.ferry.node.migration;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.ferry.protocol.MigrationOutcome;
+import dev.ferry.protocol.MigrationPhase;
+import dev.ferry.protocol.MigrationResult;
+import java.nio.file.Files;
+import java.util.List;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The overlay strategy: overlays on the source, the merge on the destination before the
+ * acknowledgement, the merge back on a rollback.
+ */
+class OverlaySwitchoverTest extends EngineFixture {
+
+  @Test
+  void overlayStrategyMergesOnTheDestinationBeforeAcknowledging() {
+    Outcome o = run("m-ovl", overlay());
+    MigrationResult r = o.result();
+    assertEquals(MigrationOutcome.COMPLETED, r.outcome(), r.message());
+    assertTrue(r.verification().passed(), r.verification().details().toString());
+    assertTrue(
+        o.phases()
+            .containsAll(
+                List.of(
+                    MigrationPhase.CREATING_OVERLAYS,
+                    MigrationPhase.VERIFYING_COPIES,
+                    MigrationPhase.MEMORY_MIGRATION,
+                    MigrationPhase.MERGING)),
+        o.phases().toString());
+    assertTrue(
+        o.phases().indexOf(MigrationPhase.MERGING)
+            > o.phases().indexOf(MigrationPhase.MEMORY_MIGRATION));
+    String migrate = srcHv.callsWith("migrate").get(0);
+    assertTrue(
+        migrate.contains("NON_SHARED_INC")
+            && !migrate.contains("PAUSED")
+            && !migrate.contains("UNSAFE"),
+        migrate);
+    assertTrue(
+        dstImages.calls.stream()
+            .anyMatch(c -> c.startsWith("create ") && c.contains(".ferry-overlay-m-ovl-vda")),
+        "the destination overlay was created: " + dstImages.calls);
+    assertEquals(
+        List.of("commit vda", "pivot vda"),
+        dstHv.calls.stream().filter(c -> c.startsWith("commit") || c.startsWith("pivot")).toList());
+    assertEquals(
+        java.util.Optional.of(DISK),
+        dstHv.domains.get(VM).definition.disks().get(0).sourceFile(),
+        "the domain runs on its original file again");
+    assertEquals(Set.of("snap-0", "snap-1"), dstHv.snapshotNames(VM));
+    assertTrue(r.message().contains("overlays merged"), r.message());
+  }
+
+  @Test
+  void overlayRollbackMergesTheOverlaysBackOnTheSource() {
+    srcHv.failNextMigration =
+        new dev.ferry.node.libvirt.HypervisorException(
+            "VIR_ERR_OPERATION_FAILED", "destination refused", null);
+    MigrationResult r = run("m-ovl-back", overlay()).result();
+    assertEquals(MigrationOutcome.ROLLED_BACK, r.outcome(), r.message());
+    assertTrue(r.message().contains("overlays merged back"), r.message());
+    assertEquals(
+        List.of("commit vda", "pivot vda"),
+        srcHv.calls.stream().filter(c -> c.startsWith("commit") || c.startsWith("pivot")).toList());
+    assertEquals(
+        java.util.Optional.of(DISK), srcHv.domains.get(VM).definition.disks().get(0).sourceFile());
+    assertEquals(Set.of("snap-0", "snap-1"), srcHv.snapshotNames(VM));
+    assertFalse(Files.exists(root(dst).resolve("ds0/vm1")));
+  }
+}
