@@ -1,6 +1,7 @@
 package dev.ferry.node.scheduler;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -26,6 +27,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
+import java.util.concurrent.atomic.AtomicLong;
 import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
 import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -77,8 +79,25 @@ class SchedulerTest {
     kit.shutdownTestKit();
   }
 
+  /** The scheduler's clock: tests move it instead of waiting. */
+  private final AtomicLong now = new AtomicLong(System.currentTimeMillis());
+
   private ActorRef<SchedulerProtocol.Command> scheduler(SchedulerSettings s, String name) {
-    return kit.spawn(Scheduler.create(s, System::currentTimeMillis), name);
+    return kit.spawn(Scheduler.create(s, now::get), name);
+  }
+
+  /** Asks until {@code check} passes (it throws AssertionError until then), within 5 s. */
+  private <T> T eventually(java.util.function.Supplier<T> check) {
+    return kit.createTestProbe()
+        .awaitAssert(Duration.ofSeconds(5), Duration.ofMillis(50), check::get);
+  }
+
+  private SchedulerProtocol.DrainView drain(
+      ActorRef<SchedulerProtocol.Command> sched,
+      String id,
+      TestProbe<SchedulerProtocol.DrainReply> probe) {
+    sched.tell(new SchedulerProtocol.GetDrain(id, probe.ref()));
+    return probe.receiveMessage().drain();
   }
 
   private JobReply submit(
@@ -97,24 +116,15 @@ class SchedulerTest {
         });
   }
 
-  private static JobReply awaitReply(java.util.function.Supplier<JobReply> ask) {
-    long end = System.currentTimeMillis() + 5000;
-    JobReply r = ask.get();
-    while (r.error() != null
-        && r.error().message().startsWith("unknown host")
-        && System.currentTimeMillis() < end) {
-      sleep(100);
-      r = ask.get();
-    }
-    return r;
-  }
-
-  private static void sleep(long ms) {
-    try {
-      Thread.sleep(ms);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-    }
+  private JobReply awaitReply(java.util.function.Supplier<JobReply> ask) {
+    return eventually(
+        () -> {
+          JobReply r = ask.get();
+          assertFalse(
+              r.error() != null && r.error().message().startsWith("unknown host"),
+              "no inventory yet");
+          return r;
+        });
   }
 
   private SchedulerProtocol.JobView job(ActorRef<SchedulerProtocol.Command> sched, String id) {
@@ -127,14 +137,12 @@ class SchedulerTest {
 
   private SchedulerProtocol.JobView awaitState(
       ActorRef<SchedulerProtocol.Command> sched, String id, JobState state) {
-    long end = System.currentTimeMillis() + 5000;
-    SchedulerProtocol.JobView v = job(sched, id);
-    while (v.state() != state && System.currentTimeMillis() < end) {
-      sleep(50);
-      v = job(sched, id);
-    }
-    assertEquals(state, v.state(), v.toString());
-    return v;
+    return eventually(
+        () -> {
+          SchedulerProtocol.JobView v = job(sched, id);
+          assertEquals(state, v.state(), v.toString());
+          return v;
+        });
   }
 
   @Test
@@ -292,14 +300,13 @@ class SchedulerTest {
     host1.finish(started.get(2), MigrationOutcome.COMPLETED);
     host1.finish(retry, MigrationOutcome.COMPLETED);
 
-    long end = System.currentTimeMillis() + 5000;
-    SchedulerProtocol.DrainView done = drain;
-    while (!done.state().equals("completed") && System.currentTimeMillis() < end) {
-      sleep(50);
-      sched.tell(new SchedulerProtocol.GetDrain(drain.id(), probe.ref()));
-      done = probe.receiveMessage().drain();
-    }
-    assertEquals("completed", done.state(), done.toString());
+    SchedulerProtocol.DrainView done =
+        eventually(
+            () -> {
+              SchedulerProtocol.DrainView d = drain(sched, drain.id(), probe);
+              assertEquals("completed", d.state(), d.toString());
+              return d;
+            });
     assertTrue(done.vms().stream().allMatch(v -> v.status().equals("moved")), done.toString());
     assertEquals(
         2, done.vms().stream().filter(v -> v.vm().equals(retry.vm())).findFirst().get().attempts());
@@ -374,14 +381,13 @@ class SchedulerTest {
     // the cold move fails as well: no further attempt, the drain ends partial
     host1.finish(cold, MigrationOutcome.ROLLED_BACK);
     host1.starts.expectNoMessage(Duration.ofMillis(300));
-    SchedulerProtocol.DrainView done = null;
-    long end = System.currentTimeMillis() + 5000;
-    while ((done == null || done.state().equals("running")) && System.currentTimeMillis() < end) {
-      sleep(50);
-      sched.tell(new SchedulerProtocol.GetDrain(id, probe.ref()));
-      done = probe.receiveMessage().drain();
-    }
-    assertEquals("partial", done.state(), done.toString());
+    SchedulerProtocol.DrainView done =
+        eventually(
+            () -> {
+              SchedulerProtocol.DrainView d = drain(sched, id, probe);
+              assertEquals("partial", d.state(), d.toString());
+              return d;
+            });
     assertTrue(done.vms().stream().allMatch(v -> v.status().equals("failed")), done.toString());
   }
 
@@ -421,7 +427,7 @@ class SchedulerTest {
     ActorRef<SchedulerProtocol.Command> sched = scheduler(settings.withCaps(1, 2, 8), "s-dl");
     submit(sched, "warm-up", "host1", "host2", "");
     TestProbe<DrainReply> probe = kit.createTestProbe(DrainReply.class);
-    long deadline = System.currentTimeMillis() + 1500;
+    long deadline = now.get() + 1500;
     sched.tell(
         new SchedulerProtocol.StartDrain(
             new SchedulerProtocol.DrainRequest(
@@ -433,14 +439,15 @@ class SchedulerTest {
         deadline,
         running.options().deadlineEpochMillis(),
         "the agent gets the deadline too: it rolls back if the switchover has not started");
-    long end = System.currentTimeMillis() + 10_000;
-    SchedulerProtocol.DrainView d;
-    do {
-      sleep(100);
-      sched.tell(new SchedulerProtocol.GetDrain(id, probe.ref()));
-      d = probe.receiveMessage().drain();
-    } while (d.state().equals("running") && System.currentTimeMillis() < end);
-    assertEquals("partial", d.state(), d.toString());
+    // the deadline passes on the scheduler's clock; its next tick gives up the queued moves
+    now.addAndGet(2000);
+    SchedulerProtocol.DrainView d =
+        eventually(
+            () -> {
+              SchedulerProtocol.DrainView v = drain(sched, id, probe);
+              assertEquals("partial", v.state(), v.toString());
+              return v;
+            });
     assertEquals(2, d.vms().stream().filter(v -> v.status().equals("given-up")).count());
     host1.starts.expectNoMessage(Duration.ofMillis(300));
     host1.finish(running, MigrationOutcome.COMPLETED);
