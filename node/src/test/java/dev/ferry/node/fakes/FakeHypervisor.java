@@ -326,6 +326,9 @@ public final class FakeHypervisor implements Hypervisor {
   /** Active commits in flight: disk target -> base file. They catch up at once. */
   private final Map<String, String> commits = new ConcurrentHashMap<>();
 
+  /** How many of the next block commits end without a pivot, as a failed job does. */
+  public volatile int commitsThatVanish;
+
   @Override
   public void revertToSnapshot(String domain, String snapshot) {
     calls.add("revert " + snapshot);
@@ -471,6 +474,13 @@ public final class FakeHypervisor implements Hypervisor {
 
   @Override
   public Optional<BlockJob> blockJob(String domain, String disk) {
+    String key = domain + "/" + disk;
+    if (commits.containsKey(key) && commitsThatVanish > 0) {
+      // the job ended without a pivot (QEMU cancelled it, an error): libvirt shows none
+      commitsThatVanish--;
+      commits.remove(key);
+      return Optional.empty();
+    }
     return commits.containsKey(domain + "/" + disk)
         ? Optional.of(new BlockJob(disk, 100, 100))
         : Optional.empty();
