@@ -215,7 +215,13 @@ class HypervisorIT {
     host1.abortJob(VM);
     Exception e = assertThrows(Exception.class, () -> migration.get(60, TimeUnit.SECONDS));
     assertTrue(e.getCause() instanceof HypervisorException, e.toString());
-    assertTrue(e.getCause().getMessage().contains("cancel"), e.getCause().getMessage());
+    // libvirt reports our abort either as the cancelled job or, when the destination's side of
+    // the P2P connection closes first, as the connection's end; both were seen in CI for the same
+    // abort, with the job running and disk data moving when it was asked
+    String why = e.getCause().getMessage();
+    assertTrue(
+        why.contains("cancel") || why.contains("End of file while reading data"),
+        "the migration ended for another reason than the abort: " + why);
     await()
         .atMost(Duration.ofSeconds(30))
         .until(() -> host1.lookup(VM).orElseThrow().state() == DomainState.RUNNING);
