@@ -2,8 +2,14 @@ package dev.ferry.api;
 
 import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.StreamReadFeature;
 import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.MapperFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.cfg.CoercionAction;
+import com.fasterxml.jackson.databind.cfg.CoercionInputShape;
+import com.fasterxml.jackson.databind.json.JsonMapper;
+import com.fasterxml.jackson.databind.type.LogicalType;
 import dev.ferry.protocol.SchedulerProtocol;
 import dev.ferry.protocol.SchedulerProtocol.Error;
 import java.io.IOException;
@@ -76,16 +82,58 @@ public final class FerryRoutes extends AllDirectives {
     this.settings = settings;
     this.hosts = hosts;
     this.memberUp = memberUp;
-    this.mapper =
-        new ObjectMapper()
-            .findAndRegisterModules()
-            .setDefaultPropertyInclusion(
-                JsonInclude.Value.construct(
-                    JsonInclude.Include.NON_NULL, JsonInclude.Include.NON_NULL))
-            .enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
-            .enable(DeserializationFeature.FAIL_ON_NULL_FOR_PRIMITIVES);
+    this.mapper = strictJson();
     this.openApi = resource("openapi.json");
     this.statusPage = resource("status.html");
+  }
+
+  /**
+   * Request bodies are read exactly as documented: unknown fields, duplicate keys, enums given as
+   * numbers (a strategy of 2 once meant "cold": the guest powered off), and any scalar coercion (a
+   * string for a number or a boolean, a number for a string or a boolean, 1.5 for an integer,
+   * "NaN") are refused, not guessed at.
+   */
+  static ObjectMapper strictJson() {
+    return JsonMapper.builder()
+        .findAndAddModules()
+        .defaultPropertyInclusion(
+            JsonInclude.Value.construct(JsonInclude.Include.NON_NULL, JsonInclude.Include.NON_NULL))
+        .enable(
+            DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES,
+            DeserializationFeature.FAIL_ON_NULL_FOR_PRIMITIVES,
+            DeserializationFeature.FAIL_ON_NUMBERS_FOR_ENUMS)
+        .disable(DeserializationFeature.ACCEPT_FLOAT_AS_INT)
+        .disable(MapperFeature.ALLOW_COERCION_OF_SCALARS)
+        .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
+        .withCoercionConfig(
+            LogicalType.Textual,
+            c ->
+                c.setCoercion(CoercionInputShape.Integer, CoercionAction.Fail)
+                    .setCoercion(CoercionInputShape.Float, CoercionAction.Fail)
+                    .setCoercion(CoercionInputShape.Boolean, CoercionAction.Fail))
+        .withCoercionConfig(
+            LogicalType.Boolean,
+            c ->
+                c.setCoercion(CoercionInputShape.Integer, CoercionAction.Fail)
+                    .setCoercion(CoercionInputShape.String, CoercionAction.Fail)
+                    .setCoercion(CoercionInputShape.EmptyString, CoercionAction.Fail))
+        .withCoercionConfig(
+            LogicalType.Integer,
+            c ->
+                c.setCoercion(CoercionInputShape.String, CoercionAction.Fail)
+                    .setCoercion(CoercionInputShape.EmptyString, CoercionAction.Fail)
+                    .setCoercion(CoercionInputShape.Float, CoercionAction.Fail))
+        .withCoercionConfig(
+            LogicalType.Float,
+            c ->
+                c.setCoercion(CoercionInputShape.String, CoercionAction.Fail)
+                    .setCoercion(CoercionInputShape.EmptyString, CoercionAction.Fail))
+        .withCoercionConfig(
+            LogicalType.Enum,
+            c ->
+                c.setCoercion(CoercionInputShape.Integer, CoercionAction.Fail)
+                    .setCoercion(CoercionInputShape.EmptyString, CoercionAction.Fail))
+        .build();
   }
 
   private static byte[] resource(String name) {
@@ -499,7 +547,7 @@ public final class FerryRoutes extends AllDirectives {
 
   private static SchedulerProtocol.RebalanceRequest rebalanceRequest(Requests.Rebalance b) {
     double threshold = b.threshold() == null ? 0.2 : b.threshold();
-    if (threshold < 0 || threshold > 1) {
+    if (!(threshold >= 0 && threshold <= 1)) { // written so that NaN fails too
       throw ApiException.invalid("threshold must be between 0 and 1");
     }
     int maxMoves = b.maxMoves() == null ? 10 : b.maxMoves();

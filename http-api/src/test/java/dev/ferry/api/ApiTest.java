@@ -401,4 +401,54 @@ class ApiTest {
     assertProblem(call("DELETE", "/api/v1/drains/" + d.get("id").asText(), null), 409, "ended");
     assertEquals(200, call("GET", "/api/v1/drains", null).statusCode());
   }
+
+  /**
+   * Values of the wrong JSON type are refused, never coerced: a strategy given as a number once
+   * started a cold migration (the guest powered off), {@code coldFallback: ""} a real drain, and
+   * 1.5 was truncated. None of these requests may start anything.
+   */
+  @Test
+  void valuesOfTheWrongTypeAreRefusedAndStartNothing() throws Exception {
+    String move = "{\"vm\":\"vm-a\",\"source\":\"host1\",\"destination\":\"host2\",\"options\":";
+    List<String> migrations =
+        List.of(
+            move + "{\"strategy\":2}}",
+            move + "{\"strategy\":\"2\"}}",
+            move + "{\"bandwidth\":1.5}}",
+            move + "{\"bandwidth\":\"1000\"}}",
+            move + "{\"warmPasses\":\"\"}}",
+            move + "{\"autoConverge\":1}}",
+            move + "{\"autoConverge\":\"true\"}}",
+            "{\"vm\":\"vm-a\",\"vm\":\"vm-b\",\"source\":\"host1\",\"destination\":\"host2\"}",
+            "{\"vm\":7,\"source\":\"host1\",\"destination\":\"host2\"}");
+    for (String body : migrations) {
+      assertEquals(400, call("POST", "/api/v1/migrations", body).statusCode(), body);
+    }
+    for (String body :
+        List.of(
+            "{\"coldFallback\":\"\"}",
+            "{\"coldFallback\":0}",
+            "{\"coldFallback\":1}",
+            "{\"coldFallback\":\"true\"}")) {
+      assertEquals(400, call("POST", "/api/v1/hosts/host1/drain", body).statusCode(), body);
+    }
+    for (String body :
+        List.of("{\"policy\":0,\"threshold\":0.2}", "{\"policy\":\"balance\",\"maxMoves\":2.5}")) {
+      assertEquals(400, call("POST", "/api/v1/rebalance/plan", body).statusCode(), body);
+    }
+    // Jackson reads "NaN" as a number whatever the coercion rules; the range check refuses it
+    assertProblem(
+        call("POST", "/api/v1/rebalance/plan", "{\"policy\":\"balance\",\"threshold\":\"NaN\"}"),
+        422,
+        "threshold must be between 0 and 1");
+    host1.starts.expectNoMessage(Duration.ofMillis(300));
+    // and the same fields of the right type are still accepted
+    assertEquals(
+        202,
+        call("POST", "/api/v1/migrations", move + "{\"strategy\":\"overlay\",\"bandwidth\":1000}}")
+            .statusCode());
+    AgentProtocol.StartMigration start = host1.starts.receiveMessage(Duration.ofSeconds(5));
+    assertEquals(MigrationStrategy.OVERLAY, start.options().strategy());
+    host1.finish(start, MigrationOutcome.COMPLETED);
+  }
 }
