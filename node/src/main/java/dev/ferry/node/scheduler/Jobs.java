@@ -14,7 +14,10 @@ import java.util.UUID;
 final class Jobs {
   private Jobs() {}
 
-  /** A new random id: {@code prefix} and {@code hexDigits} hex digits. */
+  /**
+   * A new random id, {@code prefix} and {@code hexDigits} hex digits: unique across journals, so an
+   * agent never confuses a new job with an old one.
+   */
   static String newId(String prefix, int hexDigits) {
     return prefix + UUID.randomUUID().toString().replace("-", "").substring(0, hexDigits);
   }

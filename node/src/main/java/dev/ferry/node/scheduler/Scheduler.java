@@ -124,10 +124,6 @@ public final class Scheduler {
   }
 
   /** A random id: unique across journals, so an agent never confuses a new job with an old one. */
-  static String newId(String prefix, int hexDigits) {
-    return Jobs.newId(prefix, hexDigits);
-  }
-
   static final PersistenceId PERSISTENCE_ID = PersistenceId.ofUniqueId("ferry-scheduler");
 
   /** How long a runner waits for its agent to say anything before asking again. */
@@ -588,7 +584,7 @@ public final class Scheduler {
                         : "the agent of " + r.host() + " is unreachable"));
         return Effect().none();
       }
-      String id = newId("d-", 12);
+      String id = Jobs.newId("d-", 12);
       List<SchedulerEvent> events = Drains.started(s, id, r, k.inventory(), now);
       return Effect()
           .persist(events)
@@ -672,7 +668,7 @@ public final class Scheduler {
           m.request().options() == null ? MigrationOptions.defaults() : m.request().options();
       Rebalancer.Queued queued =
           Rebalancer.queue(
-              plan, newId("r-", 12), s.nextSeq(), options, this::vmOn, clock.getAsLong());
+              plan, Jobs.newId("r-", 12), s.nextSeq(), options, this::vmOn, clock.getAsLong());
       List<SchedulerEvent> events = queued.events();
       RebalancePlan applied = queued.applied();
       if (events.isEmpty()) {

@@ -110,8 +110,7 @@ final class BulkCopy extends SourceFlow {
 
   /** Adds a persistent dirty bitmap to every disk the delta will sync, before the bulk copy. */
   Behavior<Command> dirtyTracking() {
-    List<ManifestDisk> delta =
-        run.manifest.writableDisks().stream().filter(run::wantsDelta).toList();
+    List<ManifestDisk> delta = run.deltaDisks();
     if (delta.isEmpty()) {
       return copying();
     }

@@ -117,6 +117,11 @@ final class SourceFacts {
     return options.finalSync() != FinalSyncMethod.RSYNC;
   }
 
+  /** The writable disks whose final sync is the bitmap delta (they carry a dirty bitmap). */
+  List<ManifestDisk> deltaDisks() {
+    return manifest.writableDisks().stream().filter(this::wantsDelta).toList();
+  }
+
   String bitmapName() {
     return "ferry-" + id;
   }

@@ -137,8 +137,7 @@ final class Undo extends SourceFlow {
     String bitmap = run.bitmapName();
     boolean bitmapsAdded = run.bitmapsAdded;
     boolean metadataDropped = run.metadataDropped;
-    List<ManifestDisk> deltaDisks =
-        manifest.writableDisks().stream().filter(run::wantsDelta).toList();
+    List<ManifestDisk> deltaDisks = run.deltaDisks();
     migration.blocking(
         () -> {
           List<String> done = new ArrayList<>();
@@ -344,10 +343,7 @@ final class Undo extends SourceFlow {
     String vm = run.vm;
     Manifest manifest = run.manifest;
     String bitmap = run.bitmapName();
-    List<ManifestDisk> withBitmap =
-        run.bitmapsAdded
-            ? manifest.writableDisks().stream().filter(run::wantsDelta).toList()
-            : List.of();
+    List<ManifestDisk> withBitmap = run.bitmapsAdded ? run.deltaDisks() : List.of();
     migration.blocking(
         () -> {
           for (ManifestDisk d : withBitmap) {
