@@ -23,6 +23,9 @@ public final class FakeImageTool implements ImageTool {
   private final Map<Path, Integer> wrongReads = new ConcurrentHashMap<>();
   public final List<String> calls = new CopyOnWriteArrayList<>();
 
+  /** Persistent dirty bitmaps in this host's copy of an image (none unless a test puts some). */
+  public final Map<Path, List<String>> bitmaps = new ConcurrentHashMap<>();
+
   public FakeImageTool(Map<Path, List<ImageSnapshot>> shared) {
     this.tables = shared;
   }
@@ -51,7 +54,7 @@ public final class FakeImageTool implements ImageTool {
         raw ? Optional.empty() : Optional.of(65536L),
         Optional.empty(),
         table,
-        List.of(),
+        bitmaps.getOrDefault(image, List.of()),
         raw ? Optional.empty() : Optional.of("1.1"),
         false);
   }
@@ -70,6 +73,8 @@ public final class FakeImageTool implements ImageTool {
   @Override
   public void removeBitmap(Path image, String bitmap) {
     calls.add("remove-bitmap " + image + " " + bitmap);
+    bitmaps.computeIfPresent(
+        image, (i, names) -> names.stream().filter(n -> !n.equals(bitmap)).toList());
   }
 
   @Override

@@ -73,4 +73,20 @@ class OverlaySwitchoverTest extends EngineFixture {
     assertEquals(Set.of("snap-0", "snap-1"), srcHv.snapshotNames(VM));
     assertFalse(Files.exists(root(dst).resolve("ds0/vm1")));
   }
+
+  @Test
+  void aFerryBitmapLeftInACopyFailsTheVerificationAndRollsBack() {
+    // a bitmap of an earlier migration that never reached its verification (issue 11)
+    dstImages.bitmaps.put(java.nio.file.Path.of(DISK), List.of("ferry-m-earlier"));
+    try {
+      MigrationResult r = run("m-ovl-stale", overlay()).result();
+      assertEquals(MigrationOutcome.ROLLED_BACK, r.outcome(), r.message());
+      assertTrue(
+          r.message().contains("Ferry dirty bitmaps left in the image: [ferry-m-earlier]"),
+          r.message());
+      assertTrue(srcHv.callsWith("migrate").isEmpty(), "no memory migration on failed copies");
+    } finally {
+      dstImages.bitmaps.clear();
+    }
+  }
 }

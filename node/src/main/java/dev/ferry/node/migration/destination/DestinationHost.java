@@ -4,8 +4,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.ferry.node.host.HostFiles;
 import dev.ferry.node.host.OpenFiles;
-import dev.ferry.node.image.CheckResult;
-import dev.ferry.node.image.ImageInfo;
 import dev.ferry.node.image.ImageTool;
 import dev.ferry.node.libvirt.DomainState;
 import dev.ferry.node.libvirt.DomainSummary;
@@ -23,7 +21,6 @@ import dev.ferry.protocol.DestinationProtocol;
 import dev.ferry.protocol.Manifest;
 import dev.ferry.protocol.ManifestDisk;
 import dev.ferry.protocol.ManifestSnapshot;
-import dev.ferry.protocol.SnapshotEntry;
 import dev.ferry.protocol.Verification;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -35,7 +32,6 @@ import java.util.EnumSet;
 import java.util.List;
 import java.util.Optional;
 import java.util.OptionalLong;
-import java.util.concurrent.CompletableFuture;
 
 /** The blocking steps a migration runs on its destination host. */
 public final class DestinationHost {
@@ -50,7 +46,7 @@ public final class DestinationHost {
   private final OpenFiles openFiles;
   private final NodeSettings settings;
   private final HostFiles files;
-  private final java.util.concurrent.Executor parallel;
+  private final ImageChecks checks;
 
   /** The destination side of a migration on this host, with the host's ports. */
   public DestinationHost(HostPorts s) {
@@ -78,7 +74,7 @@ public final class DestinationHost {
     this.openFiles = openFiles;
     this.settings = settings;
     this.files = files;
-    this.parallel = parallel;
+    this.checks = new ImageChecks(images, datastores, parallel);
   }
 
   /**
@@ -164,8 +160,8 @@ public final class DestinationHost {
 
   /**
    * The paused VM's files against the manifest: bitmaps the delta carried along removed, every
-   * snapshot table equal, qemu-img check clean. Opening without {@code -U} also proves the paused
-   * QEMU has not activated the images (it would hold their lock).
+   * snapshot table equal, no Ferry bitmap left, qemu-img check clean. Opening without {@code -U}
+   * also proves the paused QEMU has not activated the images (it would hold their lock).
    */
   public Verification verifyFiles(Manifest m, List<DestinationProtocol.DiskBitmap> bitmaps) {
     List<String> details = new ArrayList<>();
@@ -173,133 +169,31 @@ public final class DestinationHost {
       images.removeBitmap(datastores.confine("disk", b.path()), b.bitmap());
       details.add(b.path() + ": dirty bitmap " + b.bitmap() + " removed");
     }
-    // every qemu-img below only reads (shared locks): run them all at once, it is paused time
-    List<CompletableFuture<ImageInfo>> infos = new ArrayList<>();
-    List<CompletableFuture<CheckResult>> checks = new ArrayList<>();
-    for (ManifestDisk d : m.disks()) {
-      Path path = datastores.confine("disk " + d.target(), d.path());
-      infos.add(
-          CompletableFuture.supplyAsync(
-              () -> images.info(path, ImageTool.Access.EXCLUSIVE), parallel));
-      checks.add(
-          d.writable() && "qcow2".equals(d.format()) && settings.migration().imageCheck()
-              ? CompletableFuture.supplyAsync(
-                  () -> images.check(path, ImageTool.Access.EXCLUSIVE), parallel)
-              : null);
-    }
-    boolean tables = true;
-    boolean clean = true;
-    for (int k = 0; k < m.disks().size(); k++) {
-      ManifestDisk d = m.disks().get(k);
-      ImageInfo info = infos.get(k).join();
-      List<SnapshotEntry> found = info.snapshots().stream().map(SourceHost::entry).toList();
-      if (!found.equals(d.snapshots())) {
-        tables = false;
-        details.add(
-            d.target()
-                + ": snapshot table differs: expected "
-                + names(d.snapshots())
-                + ", found "
-                + names(found));
-      } else {
-        details.add(d.target() + ": snapshot table equal (" + d.snapshots().size() + " snapshots)");
-      }
-      if (!info.bitmaps().isEmpty()) {
-        clean = false;
-        details.add(d.target() + ": unexpected dirty bitmaps left: " + info.bitmaps());
-      }
-      if (checks.get(k) != null) {
-        CheckResult check = checks.get(k).join();
-        clean &= check.clean();
-        details.add(d.target() + ": qemu-img check " + check.describe());
-      }
-    }
-    return new Verification(tables, clean, false, false, details);
+    return checks.verify(m.disks(), ImageChecks.Moment.PAUSED, this::checkedWhenRunning, details);
   }
 
   /**
    * Overlay strategy, before the migration: the frozen files copied here carry exactly the
-   * manifest's snapshot tables and are consistent. Nothing has them open, so the check is exact.
+   * manifest's snapshot tables, no Ferry bitmap, and are consistent. Nothing has them open, so the
+   * check is exact and always made.
    */
   public Verification verifyCopies(Manifest m) {
-    List<String> details = new ArrayList<>();
-    boolean tables = true;
-    boolean clean = true;
-    for (ManifestDisk d : m.writableDisks()) {
-      Path path = datastores.confine("disk " + d.target(), d.path());
-      List<SnapshotEntry> found =
-          images.info(path, ImageTool.Access.EXCLUSIVE).snapshots().stream()
-              .map(SourceHost::entry)
-              .toList();
-      if (!found.equals(d.snapshots())) {
-        tables = false;
-        details.add(
-            d.target()
-                + ": copied file's snapshot table differs: expected "
-                + names(d.snapshots())
-                + ", found "
-                + names(found));
-      }
-      if ("qcow2".equals(d.format())) {
-        CheckResult check = images.check(path, ImageTool.Access.EXCLUSIVE);
-        clean &= check.clean();
-        details.add(d.target() + ": copy " + check.describe());
-      }
-    }
-    return new Verification(tables, clean, false, false, details);
+    return checks.verify(
+        m.writableDisks(),
+        ImageChecks.Moment.COPIED,
+        d -> "qcow2".equals(d.format()),
+        new ArrayList<>());
   }
 
-  /**
-   * Overlay strategy, after the merge, the VM running here: snapshot tables equal (read with -U),
-   * qemu-img check without errors or corruptions. On an image a running QEMU writes, check reports
-   * leaks of allocations in flight (seen on the test bed), so leaks are noted but not failed; an
-   * exact check was made on the copies before the migration, and the commit only moved clusters.
-   */
+  /** Overlay strategy, after the merge, the VM running here: the same, read with {@code -U}. */
   public Verification verifyMerged(Manifest m) {
-    List<String> details = new ArrayList<>();
-    boolean tables = true;
-    boolean clean = true;
-    for (ManifestDisk d : m.disks()) {
-      Path path = datastores.confine("disk " + d.target(), d.path());
-      List<SnapshotEntry> found =
-          images.info(path, ImageTool.Access.SHARED).snapshots().stream()
-              .map(SourceHost::entry)
-              .toList();
-      if (!found.equals(d.snapshots())) {
-        tables = false;
-        details.add(
-            d.target()
-                + ": snapshot table differs after the merge: expected "
-                + names(d.snapshots())
-                + ", found "
-                + names(found));
-      } else {
-        details.add(
-            d.target()
-                + ": snapshot table equal after the merge ("
-                + d.snapshots().size()
-                + " snapshots)");
-      }
-      if (d.writable() && "qcow2".equals(d.format()) && settings.migration().imageCheck()) {
-        CheckResult check = images.check(path, ImageTool.Access.SHARED);
-        boolean ok = check.checkErrors() == 0 && check.corruptions() == 0;
-        clean &= ok;
-        details.add(
-            d.target()
-                + ": qemu-img check -U on the running image: errors="
-                + check.checkErrors()
-                + " corruptions="
-                + check.corruptions()
-                + " leaks="
-                + check.leaks()
-                + (check.leaks() > 0 ? " (allocations in flight)" : ""));
-      }
-    }
-    return new Verification(tables, clean, false, false, details);
+    return checks.verify(
+        m.disks(), ImageChecks.Moment.MERGED, this::checkedWhenRunning, new ArrayList<>());
   }
 
-  private static List<String> names(List<SnapshotEntry> entries) {
-    return entries.stream().map(e -> e.id() + ":" + e.name()).toList();
+  /** Disks a running (or paused) VM writes get a qemu-img check unless it is turned off. */
+  private boolean checkedWhenRunning(ManifestDisk d) {
+    return d.writable() && "qcow2".equals(d.format()) && settings.migration().imageCheck();
   }
 
   /** Redefines the snapshot metadata here and checks libvirt's list and current snapshot. */

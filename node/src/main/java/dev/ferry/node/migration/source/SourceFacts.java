@@ -3,6 +3,7 @@ package dev.ferry.node.migration.source;
 import dev.ferry.node.disksync.CopyPipelines;
 import dev.ferry.node.disksync.DiskJob;
 import dev.ferry.node.disksync.DiskSyncActor;
+import dev.ferry.node.migration.FerryBitmaps;
 import dev.ferry.protocol.DestinationProtocol;
 import dev.ferry.protocol.DiskProgress;
 import dev.ferry.protocol.DiskResult;
@@ -123,7 +124,7 @@ final class SourceFacts {
   }
 
   String bitmapName() {
-    return "ferry-" + id;
+    return FerryBitmaps.of(id);
   }
 
   String pathOf(String target) {
