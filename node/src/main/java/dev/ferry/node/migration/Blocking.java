@@ -4,6 +4,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.Executor;
 import java.util.function.BiFunction;
+import java.util.function.Function;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
 
 /**
@@ -18,6 +19,25 @@ public final class Blocking {
   @FunctionalInterface
   public interface Work<T> {
     T call() throws Exception;
+  }
+
+  /** A blocking step that only acts; its error (if any) comes back in the result. */
+  @FunctionalInterface
+  public interface Act {
+    void run() throws Exception;
+  }
+
+  /** Runs {@code act}; {@code result} gets its error, or null when it succeeded. */
+  public static <M> void pipe(
+      ActorContext<M> ctx, Executor executor, Act act, Function<Throwable, ? extends M> result) {
+    pipe(
+        ctx,
+        executor,
+        () -> {
+          act.run();
+          return Boolean.TRUE;
+        },
+        (done, error) -> result.apply(error));
   }
 
   public static <T, M> void pipe(

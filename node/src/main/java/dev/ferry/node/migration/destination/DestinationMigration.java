@@ -149,12 +149,7 @@ public final class DestinationMigration {
       source.tell(new DestinationProtocol.Refused(manifest.migrationId(), reason));
       return Behaviors.stopped();
     }
-    blocking(
-        () -> {
-          host.prepare(manifest);
-          return null;
-        },
-        (none, error) -> new Prepared(error));
+    act(() -> host.prepare(manifest), Prepared::new);
     return Behaviors.receive(Message.class)
         .onMessage(
             Prepared.class,
@@ -260,22 +255,40 @@ public final class DestinationMigration {
             r -> r.command() instanceof DestinationProtocol.Release,
             r -> {
               DestinationProtocol.Release m = (DestinationProtocol.Release) r.command();
+              return adopting(m.outcome());
+            })
+        .onAnyMessage(m -> Behaviors.same())
+        .build();
+  }
 
-              blocking(
-                  () -> {
-                    host.adopt(manifest);
-                    return null;
-                  },
-                  (none, error) -> new Adopted(error));
-              return Behaviors.receive(Message.class)
-                  .onMessage(
-                      Adopted.class,
-                      s -> {
-                        ended(IncomingEnd.RUNNING, m.outcome());
-                        return Behaviors.stopped();
-                      })
-                  .onAnyMessage(x -> Behaviors.same())
-                  .build();
+  /** The VM lives here for good: its directories become its own, and this migration ends. */
+  Behavior<Message> adopting(String detail) {
+    act(() -> host.adopt(manifest), Adopted::new);
+    return Behaviors.receive(Message.class)
+        .onMessage(
+            Adopted.class,
+            s -> {
+              ended(IncomingEnd.RUNNING, detail);
+              return Behaviors.stopped();
+            })
+        .onAnyMessage(x -> Behaviors.same())
+        .build();
+  }
+
+  /**
+   * Waits for the result of a blocking step the source asked for, before the switchover; an Abort
+   * from the source meanwhile wins.
+   */
+  <T extends DestinationMessage.Step> Behavior<Message> awaiting(
+      Class<T> result, java.util.function.Function<T, Behavior<Message>> onResult) {
+    return Behaviors.receive(Message.class)
+        .onMessage(result, onResult::apply)
+        .onMessage(
+            Remote.class,
+            r -> r.command() instanceof DestinationProtocol.Abort,
+            r -> {
+              DestinationProtocol.Abort a = (DestinationProtocol.Abort) r.command();
+              return aborting(a.reason(), a.replyTo());
             })
         .onAnyMessage(m -> Behaviors.same())
         .build();
@@ -332,6 +345,13 @@ public final class DestinationMigration {
   }
 
   /** Runs a blocking step on the blocking dispatcher; its typed result comes back as a message. */
+  /** Runs a blocking step that only acts; its error (or null) comes back as a message. */
+  void act(
+      Blocking.Act act,
+      java.util.function.Function<Throwable, ? extends DestinationMessage.Step> result) {
+    Blocking.pipe(ctx, services.blocking(), act, result);
+  }
+
   <T> void blocking(
       Blocking.Work<T> work,
       BiFunction<? super T, Throwable, ? extends DestinationMessage.Step> result) {

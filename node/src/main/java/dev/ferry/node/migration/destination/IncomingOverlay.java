@@ -1,9 +1,7 @@
 package dev.ferry.node.migration.destination;
 
 import dev.ferry.node.journal.JournalEntry.Incoming;
-import dev.ferry.node.journal.JournalEntry.IncomingEnd;
 import dev.ferry.node.migration.MigrationFailure;
-import dev.ferry.node.migration.destination.DestinationMessage.Adopted;
 import dev.ferry.node.migration.destination.DestinationMessage.CopiesChecked;
 import dev.ferry.node.migration.destination.DestinationMessage.Lifecycle;
 import dev.ferry.node.migration.destination.DestinationMessage.MergeDone;
@@ -35,71 +33,46 @@ final class IncomingOverlay extends DestinationFlow {
   /** Overlay strategy: the frozen files copied here against the manifest, before migrating. */
   Behavior<Message> verifyingCopies(ActorRef<DestinationProtocol.Reply> replyTo) {
     migration.blocking(() -> host.verifyCopies(manifest), CopiesChecked::new);
-    return Behaviors.receive(Message.class)
-        .onMessage(
-            CopiesChecked.class,
-            m -> {
-              if (m.failed()) {
-                replyTo.tell(
-                    new DestinationProtocol.Failed(
-                        "verifying the copies failed: " + MigrationFailure.reason(m.error())));
-              } else {
-                Verification v = m.verification();
-                if (v.snapshotTablesEqual() && v.imageCheckClean()) {
-                  migration.copiesVerified = v;
-                  migration.journal(Incoming.COPIES_VERIFIED, String.join("; ", v.details()));
-                  replyTo.tell(new DestinationProtocol.CopiesVerified());
-                } else {
-                  replyTo.tell(
-                      new DestinationProtocol.Failed(
-                          "the copies differ from the source: " + String.join("; ", v.details())));
-                }
-              }
-              return migration.waiting();
-            })
-        .onMessage(
-            Remote.class,
-            r -> r.command() instanceof DestinationProtocol.Abort,
-            r -> {
-              DestinationProtocol.Abort a = (DestinationProtocol.Abort) r.command();
-              return migration.aborting(a.reason(), a.replyTo());
-            })
-        .onAnyMessage(m -> Behaviors.same())
-        .build();
+    return migration.awaiting(
+        CopiesChecked.class,
+        m -> {
+          if (m.failed()) {
+            replyTo.tell(
+                new DestinationProtocol.Failed(
+                    "verifying the copies failed: " + MigrationFailure.reason(m.error())));
+          } else {
+            Verification v = m.verification();
+            if (v.snapshotTablesEqual() && v.imageCheckClean()) {
+              migration.copiesVerified = v;
+              migration.journal(Incoming.COPIES_VERIFIED, String.join("; ", v.details()));
+              replyTo.tell(new DestinationProtocol.CopiesVerified());
+            } else {
+              replyTo.tell(
+                  new DestinationProtocol.Failed(
+                      "the copies differ from the source: " + String.join("; ", v.details())));
+            }
+          }
+          return migration.waiting();
+        });
   }
 
   /** Overlay strategy: fresh overlays over the copies, immediately before the migration. */
   Behavior<Message> creatingOverlays(
       List<DestinationProtocol.OverlaySpec> specs, ActorRef<DestinationProtocol.Reply> replyTo) {
-    migration.blocking(
-        () -> {
-          new OverlayOps(services).createOnDestination(specs);
-          return null;
-        },
-        (none, error) -> new OverlaysReady(error));
-    return Behaviors.receive(Message.class)
-        .onMessage(
-            OverlaysReady.class,
-            m -> {
-              if (m.failed()) {
-                replyTo.tell(
-                    new DestinationProtocol.Failed(
-                        "creating the overlays failed: " + MigrationFailure.reason(m.error())));
-              } else {
-                migration.journal(Incoming.OVERLAYS_CREATED, null);
-                replyTo.tell(new DestinationProtocol.OverlaysCreated());
-              }
-              return migration.waiting();
-            })
-        .onMessage(
-            Remote.class,
-            r -> r.command() instanceof DestinationProtocol.Abort,
-            r -> {
-              DestinationProtocol.Abort a = (DestinationProtocol.Abort) r.command();
-              return migration.aborting(a.reason(), a.replyTo());
-            })
-        .onAnyMessage(m -> Behaviors.same())
-        .build();
+    migration.act(() -> new OverlayOps(services).createOnDestination(specs), OverlaysReady::new);
+    return migration.awaiting(
+        OverlaysReady.class,
+        m -> {
+          if (m.failed()) {
+            replyTo.tell(
+                new DestinationProtocol.Failed(
+                    "creating the overlays failed: " + MigrationFailure.reason(m.error())));
+          } else {
+            migration.journal(Incoming.OVERLAYS_CREATED, null);
+            replyTo.tell(new DestinationProtocol.OverlaysCreated());
+          }
+          return migration.waiting();
+        });
   }
 
   /**
@@ -164,21 +137,7 @@ final class IncomingOverlay extends DestinationFlow {
 
   Behavior<Message> finishRecovery(DestinationProtocol.Reply reply) {
     if (reply instanceof DestinationProtocol.Merged) {
-      migration.blocking(
-          () -> {
-            host.adopt(manifest);
-            return null;
-          },
-          (none, error) -> new Adopted(error));
-      return Behaviors.receive(Message.class)
-          .onMessage(
-              Adopted.class,
-              s -> {
-                migration.ended(IncomingEnd.RUNNING, "merged after a restart");
-                return Behaviors.stopped();
-              })
-          .onAnyMessage(x -> Behaviors.same())
-          .build();
+      return migration.adopting("merged after a restart");
     }
     ctx.getLog().error("{}: finishing the merge after a restart failed: {}", manifest.vm(), reply);
     return Behaviors.stopped();

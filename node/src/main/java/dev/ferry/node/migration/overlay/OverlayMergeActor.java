@@ -204,12 +204,11 @@ public final class OverlayMergeActor {
 
   private Behavior<Command> pivoting(int i, int attempt) {
     OverlaySpec s = specs.get(i);
-    blocking(
+    act(
         () -> {
           ops.pivot(vm, s);
-          return null;
         },
-        (none, error) -> new Pivoted(error));
+        Pivoted::new);
     return Behaviors.receive(Command.class)
         .onMessage(
             Pivoted.class,
@@ -274,18 +273,23 @@ public final class OverlayMergeActor {
       return Behaviors.stopped();
     }
     OverlaySpec s = specs.get(i);
-    blocking(
+    act(
         () -> {
           if (ops.job(vm, s).isPresent()) {
             ops.abortCommit(vm, s);
           }
-          return null;
         },
-        (none, error) -> new CommitAborted(error));
+        CommitAborted::new);
     return Behaviors.receive(Command.class)
         .onMessage(CommitAborted.class, m -> next(i, attempt + 1))
         .onAnyMessage(x -> Behaviors.same())
         .build();
+  }
+
+  /** Runs a blocking step that only acts; its error (or null) comes back as a message. */
+  private void act(
+      Blocking.Act act, java.util.function.Function<Throwable, ? extends Command> result) {
+    Blocking.pipe(ctx, blocking, act, result);
   }
 
   private <T> void blocking(

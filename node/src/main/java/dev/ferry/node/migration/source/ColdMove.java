@@ -46,14 +46,13 @@ final class ColdMove extends SourceFlow {
     }
     run.sourceSuspendedAt = System.currentTimeMillis();
     String vm = run.vm;
-    migration.blocking(
+    migration.act(
         () -> {
           if (source.state(vm).active()) {
             services.hypervisor().shutdown(vm);
           }
-          return null;
         },
-        (none, error) -> new ShutdownRequested(error));
+        ShutdownRequested::new);
     return migration.withCommon(
         Behaviors.receive(Command.class)
             .onMessage(
@@ -191,12 +190,7 @@ final class ColdMove extends SourceFlow {
   Behavior<Command> undefiningOnSource() {
     migration.record(new JournalEntry.ColdStarted());
     String vm = run.vm;
-    migration.blocking(
-        () -> {
-          services.hypervisor().undefine(vm);
-          return null;
-        },
-        (none, error) -> new SourceUndefined(error));
+    migration.act(() -> services.hypervisor().undefine(vm), SourceUndefined::new);
     return migration.withCommon(
         Behaviors.receive(Command.class)
             .onMessage(

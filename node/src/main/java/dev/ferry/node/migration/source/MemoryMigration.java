@@ -58,12 +58,7 @@ final class MemoryMigration extends SourceFlow {
     run.metadataDropped = true;
     String vm = run.vm;
     List<ManifestSnapshot> snapshots = run.manifest.snapshots();
-    migration.blocking(
-        () -> {
-          source.dropSnapshotMetadata(vm, snapshots);
-          return null;
-        },
-        (none, error) -> new MetadataDropped(error));
+    migration.act(() -> source.dropSnapshotMetadata(vm, snapshots), MetadataDropped::new);
     return migration.stepBeforeSwitchover(
         MetadataDropped.class, "dropping snapshot metadata", m -> next.get());
   }

@@ -52,12 +52,9 @@ final class OverlaySwitchover extends SourceFlow {
     String vm = run.vm;
     Manifest manifest = run.manifest;
     List<DestinationProtocol.OverlaySpec> overlays = run.overlays;
-    migration.blocking(
-        () -> {
-          new OverlayOps(services).createOnSource(vm, manifest, overlays);
-          return null;
-        },
-        (none, error) -> new OverlaysCreated(error));
+    migration.act(
+        () -> new OverlayOps(services).createOnSource(vm, manifest, overlays),
+        OverlaysCreated::new);
     return migration.stepBeforeSwitchover(
         OverlaysCreated.class,
         "creating the overlays",

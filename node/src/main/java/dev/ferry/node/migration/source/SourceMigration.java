@@ -491,6 +491,13 @@ public final class SourceMigration {
   }
 
   /** Runs a blocking step on the blocking dispatcher; its typed result comes back as a message. */
+  /** Runs a blocking step that only acts; its error (or null) comes back as a message. */
+  void act(
+      Blocking.Act act,
+      java.util.function.Function<Throwable, ? extends SourceMessage.Step> result) {
+    Blocking.pipe(ctx, services.blocking(), act, result);
+  }
+
   <T> void blocking(
       Blocking.Work<T> work,
       BiFunction<? super T, Throwable, ? extends SourceMessage.Step> result) {

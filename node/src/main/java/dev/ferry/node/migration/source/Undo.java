@@ -344,7 +344,7 @@ final class Undo extends SourceFlow {
     Manifest manifest = run.manifest;
     String bitmap = run.bitmapName();
     List<ManifestDisk> withBitmap = run.bitmapsAdded ? run.deltaDisks() : List.of();
-    migration.blocking(
+    migration.act(
         () -> {
           for (ManifestDisk d : withBitmap) {
             Path file = Path.of(d.path());
@@ -354,9 +354,8 @@ final class Undo extends SourceFlow {
           }
           source.restoreSnapshotMetadata(vm, manifest);
           services.hypervisor().resume(vm);
-          return null;
         },
-        (none, error) -> new ResumedHere(error));
+        ResumedHere::new);
   }
 
   Behavior<Command> sendBack(String cause) {
