@@ -219,8 +219,7 @@ public final class Recovery {
               + " while the files on "
               + m.sourceHost()
               + " are authoritative; left for an operator";
-      log.error("{}: {}", id, message);
-      finish(id, m, options, MigrationOutcome.FAILED, "", message);
+      leaveForAnOperator(id, m, options, message);
       return;
     }
     List<String> undone = new ArrayList<>();
@@ -335,8 +334,7 @@ public final class Recovery {
               + " with its files and is NOT restarted there; check "
               + m.destinationHost()
               + " before starting it anywhere";
-      log.error("{}: {}", id, message);
-      finish(id, m, options, MigrationOutcome.FAILED, "", message);
+      leaveForAnOperator(id, m, options, message);
       return;
     }
     List<String> undone = new ArrayList<>();
@@ -437,6 +435,12 @@ public final class Recovery {
       log.error("{}: cleaning up the incoming migration failed: {}", id, e.getMessage());
     }
     return Optional.empty();
+  }
+
+  /** No safe decision from this host's journal alone: the job fails and says what to check. */
+  private void leaveForAnOperator(String id, Manifest m, MigrationOptions options, String message) {
+    log.error("{}: {}", id, message);
+    finish(id, m, options, MigrationOutcome.FAILED, "", message);
   }
 
   private void finish(

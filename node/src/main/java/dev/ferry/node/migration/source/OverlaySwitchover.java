@@ -98,12 +98,8 @@ final class OverlaySwitchover extends SourceFlow {
             .onMessage(
                 PhaseTimeout.class,
                 m ->
-                    migration.finish(
-                        MigrationOutcome.FAILED,
-                        run.vm
-                            + " runs on "
-                            + run.destination
-                            + " but the merge did not finish in time; the agent there finishes it when it restarts")));
+                    runsThereBut(
+                        " but the merge did not finish in time; the agent there finishes it when it restarts")));
   }
 
   Behavior<Command> withMergeResult(BehaviorBuilder<Command> state) {
@@ -120,12 +116,8 @@ final class OverlaySwitchover extends SourceFlow {
                 FromTarget.class,
                 m -> m.reply() instanceof DestinationProtocol.Failed,
                 m ->
-                    migration.finish(
-                        MigrationOutcome.FAILED,
-                        run.vm
-                            + " runs on "
-                            + run.destination
-                            + " on its temporary overlay chain (consistent), but: "
+                    runsThereBut(
+                        " on its temporary overlay chain (consistent), but: "
                             + ((DestinationProtocol.Failed) m.reply()).reason()
                             + "; the agent there finishes the merge when it restarts"))
             .onMessage(Cancel.class, migration::refuseCancel));
@@ -212,11 +204,12 @@ final class OverlaySwitchover extends SourceFlow {
             .onMessage(
                 PhaseTimeout.class,
                 m ->
-                    migration.finish(
-                        MigrationOutcome.FAILED,
-                        run.vm
-                            + " runs on "
-                            + run.destination
-                            + " on its overlay chain; its agent did not report the merge in time")));
+                    runsThereBut(
+                        " on its overlay chain; its agent did not report the merge in time")));
+  }
+
+  /** The job fails while the VM runs on the destination: {@code what} says how and what is left. */
+  private Behavior<Command> runsThereBut(String what) {
+    return migration.finish(MigrationOutcome.FAILED, run.vm + " runs on " + run.destination + what);
   }
 }
