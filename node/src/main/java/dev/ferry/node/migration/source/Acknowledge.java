@@ -58,12 +58,7 @@ final class Acknowledge extends SourceFlow {
             .onMessage(
                 MemoryDone.class,
                 m -> {
-                  run.memoryReturned = true;
-                  if (m.error() != null) {
-                    run.note(
-                        "libvirt reported after the switchover: "
-                            + MigrationFailure.reason(m.error()));
-                  }
+                  migration.memoryReturnedAfterSwitchover(m);
                   return confirmed();
                 })
             .onMessage(

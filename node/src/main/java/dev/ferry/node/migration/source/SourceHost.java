@@ -91,18 +91,11 @@ public final class SourceHost {
     Set<Path> directories = new LinkedHashSet<>();
     List<Path> writable = new ArrayList<>();
     for (DiskDefinition d : def.disks()) {
-      if (d.sourceFile().isEmpty()) {
-        if ("file".equals(d.sourceType()) || "cdrom".equals(d.device())) {
-          continue; // an empty CD-ROM drive
-        }
-        throw new MigrationFailure(
-            "disk "
-                + d.target()
-                + " is a "
-                + d.sourceType()
-                + " disk: only file-backed disks are supported");
+      if (d.sourceFile().isEmpty()
+          && ("file".equals(d.sourceType()) || "cdrom".equals(d.device()))) {
+        continue; // an empty CD-ROM drive
       }
-      if (!"file".equals(d.sourceType())) {
+      if (d.sourceFile().isEmpty() || !"file".equals(d.sourceType())) {
         throw new MigrationFailure(
             "disk "
                 + d.target()

@@ -188,11 +188,7 @@ public final class SourceMigration {
         .onMessage(
             MemoryDone.class,
             m -> {
-              run.memoryReturned = true;
-              if (m.error() != null) {
-                run.note(
-                    "libvirt reported after the switchover: " + MigrationFailure.reason(m.error()));
-              }
+              memoryReturnedAfterSwitchover(m);
               return Behaviors.same();
             })
         .onMessage(DiskStopped.class, m -> Behaviors.same())
@@ -496,6 +492,14 @@ public final class SourceMigration {
       Blocking.Act act,
       java.util.function.Function<Throwable, ? extends SourceMessage.Step> result) {
     Blocking.pipe(ctx, services.blocking(), act, result);
+  }
+
+  /** libvirt's migration call returned once the VM was on the destination; an error is a note. */
+  void memoryReturnedAfterSwitchover(MemoryDone m) {
+    run.memoryReturned = true;
+    if (m.error() != null) {
+      run.note("libvirt reported after the switchover: " + MigrationFailure.reason(m.error()));
+    }
   }
 
   <T> void blocking(
