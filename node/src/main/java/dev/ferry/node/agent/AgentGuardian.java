@@ -260,6 +260,9 @@ public final class AgentGuardian {
       for (String dir : manifest.directories()) {
         services.datastores().confine("directory", dir);
       }
+      for (String file : manifest.files()) {
+        services.datastores().confine("file", file);
+      }
     } catch (InvalidInputException e) {
       m.replyTo().tell(new DestinationProtocol.Refused(manifest.migrationId(), e.getMessage()));
       return Behaviors.same();

@@ -20,6 +20,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -239,30 +240,129 @@ public final class CopyPipelines {
   private Copy rsyncArgv(List<String> argv, long expectedBytes, AtomicLong counter) {
     CompletableFuture<Long> result = new CompletableFuture<>();
     Copy copy = new Copy(result);
-    AtomicLong sent = new AtomicLong(-1);
-    long start = counter.get();
     CompletableFuture.runAsync(
         () -> {
-          RunningProcess p = runner.start(ProcessSpec.of(argv).withTimeout(timeout(expectedBytes)));
-          copy.processes.add(p);
-          if (copy.cancelled()) {
-            p.kill();
-          }
-          try (BufferedReader r =
-              new BufferedReader(new InputStreamReader(p.stdout(), StandardCharsets.UTF_8))) {
-            readRsync(r, start, counter, sent);
-          } catch (IOException e) {
-            // closed when killed; the exit code says what happened
-          }
-          ProcessResult res = p.onExit().toCompletableFuture().join();
-          if (!res.accepted()) {
-            result.completeExceptionally(new ProcessFailedException(res));
-          } else {
-            result.complete(sent.get() >= 0 ? sent.get() : counter.get() - start);
+          try {
+            result.complete(runRsync(copy, argv, expectedBytes, counter));
+          } catch (RuntimeException e) {
+            result.completeExceptionally(e);
           }
         },
         blocking);
     return copy;
+  }
+
+  /** Runs one rsync as part of {@code copy} (which can kill it); returns the bytes it sent. */
+  private long runRsync(Copy copy, List<String> argv, long expectedBytes, AtomicLong counter) {
+    AtomicLong sent = new AtomicLong(-1);
+    long start = counter.get();
+    RunningProcess p = runner.start(ProcessSpec.of(argv).withTimeout(timeout(expectedBytes)));
+    copy.processes.add(p);
+    if (copy.cancelled()) {
+      p.kill();
+    }
+    try (BufferedReader r =
+        new BufferedReader(new InputStreamReader(p.stdout(), StandardCharsets.UTF_8))) {
+      readRsync(r, start, counter, sent);
+    } catch (IOException e) {
+      // closed when killed; the exit code says what happened
+    }
+    ProcessResult res = p.onExit().toCompletableFuture().join();
+    if (!res.accepted()) {
+      throw new ProcessFailedException(res);
+    }
+    return sent.get() >= 0 ? sent.get() : counter.get() - start;
+  }
+
+  /**
+   * A file other VMs may share (a base image outside the VM's directories) placed on {@code host}:
+   * copied only if it is missing there; if it is present it must be identical (SHA-256 on both
+   * hosts) and is left as it is, since other VMs there may run on it. A different file fails the
+   * copy: overwriting it could corrupt those VMs, and using it would corrupt this one.
+   */
+  public Copy placeShared(
+      Path file, String host, long bytesPerSecond, long expectedBytes, AtomicLong counter) {
+    CompletableFuture<Long> result = new CompletableFuture<>();
+    Copy copy = new Copy(result);
+    CompletableFuture.runAsync(
+        () -> {
+          try {
+            Optional<String> there = digestOn(host, file, expectedBytes);
+            if (there.isPresent()) {
+              String here =
+                  digest(
+                      ProcessSpec.of(settings.tools().sha256sum(), "--", file.toString()),
+                      file,
+                      expectedBytes);
+              if (!there.get().equals(here)) {
+                throw new IllegalStateException(
+                    file
+                        + " exists on "
+                        + host
+                        + " and differs from this host's (SHA-256 "
+                        + there.get()
+                        + " there, "
+                        + here
+                        + " here): it may be shared by other VMs there, so it is not"
+                        + " overwritten");
+              }
+              log.info("{}: already on {} and identical, not copied", file, host);
+              result.complete(0L);
+              return;
+            }
+            List<String> argv =
+                new ArrayList<>(
+                    List.of(
+                        settings.tools().rsync(),
+                        "--archive",
+                        "--sparse",
+                        "--ignore-existing",
+                        "--mkpath",
+                        "--info=progress2",
+                        "--no-inc-recursive",
+                        "--stats",
+                        "-e",
+                        ssh().rsyncShell()));
+            if (bytesPerSecond > 0) {
+              argv.add("--bwlimit=" + Math.max(1, bytesPerSecond / 1024));
+            }
+            argv.add("--");
+            argv.add(file.toString());
+            argv.add(ssh().rsyncTarget(host, file.toString()));
+            result.complete(runRsync(copy, argv, expectedBytes, counter));
+          } catch (RuntimeException e) {
+            result.completeExceptionally(e);
+          }
+        },
+        blocking);
+    return copy;
+  }
+
+  /** The file's SHA-256 on {@code host}, or empty if it has no such file. */
+  private Optional<String> digestOn(String host, Path file, long bytes) {
+    ProcessSpec test =
+        ProcessSpec.of(ssh().command(host, List.of("test", "-e", file.toString())))
+            .withAcceptedExitCodes(0, 1)
+            .withTimeout(settings.tools().commandTimeout());
+    if (runner.run(test, line -> {}).orThrow().exitCode() == 1) {
+      return Optional.empty();
+    }
+    return Optional.of(
+        digest(
+            ProcessSpec.of(
+                ssh().command(host, List.of(settings.tools().sha256sum(), "--", file.toString()))),
+            file,
+            bytes));
+  }
+
+  private String digest(ProcessSpec spec, Path file, long bytes) {
+    String out = runner.capture(spec.withTimeout(timeout(bytes))).stdoutOrThrow().trim();
+    String sum = out.split("\\s+")[0];
+    if (!sum.matches("[0-9a-f]{64}")) {
+      throw new IllegalStateException(
+          "unexpected sha256sum output for " + file + ": '" + out + "'");
+    }
+    return sum;
   }
 
   /** rsync rewrites its progress line with \r; {@code --stats} says what it sent in the end. */

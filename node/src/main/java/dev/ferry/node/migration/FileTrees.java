@@ -43,4 +43,33 @@ public final class FileTrees {
         });
     return removed;
   }
+
+  /**
+   * Deletes the directories of a tree that are empty once their empty subdirectories are gone,
+   * bottom-up, without following links; files and the directories that hold them stay.
+   */
+  public static List<String> deleteEmptyDirectories(Path dir) throws IOException {
+    List<String> removed = new ArrayList<>();
+    if (!Files.isDirectory(dir, LinkOption.NOFOLLOW_LINKS)) {
+      return removed;
+    }
+    Files.walkFileTree(
+        dir,
+        new SimpleFileVisitor<>() {
+          @Override
+          public FileVisitResult postVisitDirectory(Path d, IOException e) throws IOException {
+            if (e != null) {
+              throw e;
+            }
+            try (var entries = Files.list(d)) {
+              if (entries.findAny().isEmpty()) {
+                Files.delete(d);
+                removed.add(d + "/");
+              }
+            }
+            return FileVisitResult.CONTINUE;
+          }
+        });
+    return removed;
+  }
 }

@@ -23,6 +23,9 @@ public final class FakeImageTool implements ImageTool {
   private final Map<Path, Integer> wrongReads = new ConcurrentHashMap<>();
   public final List<String> calls = new CopyOnWriteArrayList<>();
 
+  /** Backing file of an image, as its header names it (none unless a test sets one). */
+  public final Map<Path, Path> backing = new ConcurrentHashMap<>();
+
   /** Persistent dirty bitmaps in this host's copy of an image (none unless a test puts some). */
   public final Map<Path, List<String>> bitmaps = new ConcurrentHashMap<>();
 
@@ -61,7 +64,11 @@ public final class FakeImageTool implements ImageTool {
 
   @Override
   public List<ImageInfo> chain(Path image, Access access) {
-    return new ArrayList<>(List.of(info(image, access)));
+    List<ImageInfo> chain = new ArrayList<>(List.of(info(image, access)));
+    for (Path b = backing.get(image); b != null; b = backing.get(b)) {
+      chain.add(info(b, access));
+    }
+    return chain;
   }
 
   @Override

@@ -53,7 +53,8 @@ class FileMigrationJournalTest {
         List.of(new ManifestSnapshot("snap-0", "", "<domainsnapshot/>")),
         "snap-0",
         List.of("/ds/vm1"),
-        4096);
+        4096,
+        List.of("/ds/vm1/disk.0", "/ds/vm1/deployment.0"));
   }
 
   static MigrationResult result() {

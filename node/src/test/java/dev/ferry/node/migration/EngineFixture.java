@@ -101,6 +101,8 @@ abstract class EngineFixture {
 
   FakeImageTool dstImages;
 
+  FakeImageTool srcImages;
+
   ScriptedProcessRunner srcRunner;
 
   ScriptedProcessRunner dstRunner;
@@ -158,12 +160,35 @@ abstract class EngineFixture {
     // every copy to the destination "creates" its file there; the test JVM then holds it open
     // as the destination QEMU would, for the open-inode check
     srcRunner
-        .on(argvContains("find"), Reply.ok())
+        .onComputed(argvContains("find"), argv -> listFiles(src, argv.get(1)))
         .on(argvContains("tar"), Reply.ok())
         .on(argvContains("ssh"), Reply.ok(), argv -> arrive())
         .on(argvContains("rsync"), Reply.ok(), argv -> arrive());
-    start(src, srcHv, new FakeImageTool(images), srcRunner);
+    srcImages = new FakeImageTool(images);
+    start(src, srcHv, srcImages, srcRunner);
     start(dst, dstHv, dstImages, dstRunner);
+  }
+
+  /** The journal of {@code host}, read as its agent reads it. */
+  MigrationJournal journal(String host) {
+    return new FileMigrationJournal(
+        root(host).resolve("journal"), new ObjectMapper().findAndRegisterModules());
+  }
+
+  /** What {@code find DIR -type f -printf "%b %p\\n"} prints on {@code host}. */
+  Reply listFiles(String host, String dir) {
+    Path local = root(host).resolve(dir.substring(1));
+    if (!Files.exists(local)) {
+      return Reply.ok();
+    }
+    try (var walk = Files.walk(local)) {
+      return Reply.ok(
+          walk.filter(Files::isRegularFile)
+              .map(f -> "8 /" + root(host).relativize(f))
+              .toArray(String[]::new));
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
   }
 
   void arrive() {

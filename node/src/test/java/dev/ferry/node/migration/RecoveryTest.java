@@ -119,7 +119,8 @@ class RecoveryTest extends EngineFixture {
                 "snap-0", "", "<domainsnapshot><name>snap-0</name></domainsnapshot>")),
         "snap-0",
         List.of(DS + "/" + VM),
-        0);
+        0,
+        List.of(DISK));
   }
 
   /** The result the agent answers for a migration that ended (here: in its recovery). */

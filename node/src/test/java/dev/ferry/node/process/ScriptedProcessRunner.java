@@ -11,6 +11,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.function.Consumer;
+import java.util.function.Function;
 import java.util.function.Predicate;
 
 /**
@@ -82,22 +83,42 @@ public final class ScriptedProcessRunner implements ProcessRunner {
   }
 
   private record Rule(
-      Predicate<List<String>> matches, Reply reply, Consumer<List<String>> effect) {}
+      Predicate<List<String>> matches,
+      Function<List<String>, Reply> reply,
+      Consumer<List<String>> effect) {}
 
   private final List<Rule> rules = new CopyOnWriteArrayList<>();
   private final List<List<String>> invocations = new CopyOnWriteArrayList<>();
 
   /** Reply to commands whose argv contains every given word, in order of the calls to this. */
   public ScriptedProcessRunner on(Predicate<List<String>> matches, Reply reply) {
-    rules.add(new Rule(matches, reply, argv -> {}));
+    rules.add(new Rule(matches, argv -> reply, argv -> {}));
     return this;
   }
 
   /** As {@link #on(Predicate, Reply)}, and runs {@code effect} (e.g. creates a file) each time. */
   public ScriptedProcessRunner on(
       Predicate<List<String>> matches, Reply reply, Consumer<List<String>> effect) {
-    rules.add(new Rule(matches, reply, effect));
+    rules.add(new Rule(matches, argv -> reply, effect));
     return this;
+  }
+
+  /** Reply to matching commands with what {@code reply} computes from their argv. */
+  public ScriptedProcessRunner onComputed(
+      Predicate<List<String>> matches, Function<List<String>, Reply> reply) {
+    rules.add(new Rule(matches, reply, argv -> {}));
+    return this;
+  }
+
+  /** Like {@link #on(Predicate, Reply)}, but before every rule given so far. */
+  public ScriptedProcessRunner onFirst(Predicate<List<String>> matches, Reply reply) {
+    rules.add(0, new Rule(matches, argv -> reply, argv -> {}));
+    return this;
+  }
+
+  /** Commands run over ssh whose remote command line starts with {@code prefix}. */
+  public static Predicate<List<String>> remoteStartsWith(String prefix) {
+    return argv -> argv.contains("--") && argv.get(argv.size() - 1).startsWith(prefix);
   }
 
   public static Predicate<List<String>> argvContains(String... words) {
@@ -117,7 +138,7 @@ public final class ScriptedProcessRunner implements ProcessRunner {
             .findFirst()
             .orElseThrow(() -> new AssertionError("unscripted command: " + spec.argv()));
     rule.effect().accept(spec.argv());
-    Reply reply = rule.reply();
+    Reply reply = rule.reply().apply(spec.argv());
     reply.stdout().forEach(onStdoutLine);
     return new ProcessResult(
         spec.redactedArgv(),
@@ -133,7 +154,7 @@ public final class ScriptedProcessRunner implements ProcessRunner {
     Reply reply =
         rules.stream()
             .filter(r -> r.matches.test(spec.argv()))
-            .map(Rule::reply)
+            .map(r -> r.reply().apply(spec.argv()))
             .findFirst()
             .orElse(null);
     if (reply != null && reply.hangs()) {

@@ -82,13 +82,9 @@ final class BulkCopy extends SourceFlow {
       copies.add(copy.done.toCompletableFuture());
     }
     if (!services.settings().migration().copyWholeVmDirectory()) {
-      // a shared directory: only what the disks need (backing files, read-only disks)
-      for (ManifestDisk d : run.manifest.disks()) {
-        List<String> files = new ArrayList<>(d.backingChain());
-        if (!d.writable()) {
-          files.add(d.path());
-        }
-        for (String f : files) {
+      // only what the disks need from the VM's directories (backing files, read-only disks)
+      for (String f : run.manifest.files()) {
+        if (run.manifest.writableDisks().stream().noneMatch(d -> d.path().equals(f))) {
           CopyPipelines.Copy copy =
               pipelines.rsync(
                   Path.of(f),
@@ -101,6 +97,18 @@ final class BulkCopy extends SourceFlow {
           copies.add(copy.done.toCompletableFuture());
         }
       }
+    }
+    for (String f : run.manifest.sharedFiles()) {
+      // a base image other VMs may use: only copied where it is missing, never overwritten
+      CopyPipelines.Copy copy =
+          pipelines.placeShared(
+              Path.of(f),
+              run.destination,
+              run.options.bandwidthBytesPerSecond(),
+              run.manifest.ancillaryBytes(),
+              run.ancillaryDone);
+      run.ancillaryCopies.add(copy);
+      copies.add(copy.done.toCompletableFuture());
     }
     run.ancillaryPending = true;
     ctx.pipeToSelf(

@@ -117,11 +117,11 @@ public final class SourceHost {
       ImageInfo top = chain.get(0);
       List<String> backing = new ArrayList<>();
       for (ImageInfo b : chain.subList(1, chain.size())) {
-        Path bp = datastores.confine("backing file of " + d.target(), b.filename());
-        backing.add(bp.toString());
-        directories.add(bp.getParent());
+        backing.add(datastores.confine("backing file of " + d.target(), b.filename()).toString());
       }
-      directories.add(path.getParent());
+      if (d.writableFile()) {
+        directories.add(path.getParent());
+      }
       boolean isWritable = d.writableFile();
       if (isWritable) {
         writable.add(path);
@@ -146,27 +146,38 @@ public final class SourceHost {
       snapshots.add(new ManifestSnapshot(s.name(), s.parent().orElse(""), s.xml()));
     }
     String current = hypervisor.currentSnapshot(vm).orElse("");
-    List<String> dirs = new ArrayList<>();
+    List<String> dirs = ownDirectories(vm, directories);
+    List<String> own = new ArrayList<>();
     long ancillary = 0;
-    for (Path dir : directories) {
-      if (datastores.rootOf(dir).isEmpty()) {
-        throw new MigrationFailure(
-            dir + " is a datastore root: refusing to copy a whole datastore");
+    if (settings.migration().copyWholeVmDirectory()) {
+      for (String dir : dirs) {
+        for (Map.Entry<Path, Long> f : usage.filesBelow(Path.of(dir)).entrySet()) {
+          String name = f.getKey().getFileName().toString();
+          if (name.startsWith(".ferry-")) {
+            continue; // an overlay or marker of an earlier attempt: never the VM's data
+          }
+          own.add(f.getKey().toString());
+          if (!writable.contains(f.getKey())) {
+            ancillary += f.getValue();
+          }
+        }
       }
-      dirs.add(dir.toString());
-      if (settings.migration().copyWholeVmDirectory()) {
-        ancillary += usage.allocatedBelow(dir, writable);
+    } else {
+      for (ManifestDisk d : disks) {
+        List<String> candidates = new ArrayList<>(d.backingChain());
+        candidates.add(0, d.path());
+        for (String f : candidates) {
+          if (Manifest.inDirectories(f, dirs) && !own.contains(f)) {
+            own.add(f);
+            if (!writable.contains(Path.of(f))) {
+              ancillary += usage.allocated(Path.of(f));
+            }
+          }
+        }
       }
     }
-    if (!settings.migration().copyWholeVmDirectory()) {
-      for (ManifestDisk d : disks) {
-        if (!d.writable()) {
-          ancillary += usage.allocated(Path.of(d.path()));
-        }
-        for (String b : d.backingChain()) {
-          ancillary += usage.allocated(Path.of(b));
-        }
-      }
+    for (String f : Manifest.sharedFiles(disks, dirs)) {
+      ancillary += usage.allocated(Path.of(f));
     }
     return new Manifest(
         migrationId,
@@ -180,7 +191,8 @@ public final class SourceHost {
         snapshots,
         current,
         dirs,
-        ancillary);
+        ancillary,
+        own);
   }
 
   public static SnapshotEntry entry(ImageSnapshot s) {
@@ -272,21 +284,66 @@ public final class SourceHost {
     }
   }
 
-  /** Removes the VM's directories on this host once the destination acknowledged. */
-  public List<String> removeFiles(Manifest manifest) throws IOException {
-    List<String> removed = new ArrayList<>();
-    for (String dir : manifest.directories()) {
-      Path d = datastores.confine("directory", dir);
-      if (settings.migration().copyWholeVmDirectory()) {
-        removed.addAll(FileTrees.deleteTree(files.local(d)));
-      } else {
-        for (ManifestDisk disk : manifest.disks()) {
-          if (Path.of(disk.path()).getParent().equals(d)
-              && Files.deleteIfExists(files.local(disk.path()))) {
-            removed.add(disk.path());
+  /**
+   * The directories of the VM's writable disks, which are copied whole and later removed. Each must
+   * lie below a datastore root (not be one) and hold no disk of another domain on this host: a
+   * directory that is not the VM's own is never copied whole nor removed.
+   */
+  private List<String> ownDirectories(String vm, Set<Path> directories) {
+    List<String> dirs = new ArrayList<>();
+    for (Path dir : directories) {
+      if (datastores.rootOf(dir).isEmpty()) {
+        throw new MigrationFailure(
+            dir + " is a datastore root: refusing to copy a whole datastore");
+      }
+      dirs.add(dir.toString());
+    }
+    if (!settings.migration().copyWholeVmDirectory()) {
+      return dirs;
+    }
+    for (DomainSummary other : hypervisor.listDomains()) {
+      if (other.name().equals(vm)) {
+        continue;
+      }
+      for (DiskDefinition d : hypervisor.definition(other.name(), false).disks()) {
+        Optional<Path> file = d.sourceFile().map(f -> Path.of(f).normalize());
+        for (Path dir : directories) {
+          if (file.isPresent() && file.get().startsWith(dir)) {
+            throw new MigrationFailure(
+                dir
+                    + " also holds "
+                    + file.get()
+                    + " of domain "
+                    + other.name()
+                    + ": it is not "
+                    + vm
+                    + "'s own directory, so it is neither copied whole nor removed; "
+                    + "set ferry.node.migration.copy-whole-vm-directory = false to move only the"
+                    + " VM's disks");
           }
         }
       }
+    }
+    return dirs;
+  }
+
+  /**
+   * Removes this VM's files on this host once the destination acknowledged: exactly the files the
+   * manifest lists (journaled before anything was copied), then those of its own directories that
+   * are left empty. A shared file (a base image outside the VM's directories) is never listed, and
+   * a file that appeared after the listing stays.
+   */
+  public List<String> removeFiles(Manifest manifest) throws IOException {
+    List<String> removed = new ArrayList<>();
+    for (String f : manifest.files()) {
+      Path p = datastores.confine("file", f);
+      if (manifest.isOwn(p.toString()) && Files.deleteIfExists(files.local(p))) {
+        removed.add(p.toString());
+      }
+    }
+    for (String dir : manifest.directories()) {
+      removed.addAll(
+          FileTrees.deleteEmptyDirectories(files.local(datastores.confine("directory", dir))));
     }
     return removed;
   }
