@@ -295,6 +295,8 @@ usage: testbed.sh mkvm HOST NAME [options]
   --extra F:MIB       hot-plug another disk after the snapshots (repeatable; vdb, vdc, ...)
   --cdrom             attach a read-only ISO (disk.9)
   --backing           OpenNebula's layout: disk.0 is a qcow2 over disk.0.snap/0 (the prefill lives there)
+  --shared-base DIR   disk.0 is a qcow2 over DIR/NAME-base.qcow2 (absolute path), a base image in a
+                      directory of the datastore that other VMs share (the prefill lives there)
   --tick S --ram MIB  guest write period and RAM dirtied per tick (0.2, 1)
   --no-start          define only
   --shmem             hot-plug an ivshmem device after the snapshots: QEMU then refuses to migrate
@@ -309,7 +311,7 @@ cmd_mkvm() {
     [ $# -ge 2 ] || usage_mkvm
     local H; H=$(hname "$1"); local NAME=$2; shift 2
     [[ $NAME =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$ ]] || die "bad VM name '$NAME'"
-    local MEM=192 DISK=512 FMT=qcow2 PRE=64 SNAPS=0 CDROM=0 TICK=0.2 RAM=1 START=1 BACKING=0 SHMEM=0 EXTRA=()
+    local MEM=192 DISK=512 FMT=qcow2 PRE=64 SNAPS=0 CDROM=0 TICK=0.2 RAM=1 START=1 BACKING=0 SHMEM=0 EXTRA=() SHARED=""
     local TYPE=${FERRY_TB_VIRT:-qemu}
     while [ $# -gt 0 ]; do
         case $1 in
@@ -317,6 +319,7 @@ cmd_mkvm() {
             --prefill) PRE=$2; shift ;; --snapshots) SNAPS=$2; shift ;; --extra) EXTRA+=("$2"); shift ;;
             --cdrom) CDROM=1 ;; --tick) TICK=$2; shift ;; --ram) RAM=$2; shift ;; --no-start) START=0 ;;
             --backing) BACKING=1 ;;
+            --shared-base) SHARED=$2; shift ;;
             --shmem) SHMEM=1 ;;
             *) usage_mkvm ;;
         esac
@@ -330,6 +333,11 @@ cmd_mkvm() {
         # the prefill goes into the base; disk.0 is a qcow2 over it with a relative backing path
         nsx "$H" mkdir -p "$DIR/disk.0.snap" || die "mkdir"
         TOP=$DIR/disk.0.snap/0
+    fi
+    if [ -n "$SHARED" ]; then
+        [[ $SHARED =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$ ]] || die "bad shared directory '$SHARED'"
+        nsx "$H" mkdir -p "$DS/$SHARED" || die "mkdir"
+        TOP=$DS/$SHARED/$NAME-base.qcow2
     fi
     nsx "$H" qemu-img create -q -f "$FMT" "$TOP" "${DISK}M" || die "qemu-img create"
     if [ "$PRE" -gt 0 ]; then
@@ -350,6 +358,9 @@ cmd_mkvm() {
     fi
     if [ "$BACKING" = 1 ]; then
         nsx "$H" sh -c "cd $DIR && qemu-img create -q -f qcow2 -F $FMT -b disk.0.snap/0 disk.0 ${DISK}M" || die "qemu-img create disk.0"
+    fi
+    if [ -n "$SHARED" ]; then
+        nsx "$H" qemu-img create -q -f qcow2 -F "$FMT" -b "$TOP" "$DIR/disk.0" "${DISK}M" || die "qemu-img create disk.0"
     fi
     local CDXML=""
     if [ "$CDROM" = 1 ]; then

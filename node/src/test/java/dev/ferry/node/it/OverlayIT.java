@@ -281,6 +281,69 @@ class OverlayIT {
   }
 
   /**
+   * A base image in a directory other VMs share (an image datastore). The clean-up used to take
+   * that whole directory for the VM's own: copied, then deleted on the source with every other VM's
+   * base in it. Now the base is placed on the destination (missing there), stays on the source, the
+   * neighbour's file is untouched, only the VM's own directory goes; on the way back the base is
+   * already there and identical, and the destination's copy stays too.
+   */
+  @Test
+  void aSharedBaseImageIsPlacedButNeverRemoved() {
+    vm = "ov-shared";
+    String shared = Testbed.DATASTORE + "/shared";
+    String base = shared + "/" + vm + "-base.qcow2";
+    String neighbour = shared + "/another-vm-base.qcow2";
+    try {
+      bed.mkvm(
+          "host1",
+          vm,
+          "--mem",
+          "128",
+          "--shared-base",
+          "shared",
+          "--snapshots",
+          "1",
+          "--tick",
+          "0.2");
+      bed.execOk("host1", "qemu-img", "create", "-q", "-f", "qcow2", neighbour, "16M");
+      String baseSum = sha256("host1", base);
+
+      MigrationResult r = migrate(vm, "host1", "host2");
+      assertEquals(MigrationOutcome.COMPLETED, r.outcome(), r.message());
+      checks.runsOnlyOn(vm, "host2", HOSTS);
+      assertEquals(baseSum, sha256("host2", base), "the base was placed on the destination");
+      assertEquals(baseSum, sha256("host1", base), "the shared base stays on the source");
+      assertEquals(0, bed.exec("host1", "test", "-f", neighbour).result().exitCode());
+      // the result is published first; the source's files go right after
+      await()
+          .atMost(Duration.ofSeconds(30))
+          .untilAsserted(
+              () ->
+                  assertEquals(
+                      "",
+                      bed.exec("host1", "find", Testbed.DATASTORE + "/" + vm).stdout(),
+                      "the VM's own directory was removed from the source"));
+
+      MigrationResult back = migrate(vm, "host2", "host1");
+      assertEquals(MigrationOutcome.COMPLETED, back.outcome(), back.message());
+      checks.runsOnlyOn(vm, "host1", HOSTS);
+      assertEquals(baseSum, sha256("host2", base), "nothing removed the shared base there");
+      assertEquals(0, bed.exec("host1", "test", "-f", neighbour).result().exitCode());
+      checks.noWriteLost(
+          "host1", vm, List.<String[]>of(new String[] {GuestChecks.disk(vm, 0), "qcow2"}));
+      checks.revertWorks("host1", vm, "snap-0");
+    } finally {
+      for (String h : HOSTS) {
+        bed.exec(h, "rm", "-rf", shared);
+      }
+    }
+  }
+
+  private static String sha256(String host, String file) {
+    return bed.execOk(host, "sha256sum", file).split("\\s+")[0];
+  }
+
+  /**
    * The destination's libvirt refuses the incoming domain (a stale definition with the same name
    * appeared there after the preflight) once the disks are already frozen under their overlays and
    * copied: the overlays are merged back on the source, its snapshot metadata restored, the

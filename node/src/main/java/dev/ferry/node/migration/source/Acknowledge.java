@@ -131,11 +131,15 @@ final class Acknowledge extends SourceFlow {
     List<DestinationProtocol.OverlaySpec> overlays = run.overlays;
     migration.blocking(
         () -> {
-          List<String> removed = new ArrayList<>(remove ? source.removeFiles(manifest) : List.of());
+          // the overlays first: the VM's directories are removed only once empty
+          List<String> removed = new ArrayList<>();
           for (DestinationProtocol.OverlaySpec o : overlays) {
             if (Files.deleteIfExists(services.files().local(o.overlay()))) {
               removed.add(o.overlay());
             }
+          }
+          if (remove) {
+            removed.addAll(source.removeFiles(manifest));
           }
           return removed;
         },
