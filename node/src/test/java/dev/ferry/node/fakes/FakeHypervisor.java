@@ -443,7 +443,14 @@ public final class FakeHypervisor implements Hypervisor {
             .append(i++)
             .append("-format\",\"file\":\"")
             .append(disk.sourceFile().orElse(""))
-            .append("\"}}");
+            .append("\",\"dirty-bitmaps\":[")
+            .append(
+                String.join(
+                    ",",
+                    i == 2
+                        ? d.bitmaps.stream().map(b -> "{\"name\":\"" + b + "\"}").toList()
+                        : List.<String>of()))
+            .append("]}}");
       }
       return sb.append("]}").toString();
     }

@@ -339,6 +339,30 @@ class OverlayIT {
     }
   }
 
+  /**
+   * A Ferry dirty bitmap an earlier migration left in the running VM's image (its destination agent
+   * died before the verification that removes it). The overlay flow used to carry it along and
+   * report success; the next snapshot-revert then failed and QEMU stopped the guest. Now the
+   * preflight removes it, and no Ferry bitmap reaches the destination.
+   */
+  @Test
+  void aLeftoverFerryBitmapIsRemovedAtPreflightAndRevertWorksAfterTheMove() {
+    vm = "ov-bitmap";
+    bed.mkvm("host1", vm, "--mem", "128", "--prefill", "8", "--snapshots", "1", "--tick", "0.2");
+    checks.addBitmap("host1", vm, "ferry-m-leftover");
+
+    MigrationResult r = migrate(vm, "host1", "host2");
+
+    assertEquals(MigrationOutcome.COMPLETED, r.outcome(), r.message());
+    assertTrue(
+        r.message().contains("ferry-m-leftover of an earlier migration removed"), r.message());
+    checks.runsOnlyOn(vm, "host2", HOSTS);
+    assertEquals(List.of(), checks.bitmapsInImage("host2", GuestChecks.disk(vm, 0)));
+    String blocks = bed.virsh("host2", "qemu-monitor-command", vm, "{\"execute\":\"query-block\"}");
+    assertFalse(blocks.contains("ferry-m-leftover"), blocks);
+    checks.revertWorks("host2", vm, "snap-0");
+  }
+
   private static String sha256(String host, String file) {
     return bed.execOk(host, "sha256sum", file).split("\\s+")[0];
   }

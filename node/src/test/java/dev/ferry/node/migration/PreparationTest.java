@@ -36,6 +36,20 @@ class PreparationTest extends EngineFixture {
   }
 
   @Test
+  void aFerryBitmapLeftByAnEarlierMigrationIsRemovedAtPreflight() {
+    // an earlier migration died before its verification or undo (issue 11)
+    srcHv.domains.get(VM).bitmaps.add("ferry-m-earlier");
+    MigrationResult r = run("m-leftover", overlay()).result();
+    assertEquals(MigrationOutcome.COMPLETED, r.outcome(), r.message());
+    // the overlay strategy adds no bitmap of its own: this removal is the leftover's
+    assertTrue(srcHv.calls.contains("qmp block-dirty-bitmap-remove"), srcHv.calls.toString());
+    assertTrue(
+        r.message()
+            .contains(DISK + ": dirty bitmap ferry-m-earlier of an earlier migration removed"),
+        r.message());
+  }
+
+  @Test
   void aRetryOfAFinishedMigrationAnswersFromTheJournal() {
     MigrationResult first = run("m-again", rsyncFinal()).result();
     assertEquals(MigrationOutcome.COMPLETED, first.outcome());

@@ -51,6 +51,41 @@ public final class GuestChecks {
     return names;
   }
 
+  /** The persistent dirty bitmaps stored in an image (qemu-img info -U). */
+  public List<String> bitmapsInImage(String host, String disk) {
+    String json = bed.execOk(host, "qemu-img", "info", "-U", "--output=json", disk);
+    try {
+      List<String> names = new ArrayList<>();
+      for (com.fasterxml.jackson.databind.JsonNode b :
+          new com.fasterxml.jackson.databind.ObjectMapper()
+              .readTree(json)
+              .path("format-specific")
+              .path("data")
+              .path("bitmaps")) {
+        names.add(b.path("name").asText());
+      }
+      return names;
+    } catch (java.io.IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+  }
+
+  /** Adds a persistent dirty bitmap to the running VM's first disk, as a Ferry migration does. */
+  public void addBitmap(String host, String vm, String name) {
+    String blocks = bed.virsh(host, "qemu-monitor-command", vm, "{\"execute\":\"query-block\"}");
+    Matcher node = Pattern.compile("\"node-name\":\\s*\"([^\"]+)\"").matcher(blocks);
+    assertTrue(node.find(), blocks);
+    bed.virsh(
+        host,
+        "qemu-monitor-command",
+        vm,
+        "{\"execute\":\"block-dirty-bitmap-add\",\"arguments\":{\"node\":\""
+            + node.group(1)
+            + "\",\"name\":\""
+            + name
+            + "\",\"persistent\":true}}");
+  }
+
   public List<String> libvirtSnapshots(String host, String vm) {
     String out = bed.virsh(host, "snapshot-list", "--topological", "--name", vm);
     return out.isBlank() ? List.of() : List.of(out.split("\\s+"));

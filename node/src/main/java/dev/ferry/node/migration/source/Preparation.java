@@ -15,6 +15,7 @@ import dev.ferry.protocol.DestinationProtocol;
 import dev.ferry.protocol.Manifest;
 import dev.ferry.protocol.MigrationOutcome;
 import dev.ferry.protocol.MigrationPhase;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import org.apache.pekko.actor.typed.ActorRefResolver;
@@ -45,11 +46,12 @@ final class Preparation extends SourceFlow {
     migration.blocking(
         () -> {
           Manifest m = source.manifest(id, vm, destination);
+          List<String> notes = source.removeLeftoverBitmaps(vm);
           // wantsDelta reads only the options, which never change
           boolean anyDelta = m.writableDisks().stream().anyMatch(facts::wantsDelta);
-          return new Preflighted(m, anyDelta ? source.blockNodes(vm) : Map.of(), null);
+          return new Preflighted(m, anyDelta ? source.blockNodes(vm) : Map.of(), notes, null);
         },
-        (done, error) -> error == null ? done : new Preflighted(null, Map.of(), error));
+        (done, error) -> error == null ? done : new Preflighted(null, Map.of(), List.of(), error));
     return migration.withCommon(
         Behaviors.receive(Command.class)
             .onMessage(
@@ -64,6 +66,7 @@ final class Preparation extends SourceFlow {
                   }
                   run.manifest = m.manifest();
                   run.blockNodes = m.blockNodes();
+                  m.notes().forEach(run::note);
                   if (!migration.record(new JournalEntry.Started(run.manifest, run.options))) {
                     return migration.finish(
                         MigrationOutcome.ROLLED_BACK,

@@ -13,6 +13,7 @@ import dev.ferry.node.libvirt.DomainSummary;
 import dev.ferry.node.libvirt.Hypervisor;
 import dev.ferry.node.libvirt.SnapshotDefinition;
 import dev.ferry.node.migration.DiskUsage;
+import dev.ferry.node.migration.FerryBitmaps;
 import dev.ferry.node.migration.FileTrees;
 import dev.ferry.node.migration.HostPorts;
 import dev.ferry.node.migration.MigrationFailure;
@@ -233,6 +234,35 @@ public final class SourceHost {
             + "\",\"name\":\""
             + bitmap
             + "\",\"persistent\":true}}");
+  }
+
+  /**
+   * Ferry bitmaps that an earlier migration left in the running VM's disks (it ended before its
+   * verification or undo removed them), as QEMU reports them: it holds persistent bitmaps loaded
+   * and writes them to the image only when it closes it. Each is removed (from the image too). Left
+   * in place, one would be carried along and make a later snapshot-revert fail. Returns what it
+   * did.
+   */
+  public List<String> removeLeftoverBitmaps(String vm) throws IOException {
+    JsonNode reply =
+        JSON.readTree(hypervisor.qemuMonitorCommand(vm, "{\"execute\":\"query-block\"}"));
+    List<String> removed = new ArrayList<>();
+    for (JsonNode dev : reply.path("return")) {
+      JsonNode inserted = dev.path("inserted");
+      String node = inserted.path("node-name").asText("");
+      for (JsonNode b : inserted.path("dirty-bitmaps")) {
+        String name = b.path("name").asText("");
+        if (FerryBitmaps.isFerrys(name) && !node.isEmpty()) {
+          removeBitmap(vm, node, name);
+          removed.add(
+              inserted.path("file").asText(node)
+                  + ": dirty bitmap "
+                  + name
+                  + " of an earlier migration removed");
+        }
+      }
+    }
+    return removed;
   }
 
   public void removeBitmap(String vm, String node, String bitmap) {

@@ -75,7 +75,8 @@ sealed interface SourceMessage extends SourceMigration.Command {
   }
 
   /** Preflight read the VM into a manifest, and QEMU's block nodes when a delta needs them. */
-  record Preflighted(Manifest manifest, Map<String, String> blockNodes, Throwable error)
+  record Preflighted(
+      Manifest manifest, Map<String, String> blockNodes, List<String> notes, Throwable error)
       implements Step {}
 
   /** How many dirty bitmaps were added before the step ended (also when it failed). */
