@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.ferry.node.fakes.FakeHypervisor;
+import dev.ferry.node.libvirt.DomainState;
 import dev.ferry.node.migration.destination.DestinationHost;
 import dev.ferry.protocol.AgentProtocol;
 import dev.ferry.protocol.MigrationEvent;
@@ -83,6 +84,44 @@ class SuspendSyncSwitchoverTest extends EngineFixture {
     Outcome o = await(events);
     assertEquals(MigrationOutcome.COMPLETED, o.result().outcome(), o.result().message());
     assertFalse(srcHv.listDomains().stream().anyMatch(d -> d.name().equals(VM)));
+  }
+
+  /**
+   * libvirt's call never returns and its confirm phase resumed the source domain, while the
+   * destination runs verified: the source is paused, nothing of it is removed, and the result says
+   * where the verified VM runs (issue 11: the acknowledgement used to go on after 60 s).
+   */
+  @Test
+  void aSourceRunningAgainAfterTheConfirmWaitIsPausedAndKept() {
+    CountDownLatch confirm = new CountDownLatch(1);
+    srcHv.confirmGate = confirm;
+    try {
+      TestProbe<MigrationEvent> events = testKit.createTestProbe();
+      agent(src)
+          .tell(
+              new AgentProtocol.StartMigration("m-twice", VM, dst, rsyncFinal(), events.getRef()));
+      org.awaitility.Awaitility.await()
+          .atMost(Duration.ofSeconds(20))
+          .until(() -> dstHv.calls.contains("resume " + VM));
+      srcHv.domains.get(VM).state = DomainState.RUNNING; // the confirm phase resumed it
+      Outcome o = null;
+      for (int i = 0; i < 100 && o == null; i++) {
+        manualTime.timePasses(Duration.ofSeconds(1));
+        MigrationEvent e = pollOne(events);
+        if (e instanceof MigrationEvent.Finished f) {
+          o = new Outcome(f.result(), List.of());
+        }
+      }
+      assertTrue(o != null, "no result");
+      MigrationResult r = o.result();
+      assertEquals(MigrationOutcome.FAILED, r.outcome(), r.message());
+      assertEquals(dst, r.runningOn(), "the verified copy runs there");
+      assertTrue(r.message().contains("paused there now"), r.message());
+      assertEquals(DomainState.PAUSED, srcHv.domains.get(VM).state);
+      assertTrue(Files.exists(root(src).resolve("ds0/vm1/disk.0")), "nothing removed here");
+    } finally {
+      confirm.countDown();
+    }
   }
 
   @Test

@@ -1,6 +1,7 @@
 package dev.ferry.node.migration.source;
 
 import dev.ferry.node.journal.JournalEntry;
+import dev.ferry.node.libvirt.DomainState;
 import dev.ferry.node.migration.MigrationFailure;
 import dev.ferry.node.migration.source.SourceMessage.ConfirmWaitOver;
 import dev.ferry.node.migration.source.SourceMessage.MemoryDone;
@@ -8,6 +9,8 @@ import dev.ferry.node.migration.source.SourceMessage.PhaseTimeout;
 import dev.ferry.node.migration.source.SourceMessage.RecheckSourceDomain;
 import dev.ferry.node.migration.source.SourceMessage.SourceCleanedUp;
 import dev.ferry.node.migration.source.SourceMessage.SourceDomainChecked;
+import dev.ferry.node.migration.source.SourceMessage.SourcePaused;
+import dev.ferry.node.migration.source.SourceMessage.SourceStateAtConfirm;
 import dev.ferry.node.migration.source.SourceMigration.Cancel;
 import dev.ferry.node.migration.source.SourceMigration.Command;
 import dev.ferry.node.migration.source.SourceMigration.Watch;
@@ -82,6 +85,16 @@ final class Acknowledge extends SourceFlow {
             .onMessage(
                 ConfirmWaitOver.class,
                 m -> {
+                  String vm = run.vm;
+                  migration.blocking(() -> source.state(vm), SourceStateAtConfirm::new);
+                  return Behaviors.same();
+                })
+            .onMessage(
+                SourceStateAtConfirm.class,
+                m -> {
+                  if (m.error() == null && m.state() == DomainState.RUNNING) {
+                    return sourceRunsAgain();
+                  }
                   run.note(
                       "libvirt's migration call on "
                           + services.settings().host()
@@ -91,6 +104,48 @@ final class Acknowledge extends SourceFlow {
                           + " remain until it does");
                   return confirmed();
                 }));
+  }
+
+  /**
+   * libvirt's call has not returned and the source domain runs again (its confirm phase resumed it)
+   * beside the verified, running destination: two guests on one set of disks' history. The
+   * destination's is the verified one; the source's is paused to stop the divergence, and nothing
+   * of it is removed. Only a person can say whether the source's writes since matter.
+   */
+  private Behavior<Command> sourceRunsAgain() {
+    timers.cancel("confirm-poll");
+    String vm = run.vm;
+    migration.act(() -> services.hypervisor().suspend(vm), SourcePaused::new);
+    return migration.waiting(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                SourcePaused.class,
+                m ->
+                    migration.finish(
+                        MigrationOutcome.FAILED,
+                        run.destination,
+                        vm
+                            + " runs verified on "
+                            + run.destination
+                            + ", but libvirt resumed it on "
+                            + services.settings().host()
+                            + " as well ("
+                            + (m.error() == null
+                                ? "paused there now"
+                                : "pausing it there failed: " + MigrationFailure.reason(m.error()))
+                            + "); nothing was removed on "
+                            + services.settings().host()
+                            + ". Keep the copy on "
+                            + run.destination
+                            + " and remove the other with virsh destroy "
+                            + vm
+                            + " and virsh undefine "
+                            + vm
+                            + " on "
+                            + services.settings().host()
+                            + " (its files too, once you are sure)")),
+        migration::refuseCancel,
+        () -> vm + " runs on " + run.destination + " and was running again on the source");
   }
 
   void checkSourceDomain() {

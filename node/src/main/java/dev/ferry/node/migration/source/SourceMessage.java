@@ -48,6 +48,12 @@ sealed interface SourceMessage extends SourceMigration.Command {
   /** Whether the source's domain is gone (libvirt's confirm phase undefined it). */
   record SourceDomainChecked(boolean gone) implements SourceMessage {}
 
+  /** The source domain's state once the wait for libvirt's confirm phase ran out. */
+  record SourceStateAtConfirm(DomainState state, Throwable error) implements Step {}
+
+  /** The source domain, found running beside the verified destination, was paused. */
+  record SourcePaused(Throwable error) implements Step {}
+
   record RecheckSourceDomain() implements SourceMessage {}
 
   record JobPolled(JobStats stats, Throwable error) implements SourceMessage {}

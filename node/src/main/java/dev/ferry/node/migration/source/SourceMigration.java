@@ -412,14 +412,19 @@ public final class SourceMigration {
 
   /** Ends the migration: journals and announces its result, releases the destination, stops. */
   Behavior<Command> finish(MigrationOutcome outcome, String message) {
-    SourceTransitions.check(run.phase, MigrationPhase.FINISHED);
-    run.phase = MigrationPhase.FINISHED;
     String where =
         switch (outcome) {
           case COMPLETED -> run.destination;
           case ROLLED_BACK, CANCELLED, MIGRATED_BACK -> services.settings().host();
           case FAILED -> "";
         };
+    return finish(outcome, where, message);
+  }
+
+  /** Ends the migration; {@code where} is the host the VM runs on (empty: not known for sure). */
+  Behavior<Command> finish(MigrationOutcome outcome, String where, String message) {
+    SourceTransitions.check(run.phase, MigrationPhase.FINISHED);
+    run.phase = MigrationPhase.FINISHED;
     MigrationResult result = result(outcome, where, message);
     ctx.getLog().info("{} [{}] finished {}: {}", run.vm, run.id, outcome, message);
     if (run.manifest != null) {
