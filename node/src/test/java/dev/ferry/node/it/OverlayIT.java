@@ -424,6 +424,46 @@ class OverlayIT {
   }
 
   /**
+   * The destination's agent is killed (SIGKILL) while the overlay memory migration runs and the
+   * guest still runs here. libvirt's job used to go on inside libvirtd while the job ended failed
+   * with no host named and a paused domain left on host2. Now the job is aborted, the overlays
+   * merged back, the VM runs on host1 alone with its snapshot and every write, and a retry after
+   * the agent's restart succeeds.
+   */
+  @Test
+  void destinationAgentKilledDuringTheMemoryMigrationRollsBack() {
+    vm = "ov-memkill";
+    // the guest dirties memory faster than the cap: the memory migration runs until the kill
+    bed.mkvm("host1", vm, "--mem", "128", "--prefill", "8", "--snapshots", "1", "--ram", "2");
+    try {
+      Watched w = start(vm, "host1", "host2", OVERLAY.withBandwidth(2L << 20));
+      w.awaitProgress(
+          p ->
+              p.phase() == MigrationPhase.MEMORY_MIGRATION
+                  && p.message().startsWith("migrating memory"));
+      cluster.agent("host2").kill9();
+
+      MigrationResult r = w.result();
+      assertEquals(MigrationOutcome.ROLLED_BACK, r.outcome(), r.message());
+      assertEquals("host1", r.runningOn());
+      assertTrue(r.message().contains("overlays merged back"), r.message());
+      checks.runsOnlyOn(vm, "host1", HOSTS);
+      assertOnOriginalFiles("host1", vm, 1);
+      assertEquals(List.of("snap-0"), checks.libvirtSnapshots("host1", vm));
+
+      cluster.restart("host2", "");
+      MigrationResult again = migrate(vm, "host1", "host2");
+      assertEquals(MigrationOutcome.COMPLETED, again.outcome(), again.message());
+      checks.runsOnlyOn(vm, "host2", HOSTS);
+      checks.noWriteLost(
+          "host2", vm, List.<String[]>of(new String[] {GuestChecks.disk(vm, 0), "qcow2"}));
+      checks.revertWorks("host2", vm, "snap-0");
+    } finally {
+      cluster.restart("host2", "");
+    }
+  }
+
+  /**
    * The destination's agent is killed (SIGKILL) after the switchover, while the merge runs. The VM
    * keeps running there on its consistent two-file chain; the restarted agent finishes the merge
    * from its journal, the source's agent learns it and acknowledges, and the VM ends on its

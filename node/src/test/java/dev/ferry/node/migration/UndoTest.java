@@ -149,6 +149,36 @@ class UndoTest extends EngineFixture {
   }
 
   /**
+   * The destination's agent dies while the overlay memory migration runs, the guest still running
+   * here: libvirt's job is aborted and the overlays merged back (issue 11: it used to end failed at
+   * once, the job left running inside libvirtd).
+   */
+  @Test
+  void theDestinationAgentDyingDuringTheOverlayMemoryMigrationAbortsAndRollsBack() {
+    srcHv.migrationGate = new CountDownLatch(1);
+    TestProbe<MigrationEvent> events = testKit.createTestProbe();
+    agent(src)
+        .tell(new AgentProtocol.StartMigration("m-dst-dies", VM, dst, overlay(), events.getRef()));
+    events.fishForMessage(
+        Duration.ofSeconds(10),
+        e ->
+            e instanceof MigrationEvent.Progress p
+                    && p.progress().phase() == MigrationPhase.MEMORY_MIGRATION
+                    && p.progress().message().startsWith("migrating memory")
+                ? org.apache.pekko.actor.testkit.typed.javadsl.FishingOutcomes.complete()
+                : org.apache.pekko.actor.testkit.typed.javadsl.FishingOutcomes.continueAndIgnore());
+    testKit.stop(agents.get(1)); // the destination's agent, with its migration actor
+
+    MigrationResult r = await(events).result();
+
+    assertEquals(MigrationOutcome.ROLLED_BACK, r.outcome(), r.message());
+    assertEquals(src, r.runningOn());
+    assertEquals(1, srcHv.aborts.get(), "libvirt's migration job was aborted");
+    assertTrue(r.message().contains("overlays merged back"), r.message());
+    assertEquals(Set.of("snap-0", "snap-1"), srcHv.snapshotNames(VM));
+  }
+
+  /**
    * A step whose journal record cannot be written is not taken: with the disk full when the
    * snapshot metadata is about to be dropped, the migration rolls back with the metadata untouched
    * and says why, and the actor does not crash.

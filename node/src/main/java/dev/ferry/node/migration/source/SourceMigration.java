@@ -213,10 +213,18 @@ public final class SourceMigration {
         .onMessage(
             TargetGone.class,
             m -> {
-              if (run.phase.beforeSwitchover()) {
+              // the overlay memory migration is before the switchover until the guest pauses
+              // here: libvirt's job is aborted and the VM keeps running on this host
+              boolean guestStillHere =
+                  run.phase == MigrationPhase.MEMORY_MIGRATION && !run.switchoverStarted;
+              if (run.phase.beforeSwitchover() || guestStillHere) {
                 run.target = null;
                 return undo.rollingBack(
-                    MigrationOutcome.ROLLED_BACK, "the agent on " + run.destination + " stopped");
+                    MigrationOutcome.ROLLED_BACK,
+                    "the agent on "
+                        + run.destination
+                        + " stopped"
+                        + (guestStillHere ? " during the memory migration" : ""));
               }
               return finish(
                   MigrationOutcome.FAILED,

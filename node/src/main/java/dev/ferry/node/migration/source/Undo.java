@@ -60,6 +60,14 @@ final class Undo extends SourceFlow {
                   MemoryDone.class,
                   m -> {
                     run.memoryReturned = true;
+                    if (m.error() == null && run.target == null) {
+                      return migration.finish(
+                          MigrationOutcome.FAILED,
+                          cause
+                              + "; the memory migration completed before the abort took effect"
+                              + " and the destination's agent is gone; "
+                              + migration.whereIsTheVm());
+                    }
                     if (m.error() == null) {
                       // the migration finished after all: the VM is on the destination, paused
                       return migration.suspendSync.switchedOver(
