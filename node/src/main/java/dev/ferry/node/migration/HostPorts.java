@@ -5,6 +5,8 @@ import dev.ferry.node.host.OpenFiles;
 import dev.ferry.node.image.ImageTool;
 import dev.ferry.node.journal.MigrationJournal;
 import dev.ferry.node.libvirt.Hypervisor;
+import dev.ferry.node.libvirt.LibvirtHypervisor;
+import dev.ferry.node.libvirt.PeerHypervisors;
 import dev.ferry.node.process.ProcessRunner;
 import dev.ferry.node.settings.NodeSettings;
 import dev.ferry.node.validation.DatastorePaths;
@@ -20,7 +22,32 @@ public record HostPorts(
     MigrationJournal journal,
     NodeSettings settings,
     Executor blocking,
-    HostFiles files) {
+    HostFiles files,
+    PeerHypervisors peers) {
+
+  /** A host whose agent never connects to a peer's libvirt. */
+  public HostPorts(
+      Hypervisor hypervisor,
+      ImageTool images,
+      ProcessRunner runner,
+      DatastorePaths datastores,
+      OpenFiles openFiles,
+      MigrationJournal journal,
+      NodeSettings settings,
+      Executor blocking,
+      HostFiles files) {
+    this(
+        hypervisor,
+        images,
+        runner,
+        datastores,
+        openFiles,
+        journal,
+        settings,
+        blocking,
+        files,
+        PeerHypervisors.NONE);
+  }
 
   /** The services of a real host, where host paths are this machine's paths. */
   public HostPorts(
@@ -41,7 +68,14 @@ public record HostPorts(
         journal,
         settings,
         blocking,
-        HostFiles.DIRECT);
+        HostFiles.DIRECT,
+        host -> new LibvirtHypervisor(settings.migration().destinationUri(host)));
+  }
+
+  /** The same ports acting on another host's libvirt (a peer whose agent stopped). */
+  public HostPorts on(Hypervisor peer) {
+    return new HostPorts(
+        peer, images, runner, datastores, openFiles, journal, settings, blocking, files, peers);
   }
 
   public DiskUsage usage() {

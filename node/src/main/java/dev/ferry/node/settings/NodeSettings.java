@@ -42,7 +42,8 @@ public record NodeSettings(
       long commitBandwidth,
       int mergeAttempts,
       Timeouts timeouts,
-      Intervals intervals) {
+      Intervals intervals,
+      Duration holdBeforeFinalSync) {
 
     public String destinationUri(String host) {
       return String.format(destinationUri, host);
@@ -60,7 +61,8 @@ public record NodeSettings(
       Duration confirmWait,
       Duration confirmAfterAck,
       Duration recoveredDestinationPoll,
-      Duration releaseWait) {}
+      Duration releaseWait,
+      Duration peerTakeoverRetry) {}
 
   /** Time limits; see reference.conf. */
   public record Timeouts(
@@ -74,7 +76,8 @@ public record NodeSettings(
       Duration finalSync,
       Duration verify,
       Duration rollback,
-      Duration shutdown) {
+      Duration shutdown,
+      Duration peerTakeover) {
 
     public Duration copy(long bytes) {
       return copyBase.plus(copyPerGib.multipliedBy(Math.max(1, (bytes + (1L << 30) - 1) >> 30)));
@@ -127,7 +130,8 @@ public record NodeSettings(
             to.getDuration("final-sync"),
             to.getDuration("verify"),
             to.getDuration("rollback"),
-            to.getDuration("shutdown"));
+            to.getDuration("shutdown"),
+            to.getDuration("peer-takeover"));
     Migration migration =
         new Migration(
             m.getString("destination-uri"),
@@ -150,7 +154,9 @@ public record NodeSettings(
                 m.getDuration("intervals.confirm-wait"),
                 m.getDuration("intervals.confirm-after-ack"),
                 m.getDuration("intervals.recovered-destination-poll"),
-                m.getDuration("intervals.release-wait")));
+                m.getDuration("intervals.release-wait"),
+                m.getDuration("intervals.peer-takeover-retry")),
+            m.getDuration("fault-tests.hold-before-final-sync"));
     if (!migration.destinationUri().contains("%s")) {
       throw new IllegalArgumentException("ferry.node.migration.destination-uri must contain %s");
     }

@@ -96,6 +96,67 @@ class SuspendSyncIT {
   }
 
   /**
+   * kill -9 of the destination's agent after the switchover, the VM paused there before its final
+   * sync (a fault-test hold keeps it there). It used to stay paused until a person acted; now the
+   * source migrates it back through host2's libvirt and resumes it on its own files, the restarted
+   * agent on host2 removes what the migration left there, and a retry succeeds.
+   */
+  @Test
+  void destinationAgentKilledAfterTheSwitchoverIsTakenOver() {
+    String vm = "takeover";
+    cluster.restart("host1", "ferry.node.migration.fault-tests.hold-before-final-sync = 20s");
+    try {
+      bed.mkvm("host1", vm, "--mem", "128", "--prefill", "8", "--snapshots", "1");
+      java.util.concurrent.atomic.AtomicReference<String> held =
+          new java.util.concurrent.atomic.AtomicReference<>("");
+      var run =
+          cluster
+              .client()
+              .migrate(
+                  "it-takeover",
+                  vm,
+                  "host1",
+                  "host2",
+                  SUSPEND_SYNC,
+                  e -> {
+                    if (e instanceof dev.ferry.protocol.MigrationEvent.Progress p
+                        && p.progress().message().contains("held")) {
+                      held.set(p.progress().message());
+                    }
+                  });
+      org.awaitility.Awaitility.await()
+          .atMost(Duration.ofMinutes(3))
+          .until(() -> !held.get().isEmpty());
+      assertEquals("paused", bed.virsh("host2", "domstate", vm), "paused on the destination");
+      cluster.agent("host2").kill9();
+
+      MigrationResult r = run.await(Duration.ofMinutes(6));
+      assertEquals(MigrationOutcome.MIGRATED_BACK, r.outcome(), r.message());
+      assertEquals("host1", r.runningOn());
+      checks.runsOnlyOn(vm, "host1", HOSTS);
+      assertEquals(List.of("snap-0"), checks.libvirtSnapshots("host1", vm));
+      assertEquals(List.of(), checks.bitmapsInImage("host1", GuestChecks.disk(vm, 0)));
+
+      cluster.restart("host2", "");
+      org.awaitility.Awaitility.await()
+          .atMost(Duration.ofSeconds(60))
+          .until(() -> !Files.exists(bed.datastoreFile("host2", GuestChecks.disk(vm, 0))));
+      MigrationResult again = migrate(vm, "host1", "host2", SUSPEND_SYNC);
+      assertEquals(MigrationOutcome.COMPLETED, again.outcome(), again.message());
+      checks.runsOnlyOn(vm, "host2", HOSTS);
+      checks.noWriteLost(
+          "host2", vm, List.<String[]>of(new String[] {GuestChecks.disk(vm, 0), "qcow2"}));
+      checks.revertWorks("host2", vm, "snap-0");
+    } finally {
+      cluster.restart("host1", "");
+      cluster.restart("host2", "");
+      for (String h : HOSTS) {
+        bed.removeVm(h, vm);
+      }
+    }
+  }
+
+  /**
    * No write lost, with the rsync final sync: the guest writes during the whole migration; after a
    * clean shutdown on the destination its last record is the header in the file, and a cold boot
    * finds every checked record intact.

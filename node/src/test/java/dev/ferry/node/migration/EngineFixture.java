@@ -232,7 +232,8 @@ abstract class EngineFixture {
                     root(host).resolve("journal"), new ObjectMapper().findAndRegisterModules())),
             settings,
             blocking,
-            new HostFiles(root(host)));
+            new HostFiles(root(host)),
+            cloud::host);
     agents.add(testKit.spawn(AgentGuardian.create(services), "agent-" + host));
     TestProbe<Receptionist.Listing> probe = testKit.createTestProbe();
     probe.awaitAssert(

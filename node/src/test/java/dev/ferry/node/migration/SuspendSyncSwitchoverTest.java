@@ -1,5 +1,6 @@
 package dev.ferry.node.migration;
 
+import static dev.ferry.node.process.ScriptedProcessRunner.argvContains;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -7,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.ferry.node.fakes.FakeHypervisor;
 import dev.ferry.node.libvirt.DomainState;
 import dev.ferry.node.migration.destination.DestinationHost;
+import dev.ferry.node.process.ScriptedProcessRunner;
 import dev.ferry.protocol.AgentProtocol;
 import dev.ferry.protocol.MigrationEvent;
 import dev.ferry.protocol.MigrationOutcome;
@@ -122,6 +124,39 @@ class SuspendSyncSwitchoverTest extends EngineFixture {
     } finally {
       confirm.countDown();
     }
+  }
+
+  /**
+   * The destination's agent dies during the final sync, the VM paused there (issue 11: it stayed
+   * paused until a person acted). The source migrates it back through the destination's libvirt and
+   * resumes it on its own files.
+   */
+  @Test
+  void aDestinationAgentDyingDuringTheFinalSyncIsTakenOverAndTheVmResumesHere() {
+    // the final sync's rsync hangs until it is stopped
+    srcRunner.onFirst(argvContains("--inplace"), ScriptedProcessRunner.Reply.hanging());
+    TestProbe<MigrationEvent> events = testKit.createTestProbe();
+    agent(src)
+        .tell(
+            new AgentProtocol.StartMigration("m-takeover", VM, dst, rsyncFinal(), events.getRef()));
+    events.fishForMessage(
+        Duration.ofSeconds(20),
+        e ->
+            e instanceof MigrationEvent.Progress p
+                    && p.progress().phase() == MigrationPhase.FINAL_SYNC
+                ? org.apache.pekko.actor.testkit.typed.javadsl.FishingOutcomes.complete()
+                : org.apache.pekko.actor.testkit.typed.javadsl.FishingOutcomes.continueAndIgnore());
+    assertEquals(DomainState.PAUSED, dstHv.domains.get(VM).state, "paused there");
+    testKit.stop(agents.get(1)); // the destination's agent
+
+    MigrationResult r = await(events).result();
+
+    assertEquals(MigrationOutcome.MIGRATED_BACK, r.outcome(), r.message());
+    assertEquals(src, r.runningOn());
+    assertTrue(r.message().contains("was paused on " + dst + " and taken back"), r.message());
+    assertEquals(DomainState.RUNNING, srcHv.domains.get(VM).state);
+    assertFalse(dstHv.domains.containsKey(VM), "nothing left defined there");
+    assertEquals(Set.of("snap-0", "snap-1"), srcHv.snapshotNames(VM));
   }
 
   @Test

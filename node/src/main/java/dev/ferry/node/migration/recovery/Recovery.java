@@ -403,15 +403,31 @@ public final class Recovery {
         log.info("{}: {} runs here on its overlays; finishing the merge", id, m.vm());
         return Optional.of(m);
       }
-      if (has(entries, JournalEntry.Incoming.RESUMED)
-          || has(entries, JournalEntry.Incoming.PAUSED)) {
-        log.error(
-            "{}: {} reached this host ({}) before the agent stopped; left for the source or an operator",
+      if (has(entries, JournalEntry.Incoming.RESUMED) && state == DomainState.RUNNING) {
+        // resumed here after the files were verified: the VM lives here now
+        target.adopt(m);
+        services
+            .journal()
+            .append(
+                id,
+                MigrationJournal.Role.TARGET,
+                new JournalEntry.IncomingEnded(
+                    JournalEntry.IncomingEnd.RUNNING, "resumed before the agent stopped; adopted"));
+        return Optional.empty();
+      }
+      if ((has(entries, JournalEntry.Incoming.RESUMED)
+              || has(entries, JournalEntry.Incoming.PAUSED))
+          && state.active()) {
+        log.warn(
+            "{}: {} is {} here after the switchover; the source takes it back through this"
+                + " host's libvirt (or an operator decides)",
             id,
             m.vm(),
             state);
         return Optional.empty();
       }
+      // not here (taken back by the source, or libvirt ended the incoming migration): what this
+      // migration created here goes
       if (state.active()) {
         log.error(
             "{}: {} is {} here but the journal shows no switchover; left alone", id, m.vm(), state);

@@ -222,8 +222,10 @@ final class Acknowledge extends SourceFlow {
                                   + "; removing the source's files failed: "
                                   + MigrationFailure.reason(m.error()));
                   migration.record(new JournalEntry.Finished(finalResult));
-                  run.target.tell(
-                      new DestinationProtocol.Release(MigrationOutcome.COMPLETED.name()));
+                  if (run.target != null) {
+                    run.target.tell(
+                        new DestinationProtocol.Release(MigrationOutcome.COMPLETED.name()));
+                  }
                   return awaitMemoryCallThenStop(finalResult);
                 }));
   }

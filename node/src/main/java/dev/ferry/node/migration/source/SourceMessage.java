@@ -48,6 +48,17 @@ sealed interface SourceMessage extends SourceMigration.Command {
   /** Whether the source's domain is gone (libvirt's confirm phase undefined it). */
   record SourceDomainChecked(boolean gone) implements SourceMessage {}
 
+  /**
+   * What the source found on (and did through) the libvirt of a destination whose agent stopped.
+   */
+  record PeerLooked(PeerTakeover.Found found, Throwable error) implements Step {}
+
+  /** A fault test's hold before the final sync is over. */
+  record FaultTestHoldOver() implements SourceMessage {}
+
+  /** Try the destination's libvirt again. */
+  record RetryTakeover() implements SourceMessage {}
+
   /** The source domain's state once the wait for libvirt's confirm phase ran out. */
   record SourceStateAtConfirm(DomainState state, Throwable error) implements Step {}
 

@@ -121,6 +121,7 @@ public final class SourceMigration {
   final ColdMove cold;
   final Acknowledge ack;
   final Undo undo;
+  final PeerTakeover takeover;
 
   private SourceMigration(
       ActorContext<Command> ctx,
@@ -143,6 +144,7 @@ public final class SourceMigration {
     this.cold = new ColdMove(this);
     this.ack = new Acknowledge(this);
     this.undo = new Undo(this);
+    this.takeover = new PeerTakeover(this);
     ctx.getLog()
         .info(
             "migration {} of {} to {} starting ({})", run.id, run.vm, run.destination, run.options);
@@ -225,6 +227,14 @@ public final class SourceMigration {
                         + run.destination
                         + " stopped"
                         + (guestStillHere ? " during the memory migration" : ""));
+              }
+              if (run.phase == MigrationPhase.SOURCE_CLEANUP) {
+                run.target = null; // acknowledged: the VM runs there, nothing is left to ask
+                return Behaviors.same();
+              }
+              if (!run.overlay() && !run.cold()) {
+                return takeover.takingOver(
+                    "the agent on " + run.destination + " stopped after the switchover");
               }
               return finish(
                   MigrationOutcome.FAILED,

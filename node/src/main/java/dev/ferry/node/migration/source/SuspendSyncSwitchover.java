@@ -4,6 +4,7 @@ import dev.ferry.node.disksync.DiskSyncActor;
 import dev.ferry.node.journal.JournalEntry;
 import dev.ferry.node.migration.source.SourceMessage.Disk;
 import dev.ferry.node.migration.source.SourceMessage.DiskStopped;
+import dev.ferry.node.migration.source.SourceMessage.FaultTestHoldOver;
 import dev.ferry.node.migration.source.SourceMessage.FromTarget;
 import dev.ferry.node.migration.source.SourceMessage.PhaseTimeout;
 import dev.ferry.node.migration.source.SourceMigration.Cancel;
@@ -11,6 +12,7 @@ import dev.ferry.node.migration.source.SourceMigration.Command;
 import dev.ferry.protocol.DestinationProtocol;
 import dev.ferry.protocol.MigrationOutcome;
 import dev.ferry.protocol.MigrationPhase;
+import java.time.Duration;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
@@ -34,7 +36,19 @@ final class SuspendSyncSwitchover extends SourceFlow {
     run.switchoverStarted = true;
     migration.record(new JournalEntry.SwitchedOver(why));
     run.switchedOverAt = System.currentTimeMillis();
-    return finalSync(1);
+    Duration hold = services.settings().migration().holdBeforeFinalSync();
+    return hold.isZero() ? finalSync(1) : heldForAFaultTest(hold);
+  }
+
+  /** A fault test's point to strike at: the VM paused on the destination, nothing synced yet. */
+  private Behavior<Command> heldForAFaultTest(Duration hold) {
+    migration.enter(
+        MigrationPhase.FINAL_SYNC,
+        "final sync held " + hold.toSeconds() + " s for a fault test",
+        hold.plus(services.settings().migration().timeouts().finalSync()));
+    timers.startSingleTimer(new FaultTestHoldOver(), hold);
+    return migration.withCommon(
+        Behaviors.receive(Command.class).onMessage(FaultTestHoldOver.class, m -> finalSync(1)));
   }
 
   /** Makes every destination file match the source's final file, in place, while paused. */

@@ -378,30 +378,7 @@ final class Undo extends SourceFlow {
                   resumeHere();
                   return Behaviors.same();
                 })
-            .onMessage(
-                ResumedHere.class,
-                m -> {
-                  if (m.failed()) {
-                    return migration.finish(
-                        MigrationOutcome.FAILED,
-                        cause
-                            + "; migrated back to "
-                            + services.settings().host()
-                            + " but resuming failed: "
-                            + MigrationFailure.reason(m.error())
-                            + "; "
-                            + migration.whereIsTheVm());
-                  }
-                  run.resumedAt = System.currentTimeMillis();
-                  return migration.finish(
-                      MigrationOutcome.MIGRATED_BACK,
-                      cause
-                          + "; "
-                          + run.vm
-                          + " was migrated back and resumed on "
-                          + services.settings().host()
-                          + " with its snapshot metadata restored");
-                })
+            .onMessage(ResumedHere.class, m -> resumedHere(m, cause))
             .onMessage(
                 FromTarget.class,
                 m -> m.reply() instanceof DestinationProtocol.Failed,
@@ -420,5 +397,40 @@ final class Undo extends SourceFlow {
                     migration.finish(
                         MigrationOutcome.FAILED,
                         cause + "; migrating back timed out; " + migration.whereIsTheVm())));
+  }
+
+  /**
+   * The VM is back here, paused, its files untouched: remove the bitmaps, restore the snapshot
+   * metadata and resume it.
+   */
+  Behavior<Command> resumingHere(String cause) {
+    resumeHere();
+    return migration.waiting(
+        Behaviors.receive(Command.class).onMessage(ResumedHere.class, m -> resumedHere(m, cause)),
+        migration::refuseCancel,
+        () -> cause + "; resuming " + run.vm + " here timed out; " + migration.whereIsTheVm());
+  }
+
+  private Behavior<Command> resumedHere(ResumedHere m, String cause) {
+    if (m.failed()) {
+      return migration.finish(
+          MigrationOutcome.FAILED,
+          cause
+              + "; migrated back to "
+              + services.settings().host()
+              + " but resuming failed: "
+              + MigrationFailure.reason(m.error())
+              + "; "
+              + migration.whereIsTheVm());
+    }
+    run.resumedAt = System.currentTimeMillis();
+    return migration.finish(
+        MigrationOutcome.MIGRATED_BACK,
+        cause
+            + "; "
+            + run.vm
+            + " was migrated back and resumed on "
+            + services.settings().host()
+            + " with its snapshot metadata restored");
   }
 }
