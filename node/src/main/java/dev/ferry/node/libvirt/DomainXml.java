@@ -28,6 +28,34 @@ public final class DomainXml {
     return domain(root, xml);
   }
 
+  /**
+   * State a domain keeps outside its disks that a migration would have to carry: UEFI variables
+   * ({@code <os><nvram>}, which since libvirt 10.9 may also hold internal snapshots) and TPM state
+   * ({@code <devices><tpm>}, kept by swtpm). One description per item, empty if none.
+   */
+  public static List<String> stateOutsideDisks(String xml) {
+    Element root = parse(xml).getDocumentElement();
+    List<String> found = new ArrayList<>();
+    child(root, "os")
+        .flatMap(os -> child(os, "nvram"))
+        .ifPresent(
+            n ->
+                found.add(
+                    "UEFI variables (NVRAM "
+                        + (n.getTextContent().isBlank()
+                            ? n.getAttribute("template")
+                            : n.getTextContent().trim())
+                        + ")"));
+    child(root, "devices")
+        .ifPresent(
+            d -> {
+              for (Element tpm : children(d, "tpm")) {
+                found.add("a TPM (model " + tpm.getAttribute("model") + ", swtpm state)");
+              }
+            });
+    return found;
+  }
+
   public static SnapshotDefinition parseSnapshot(String xml) {
     Element root = parse(xml).getDocumentElement();
     if (!"domainsnapshot".equals(root.getTagName())) {

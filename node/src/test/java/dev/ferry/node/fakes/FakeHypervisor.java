@@ -192,7 +192,11 @@ public final class FakeHypervisor implements Hypervisor {
     }
     d.state = DomainState.RUNNING;
     emit(domain, LifecycleEvent.Type.STARTED, "BOOTED");
+    afterStart.accept(domain);
   }
+
+  /** Runs after each successful start (to make something happen elsewhere meanwhile). */
+  public volatile Consumer<String> afterStart = domain -> {};
 
   @Override
   public void suspend(String domain) {

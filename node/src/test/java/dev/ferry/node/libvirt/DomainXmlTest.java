@@ -87,4 +87,19 @@ class DomainXmlTest {
             IllegalArgumentException.class, () -> DomainXml.parseDomain("<domainsnapshot/>"));
     assertEquals("not a domain XML: <domainsnapshot>", e.getMessage());
   }
+
+  @Test
+  void stateOutsideTheDisksIsFound() {
+    assertEquals(
+        List.of(
+            "UEFI variables (NVRAM /var/lib/libvirt/qemu/nvram/vm1_VARS.fd)",
+            "a TPM (model tpm-crb, swtpm state)"),
+        DomainXml.stateOutsideDisks(
+            "<domain><name>vm1</name><os><type>hvm</type>"
+                + "<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE.fd</loader>"
+                + "<nvram>/var/lib/libvirt/qemu/nvram/vm1_VARS.fd</nvram></os>"
+                + "<devices><tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>"
+                + "</devices></domain>"));
+    assertEquals(List.of(), DomainXml.stateOutsideDisks("<domain><name>vm1</name></domain>"));
+  }
 }

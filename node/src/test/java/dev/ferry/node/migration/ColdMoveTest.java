@@ -1,9 +1,12 @@
 package dev.ferry.node.migration;
 
+import static dev.ferry.node.process.ScriptedProcessRunner.argvContains;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.ferry.node.libvirt.DomainState;
+import dev.ferry.node.process.ScriptedProcessRunner;
 import dev.ferry.protocol.AgentProtocol;
 import dev.ferry.protocol.MigrationEvent;
 import dev.ferry.protocol.MigrationOutcome;
@@ -112,5 +115,44 @@ class ColdMoveTest extends EngineFixture {
     assertTrue(srcHv.callsWith("destroy").isEmpty(), "never forced off");
     assertEquals(dev.ferry.node.libvirt.DomainState.RUNNING, srcHv.domains.get(VM).state);
     assertFalse(Files.exists(root(dst).resolve("ds0/vm1")), "the destination's copy was removed");
+  }
+
+  /**
+   * A guest started on the source during the cold copy (OpenNebula, an HA hook, a person) is not
+   * booted on the destination too: the move rolls back and the guest keeps running here (issue 11).
+   */
+  @Test
+  void aGuestStartedOnTheSourceDuringTheCopyIsNotBootedThere() {
+    srcRunner.onFirst(
+        argvContains("rsync"),
+        ScriptedProcessRunner.Reply.ok(),
+        argv -> {
+          arrive();
+          srcHv.domains.get(VM).state = DomainState.RUNNING; // someone started it meanwhile
+        });
+    MigrationResult r = run("m-cold-started", cold()).result();
+    assertEquals(MigrationOutcome.ROLLED_BACK, r.outcome(), r.message());
+    assertTrue(
+        r.message().contains("was started on " + src + " during the cold move"), r.message());
+    assertTrue(dstHv.callsWith("start").isEmpty(), "never booted there");
+    assertEquals(DomainState.RUNNING, srcHv.domains.get(VM).state);
+  }
+
+  /**
+   * A guest started on the source while the destination booted it: the source's definition is not
+   * undefined and its files stay; it is paused, and the result names the destination, where the
+   * verified copy runs.
+   */
+  @Test
+  void aGuestStartedOnTheSourceWhileItBootsThereIsPausedAndKept() {
+    dstHv.afterStart = vm -> srcHv.domains.get(VM).state = DomainState.RUNNING;
+    MigrationResult r = run("m-cold-twice", cold()).result();
+    assertEquals(MigrationOutcome.FAILED, r.outcome(), r.message());
+    assertEquals(dst, r.runningOn());
+    assertTrue(
+        r.message().contains("it was started on " + src + " while it booted there"), r.message());
+    assertEquals(DomainState.PAUSED, srcHv.domains.get(VM).state);
+    assertTrue(srcHv.callsWith("undefine").isEmpty(), "the running guest was not undefined");
+    assertTrue(Files.exists(root(src).resolve("ds0/vm1/disk.0")), "nothing removed here");
   }
 }

@@ -50,6 +50,28 @@ class PreparationTest extends EngineFixture {
   }
 
   @Test
+  void aVmWithUefiVariablesIsRefusedWithWhatItWouldLose() {
+    var d = srcHv.domains.get(VM);
+    d.definition =
+        new dev.ferry.node.libvirt.DomainDefinition(
+            VM,
+            d.definition.uuid(),
+            "qemu",
+            d.definition.memoryKiB(),
+            1,
+            d.definition.disks(),
+            "<domain><name>vm1</name><os><nvram>/var/lib/libvirt/qemu/nvram/vm1_VARS.fd</nvram>"
+                + "</os></domain>");
+    MigrationResult r = run("m-uefi", overlay()).result();
+    assertEquals(MigrationOutcome.ROLLED_BACK, r.outcome(), r.message());
+    assertTrue(
+        r.message()
+            .contains("keeps UEFI variables (NVRAM /var/lib/libvirt/qemu/nvram/vm1_VARS.fd)"),
+        r.message());
+    assertTrue(srcHv.callsWith("delete-metadata").isEmpty(), "nothing was touched");
+  }
+
+  @Test
   void aRetryOfAFinishedMigrationAnswersFromTheJournal() {
     MigrationResult first = run("m-again", rsyncFinal()).result();
     assertEquals(MigrationOutcome.COMPLETED, first.outcome());

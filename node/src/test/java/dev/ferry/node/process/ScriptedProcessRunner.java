@@ -112,7 +112,13 @@ public final class ScriptedProcessRunner implements ProcessRunner {
 
   /** Like {@link #on(Predicate, Reply)}, but before every rule given so far. */
   public ScriptedProcessRunner onFirst(Predicate<List<String>> matches, Reply reply) {
-    rules.add(0, new Rule(matches, argv -> reply, argv -> {}));
+    return onFirst(matches, reply, argv -> {});
+  }
+
+  /** Like {@link #on(Predicate, Reply, Consumer)}, but before every rule given so far. */
+  public ScriptedProcessRunner onFirst(
+      Predicate<List<String>> matches, Reply reply, Consumer<List<String>> effect) {
+    rules.add(0, new Rule(matches, argv -> reply, effect));
     return this;
   }
 

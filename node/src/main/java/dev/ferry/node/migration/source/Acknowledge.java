@@ -93,7 +93,8 @@ final class Acknowledge extends SourceFlow {
                 SourceStateAtConfirm.class,
                 m -> {
                   if (m.error() == null && m.state() == DomainState.RUNNING) {
-                    return sourceRunsAgain();
+                    return sourceRunsToo(
+                        "libvirt resumed it on " + services.settings().host() + " as well");
                   }
                   run.note(
                       "libvirt's migration call on "
@@ -112,7 +113,7 @@ final class Acknowledge extends SourceFlow {
    * destination's is the verified one; the source's is paused to stop the divergence, and nothing
    * of it is removed. Only a person can say whether the source's writes since matter.
    */
-  private Behavior<Command> sourceRunsAgain() {
+  Behavior<Command> sourceRunsToo(String how) {
     timers.cancel("confirm-poll");
     String vm = run.vm;
     migration.act(() -> services.hypervisor().suspend(vm), SourcePaused::new);
@@ -127,9 +128,9 @@ final class Acknowledge extends SourceFlow {
                         vm
                             + " runs verified on "
                             + run.destination
-                            + ", but libvirt resumed it on "
-                            + services.settings().host()
-                            + " as well ("
+                            + ", but "
+                            + how
+                            + " ("
                             + (m.error() == null
                                 ? "paused there now"
                                 : "pausing it there failed: " + MigrationFailure.reason(m.error()))

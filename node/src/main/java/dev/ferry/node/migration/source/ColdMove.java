@@ -122,7 +122,18 @@ final class ColdMove extends SourceFlow {
         "booting " + run.vm + " on " + run.destination + " with its snapshot metadata",
         services.settings().migration().timeouts().verify());
     String vm = run.vm;
-    migration.blocking(() -> services.hypervisor().definition(vm, true).xml(), DefinitionRead::new);
+    String host = services.settings().host();
+    migration.blocking(
+        () -> {
+          // a guest started here meanwhile (OpenNebula, an HA hook, a person) must not also boot
+          // there: its copies are of a running disk, and it would run twice
+          if (source.state(vm).active()) {
+            throw new MigrationFailure(
+                vm + " was started on " + host + " during the cold move; it runs there");
+          }
+          return services.hypervisor().definition(vm, true).xml();
+        },
+        DefinitionRead::new);
     return migration.withCommon(
         Behaviors.receive(Command.class)
             .onMessage(
@@ -131,9 +142,9 @@ final class ColdMove extends SourceFlow {
                   if (m.failed()) {
                     return migration.undo.rollingBack(
                         MigrationOutcome.ROLLED_BACK,
-                        "reading the definition of "
-                            + run.vm
-                            + " failed: "
+                        "before the boot on "
+                            + run.destination
+                            + ": "
                             + MigrationFailure.reason(m.error()));
                   }
                   if (!migration.record(new JournalEntry.ColdStartRequested())) {
@@ -190,12 +201,26 @@ final class ColdMove extends SourceFlow {
   Behavior<Command> undefiningOnSource() {
     migration.record(new JournalEntry.ColdStarted());
     String vm = run.vm;
-    migration.act(() -> services.hypervisor().undefine(vm), SourceUndefined::new);
+    migration.blocking(
+        () -> {
+          if (source.state(vm).active()) {
+            return false; // started here while it booted there: never undefine a running guest
+          }
+          services.hypervisor().undefine(vm);
+          return true;
+        },
+        (undefined, error) -> new SourceUndefined(Boolean.TRUE.equals(undefined), error));
     return migration.withCommon(
         Behaviors.receive(Command.class)
             .onMessage(
                 SourceUndefined.class,
                 m -> {
+                  if (!m.failed() && !m.undefined()) {
+                    return migration.ack.sourceRunsToo(
+                        "it was started on "
+                            + services.settings().host()
+                            + " while it booted there");
+                  }
                   if (m.failed()) {
                     run.note(
                         "removing the shut-off definition on "

@@ -10,6 +10,7 @@ import dev.ferry.node.libvirt.DiskDefinition;
 import dev.ferry.node.libvirt.DomainDefinition;
 import dev.ferry.node.libvirt.DomainState;
 import dev.ferry.node.libvirt.DomainSummary;
+import dev.ferry.node.libvirt.DomainXml;
 import dev.ferry.node.libvirt.Hypervisor;
 import dev.ferry.node.libvirt.SnapshotDefinition;
 import dev.ferry.node.migration.DiskUsage;
@@ -88,6 +89,15 @@ public final class SourceHost {
           vm + " is a transient domain; only persistent domains are migrated");
     }
     DomainDefinition def = hypervisor.definition(vm, false);
+    List<String> outside = def.xml().isBlank() ? List.of() : DomainXml.stateOutsideDisks(def.xml());
+    if (!outside.isEmpty()) {
+      throw new MigrationFailure(
+          vm
+              + " keeps "
+              + String.join(" and ", outside)
+              + " outside its disks; Ferry does not move that state yet, and the guest would"
+              + " lose it: move this VM cold with its files by other means");
+    }
     List<ManifestDisk> disks = new ArrayList<>();
     Set<Path> directories = new LinkedHashSet<>();
     List<Path> writable = new ArrayList<>();

@@ -112,7 +112,7 @@ sealed interface SourceMessage extends SourceMigration.Command {
   record DefinitionRead(String xml, Throwable error) implements Step {}
 
   /** Cold strategy: the shut-off definition here was removed. */
-  record SourceUndefined(Throwable error) implements Step {}
+  record SourceUndefined(boolean undefined, Throwable error) implements Step {}
 
   /** Overlay strategy: every writable disk is frozen under its temporary overlay. */
   record OverlaysCreated(Throwable error) implements Step {}
