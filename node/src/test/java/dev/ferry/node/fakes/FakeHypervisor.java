@@ -107,15 +107,29 @@ public final class FakeHypervisor implements Hypervisor {
     Domain d =
         new Domain(
             new DomainDefinition(
-                name,
-                "uuid-" + name,
-                "qemu",
-                memoryKiB,
-                1,
-                disks,
-                "<domain><name>" + name + "</name></domain>"));
+                name, "uuid-" + name, "qemu", memoryKiB, 1, disks, xmlOf(name, disks)));
     domains.put(name, d);
     return d;
+  }
+
+  /** The domain XML libvirt would print for such a domain (name, UUID, file disks). */
+  private static String xmlOf(String name, List<DiskDefinition> disks) {
+    StringBuilder xml =
+        new StringBuilder("<domain type='qemu'><name>")
+            .append(name)
+            .append("</name><uuid>uuid-")
+            .append(name)
+            .append("</uuid><devices>");
+    for (DiskDefinition d : disks) {
+      xml.append("<disk type='file' device='disk'><driver name='qemu' type='")
+          .append(d.driverType().orElse("raw"))
+          .append("'/><source file='")
+          .append(d.sourceFile().orElse(""))
+          .append("'/><target dev='")
+          .append(d.target())
+          .append("' bus='virtio'/></disk>");
+    }
+    return xml.append("</devices></domain>").toString();
   }
 
   private Domain require(String name) {

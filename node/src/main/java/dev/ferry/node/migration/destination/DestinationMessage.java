@@ -27,6 +27,9 @@ sealed interface DestinationMessage extends DestinationMigration.Message {
   /** A reply this actor sent itself while recovering after a restart. */
   record Recovered(DestinationProtocol.Reply reply) implements DestinationMessage {}
 
+  /** A command from the source that failed its check; it was answered and changes nothing. */
+  record RefusedCommand(String reason) implements DestinationMessage {}
+
   /**
    * What a blocking step brings back to the actor thread: one record per step, carrying either its
    * value or the error it failed with.

@@ -165,7 +165,7 @@ public final class DestinationMigration {
               source.tell(
                   new DestinationProtocol.Ready(
                       manifest.migrationId(),
-                      ctx.messageAdapter(DestinationProtocol.Command.class, Remote::new)));
+                      ctx.messageAdapter(DestinationProtocol.Command.class, this::checked)));
               return waiting();
             })
         .build();
@@ -259,6 +259,41 @@ public final class DestinationMigration {
             })
         .onAnyMessage(m -> Behaviors.same())
         .build();
+  }
+
+  /**
+   * A command from the source, checked first (PeerCommands). A refused one is answered here, on the
+   * actor's thread, and reaches no state: every state ignores {@link RefusedCommand}.
+   */
+  private Message checked(DestinationProtocol.Command command) {
+    var refusal = PeerCommands.refusal(manifest, command);
+    if (refusal.isEmpty()) {
+      return new Remote(command);
+    }
+    ctx.getLog().error("{}: refused a command from the source: {}", manifest.vm(), refusal.get());
+    replyTo(command)
+        .ifPresent(r -> r.tell(new DestinationProtocol.Failed("refused: " + refusal.get())));
+    return new DestinationMessage.RefusedCommand(refusal.get());
+  }
+
+  private static java.util.Optional<ActorRef<DestinationProtocol.Reply>> replyTo(
+      DestinationProtocol.Command c) {
+    if (c instanceof DestinationProtocol.CreateOverlays x) {
+      return java.util.Optional.of(x.replyTo());
+    }
+    if (c instanceof DestinationProtocol.MergeOverlays x) {
+      return java.util.Optional.of(x.replyTo());
+    }
+    if (c instanceof DestinationProtocol.StartCold x) {
+      return java.util.Optional.of(x.replyTo());
+    }
+    if (c instanceof DestinationProtocol.MigrateBack x) {
+      return java.util.Optional.of(x.replyTo());
+    }
+    if (c instanceof DestinationProtocol.FinalSynced x) {
+      return java.util.Optional.of(x.replyTo());
+    }
+    return java.util.Optional.empty();
   }
 
   /** The VM lives here for good: its directories become its own, and this migration ends. */
