@@ -37,8 +37,7 @@ public final class FerryServer {
   private FerryServer() {}
 
   public static void main(String[] args) {
-    Config config = FerryConfig.load();
-    ActorSystem<Void> system = start(config);
+    ActorSystem<Void> system = start(FerryConfig.exitingTheJvm(FerryConfig.load()));
     Runtime.getRuntime().addShutdownHook(new Thread(system::terminate, "ferry-shutdown"));
   }
 

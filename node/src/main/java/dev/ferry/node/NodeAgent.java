@@ -12,11 +12,16 @@ import dev.ferry.node.migration.HostPorts;
 import dev.ferry.node.process.LocalProcessRunner;
 import dev.ferry.node.settings.NodeSettings;
 import dev.ferry.node.validation.DatastorePaths;
+import java.time.Duration;
 import java.util.Optional;
 import java.util.concurrent.Executor;
+import org.apache.pekko.Done;
+import org.apache.pekko.actor.CoordinatedShutdown;
+import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.DispatcherSelector;
+import org.apache.pekko.actor.typed.javadsl.AskPattern;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.cluster.typed.Cluster;
 import org.apache.pekko.cluster.typed.SelfUp;
@@ -39,7 +44,9 @@ public final class NodeAgent {
   private NodeAgent() {}
 
   public static void main(String[] args) {
-    Config config = dev.ferry.node.settings.FerryConfig.load();
+    Config config =
+        dev.ferry.node.settings.FerryConfig.exitingTheJvm(
+            dev.ferry.node.settings.FerryConfig.load());
     NodeSettings settings = NodeSettings.from(config);
     ActorSystem<Void> system = start(settings, config);
     Runtime.getRuntime().addShutdownHook(new Thread(system::terminate, "agent-shutdown"));
@@ -50,6 +57,30 @@ public final class NodeAgent {
     ActorSystem<Void> system = ActorSystem.create(root(settings), "ferry", config);
     ManagementServer.startIfEnabled(system, config, MetricsSource.NONE);
     return system;
+  }
+
+  /**
+   * On SIGTERM ({@code systemctl stop}, a pod deleted) or a leave, the agent takes no new migration
+   * and waits up to {@code grace} for the running ones to end before the node goes; a migration
+   * still running then is left to the journal, and the next start finishes or undoes it.
+   */
+  private static void finishMigrationsBeforeStopping(
+      ActorSystem<?> system, ActorRef<AgentGuardian.Message> guardian, Duration grace) {
+    CoordinatedShutdown.get(system)
+        .addTask(
+            CoordinatedShutdown.PhaseServiceRequestsDone(),
+            "ferry-finish-migrations",
+            () ->
+                AskPattern.<AgentGuardian.Message, Done>ask(
+                        guardian, AgentGuardian.FinishMigrations::new, grace, system.scheduler())
+                    .exceptionally(
+                        e -> {
+                          log.warn(
+                              "stopping with migrations still running after {} s; their journals"
+                                  + " finish or undo them at the next start",
+                              grace.toSeconds());
+                          return Done.getInstance();
+                        }));
   }
 
   /**
@@ -106,10 +137,12 @@ public final class NodeAgent {
                           .getOrCreate("jackson-json", Optional.empty())),
                   settings,
                   blocking);
-          ctx.spawn(
-              AgentGuardian.create(services),
-              "agent",
-              DispatcherSelector.fromConfig("ferry.agent-dispatcher"));
+          ActorRef<AgentGuardian.Message> guardian =
+              ctx.spawn(
+                  AgentGuardian.create(services),
+                  "agent",
+                  DispatcherSelector.fromConfig("ferry.agent-dispatcher"));
+          finishMigrationsBeforeStopping(ctx.getSystem(), guardian, settings.stopGrace());
           warmUp(ctx.getSystem(), runner, settings, blocking);
           Cluster cluster = Cluster.get(ctx.getSystem());
           ctx.spawn(

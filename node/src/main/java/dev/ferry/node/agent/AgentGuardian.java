@@ -47,6 +47,12 @@ public final class AgentGuardian {
 
   private record Stopped(String migrationId, String vm) implements Message {}
 
+  /**
+   * Stop taking migrations and answer once none runs here (CoordinatedShutdown, on SIGTERM): a
+   * migration that ends now ends at a point its journal describes, not in the middle of a copy.
+   */
+  public record FinishMigrations(ActorRef<org.apache.pekko.Done> replyTo) implements Message {}
+
   private record Inventory(
       HostInventory inventory, Throwable error, ActorRef<HostInventory> replyTo)
       implements Message {}
@@ -57,6 +63,8 @@ public final class AgentGuardian {
           String host = services.settings().host();
           ActorRef<AgentProtocol.Command> requests =
               ctx.messageAdapter(AgentProtocol.Command.class, Request::new);
+          AgentStatus status = AgentStatus.get(ctx.getSystem());
+          status.set(AgentStatus.State.RECOVERING);
           Recovery recovery = new Recovery(services, ctx.getLog(), ctx.getSystem());
           List<Manifest> unmerged = recovery.reconcile();
           List<Manifest> toMergeBack = recovery.toMergeBack();
@@ -88,6 +96,7 @@ public final class AgentGuardian {
             ctx.watchWith(actor, new Stopped(m.migrationId(), m.vm()));
             guardian.vmByMigration.put(m.migrationId(), m.vm());
           }
+          status.set(AgentStatus.State.READY);
           return guardian.running();
         });
   }
@@ -112,9 +121,41 @@ public final class AgentGuardian {
     this.inventory = new InventoryReader(services);
   }
 
+  /** Who waits for the running migrations to end before the agent stops (empty: nobody). */
+  private final List<ActorRef<org.apache.pekko.Done>> stopWaiters = new java.util.ArrayList<>();
+
+  private boolean stopping() {
+    return AgentStatus.get(ctx.getSystem()).state() == AgentStatus.State.STOPPING;
+  }
+
+  private void answerStopWaitersIfIdle() {
+    if (outgoing.isEmpty() && incoming.isEmpty() && vmByMigration.isEmpty()) {
+      stopWaiters.forEach(w -> w.tell(org.apache.pekko.Done.getInstance()));
+      stopWaiters.clear();
+    }
+  }
+
   private Behavior<Message> running() {
     return Behaviors.receive(Message.class)
         .onMessage(Request.class, r -> onRequest(r.command()))
+        .onMessage(
+            FinishMigrations.class,
+            m -> {
+              AgentStatus.get(ctx.getSystem()).set(AgentStatus.State.STOPPING);
+              ctx.getLog()
+                  .info(
+                      "stopping: no new migrations; waiting for {} running",
+                      outgoing.size() + incoming.size());
+              stopWaiters.add(m.replyTo());
+              answerStopWaitersIfIdle();
+              return Behaviors.same();
+            })
+        .onSignal(
+            org.apache.pekko.actor.typed.PostStop.class,
+            s -> {
+              AgentStatus.get(ctx.getSystem()).set(AgentStatus.State.DOWN);
+              return Behaviors.same();
+            })
         .onMessage(
             Inventory.class,
             m -> {
@@ -137,6 +178,7 @@ public final class AgentGuardian {
                 resultOf(m.migrationId())
                     .ifPresent(r -> waiting.forEach(w -> w.tell(new MigrationEvent.Finished(r))));
               }
+              answerStopWaitersIfIdle();
               return Behaviors.same();
             })
         .build();
@@ -202,6 +244,14 @@ public final class AgentGuardian {
                   m.migrationId(), m.vm() + " is already being migrated (" + other.get() + ")"));
       return Behaviors.same();
     }
+    if (stopping()) {
+      m.replyTo()
+          .tell(
+              new MigrationEvent.Rejected(
+                  m.migrationId(),
+                  "the agent on " + services.settings().host() + " is stopping; try again later"));
+      return Behaviors.same();
+    }
     ActorRef<SourceMigration.Command> actor =
         ctx.spawn(
             SourceMigration.create(
@@ -265,6 +315,14 @@ public final class AgentGuardian {
       }
     } catch (InvalidInputException e) {
       m.replyTo().tell(new DestinationProtocol.Refused(manifest.migrationId(), e.getMessage()));
+      return Behaviors.same();
+    }
+    if (stopping()) {
+      m.replyTo()
+          .tell(
+              new DestinationProtocol.Refused(
+                  manifest.migrationId(),
+                  "the agent on " + services.settings().host() + " is stopping"));
       return Behaviors.same();
     }
     if (incoming.containsKey(manifest.migrationId())) {

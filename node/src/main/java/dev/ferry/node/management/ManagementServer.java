@@ -8,6 +8,7 @@ import static org.apache.pekko.http.javadsl.server.Directives.path;
 import static org.apache.pekko.http.javadsl.server.Directives.pathPrefix;
 
 import com.typesafe.config.Config;
+import dev.ferry.node.agent.AgentStatus;
 import dev.ferry.node.metrics.EngineMetrics;
 import dev.ferry.node.metrics.MetricsSource;
 import dev.ferry.node.metrics.MetricsText;
@@ -27,11 +28,11 @@ import org.slf4j.LoggerFactory;
 
 /**
  * A node's management port: {@code GET /health/live} (the process serves), {@code GET
- * /health/ready} (an Up cluster member: it can take and run migrations) and {@code GET /metrics}
- * (Prometheus text format: this agent's counters, then what the extra source adds, such as the
- * scheduler's gauges). It carries no secrets and no VM data, so it needs no token; Kubernetes
- * probes and Prometheus use it. It is Ferry's own, on every node whatever the cluster formation;
- * Pekko Management's port serves only the Kubernetes bootstrap, where that is used.
+ * /health/ready} (an Up cluster member whose agent recovered and is not stopping) and {@code GET
+ * /metrics} (Prometheus text format: this agent's counters, then what the extra source adds, such
+ * as the scheduler's gauges). It carries no secrets and no VM data, so it needs no token;
+ * Kubernetes probes and Prometheus use it. It is Ferry's own, on every node whatever the cluster
+ * formation; Pekko Management's port serves only the Kubernetes bootstrap, where that is used.
  */
 public final class ManagementServer {
   private static final Logger log = LoggerFactory.getLogger(ManagementServer.class);
@@ -80,10 +81,14 @@ public final class ManagementServer {
     }
   }
 
-  /** Ready: this node is an Up member of the cluster, so it can take and run migrations. */
+  /**
+   * Ready: this node is an Up member of the cluster and its agent (if it has one) has finished its
+   * recovery and is not stopping, so it can take and run migrations.
+   */
   public static BooleanSupplier clusterMemberUp(ActorSystem<?> system) {
     Cluster cluster = Cluster.get(system);
-    return () -> cluster.selfMember().status() == MemberStatus.up();
+    AgentStatus agent = AgentStatus.get(system);
+    return () -> cluster.selfMember().status() == MemberStatus.up() && agent.ready();
   }
 
   static Route routes(ActorSystem<?> system, BooleanSupplier ready, MetricsSource extra) {

@@ -29,4 +29,15 @@ public final class FerryConfig {
             .resolve();
     return SchedulerJournal.configure(merged);
   }
+
+  /**
+   * For a process's main only: when its actor system ends (a stop, or the split-brain resolver
+   * downed this node), the JVM exits too, so that systemd ({@code Restart=always}) or Kubernetes
+   * starts a fresh agent; an actor system left ended inside a live JVM serves nothing. Tests that
+   * start systems in their own JVM must not get this.
+   */
+  public static Config exitingTheJvm(Config config) {
+    return com.typesafe.config.ConfigFactory.parseString("pekko.coordinated-shutdown.exit-jvm = on")
+        .withFallback(config);
+  }
 }

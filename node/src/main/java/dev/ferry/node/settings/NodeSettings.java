@@ -16,7 +16,8 @@ public record NodeSettings(
     Path stateDir,
     Path qemuRunDir,
     Tools tools,
-    Migration migration) {
+    Migration migration,
+    Duration stopGrace) {
 
   /** External programs. */
   public record Tools(
@@ -176,6 +177,7 @@ public record NodeSettings(
         Path.of(c.getString("state-dir")),
         Path.of(c.getString("qemu-run-dir")),
         tools,
-        migration);
+        migration,
+        c.getDuration("stop-grace"));
   }
 }
