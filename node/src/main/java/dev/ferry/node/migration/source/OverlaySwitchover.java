@@ -81,6 +81,7 @@ final class OverlaySwitchover extends SourceFlow {
    */
   Behavior<Command> merging() {
     run.switchoverStarted = true;
+    run.runningThereSince = System.currentTimeMillis();
     migration.record(new JournalEntry.SwitchedOver("libvirt's migration call returned"));
     migration.enter(
         MigrationPhase.MERGING,

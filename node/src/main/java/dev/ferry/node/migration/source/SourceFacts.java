@@ -74,6 +74,10 @@ final class SourceFacts {
   boolean memoryReturned;
   Throwable memoryError;
   boolean switchoverStarted;
+
+  /** Overlay: when libvirt's migration call returned, the guest running on the destination. */
+  long runningThereSince;
+
   boolean cancelRequested;
   long sourceSuspendedAt;
   long switchedOverAt;
@@ -165,6 +169,15 @@ final class SourceFacts {
         + memory.processed();
   }
 
+  /**
+   * The paused window, once it is over: the destination's exact resume time, or (overlay, before
+   * the destination reported it) when libvirt's call returned.
+   */
+  long pausedMillis() {
+    long end = resumedAt > 0 ? resumedAt : runningThereSince;
+    return sourceSuspendedAt > 0 && end > 0 ? Math.max(0, end - sourceSuspendedAt) : 0;
+  }
+
   MigrationProgress progress(String source, String message) {
     long now = System.currentTimeMillis();
     long done = bytesDone();
@@ -179,7 +192,12 @@ final class SourceFacts {
     }
     long total = bytesTotal();
     long eta = rate > 0 && total > done ? (total - done) / rate : -1;
-    long paused = sourceSuspendedAt > 0 && resumedAt == 0 ? now - sourceSuspendedAt : 0;
+    // overlay: the guest runs on the destination from the moment libvirt's call returned, long
+    // before the destination reports its exact resume time with the merge
+    long paused =
+        sourceSuspendedAt > 0 && resumedAt == 0 && runningThereSince == 0
+            ? now - sourceSuspendedAt
+            : 0;
     return new MigrationProgress(
         id,
         vm,

@@ -458,8 +458,7 @@ public final class SourceMigration {
 
   MigrationResult result(MigrationOutcome outcome, String runningOn, String message) {
     long now = System.currentTimeMillis();
-    long paused =
-        run.sourceSuspendedAt > 0 && run.resumedAt > 0 ? run.resumedAt - run.sourceSuspendedAt : 0;
+    long paused = run.pausedMillis();
     List<String> snapshots =
         run.manifest == null
             ? List.of()
