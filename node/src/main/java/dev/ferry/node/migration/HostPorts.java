@@ -25,30 +25,6 @@ public record HostPorts(
     HostFiles files,
     PeerHypervisors peers) {
 
-  /** A host whose agent never connects to a peer's libvirt. */
-  public HostPorts(
-      Hypervisor hypervisor,
-      ImageTool images,
-      ProcessRunner runner,
-      DatastorePaths datastores,
-      OpenFiles openFiles,
-      MigrationJournal journal,
-      NodeSettings settings,
-      Executor blocking,
-      HostFiles files) {
-    this(
-        hypervisor,
-        images,
-        runner,
-        datastores,
-        openFiles,
-        journal,
-        settings,
-        blocking,
-        files,
-        PeerHypervisors.NONE);
-  }
-
   /** The services of a real host, where host paths are this machine's paths. */
   public HostPorts(
       Hypervisor hypervisor,

@@ -12,7 +12,6 @@ import dev.ferry.protocol.MigrationPhase;
 import java.time.Duration;
 import java.util.concurrent.CountDownLatch;
 import org.apache.pekko.Done;
-import org.apache.pekko.actor.testkit.typed.javadsl.FishingOutcomes;
 import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
 import org.junit.jupiter.api.Test;
 
@@ -30,13 +29,7 @@ class AgentStopTest extends EngineFixture {
     TestProbe<MigrationEvent> events = testKit.createTestProbe();
     agent(src)
         .tell(new AgentProtocol.StartMigration("m-stop", VM, dst, overlay(), events.getRef()));
-    events.fishForMessage(
-        Duration.ofSeconds(10),
-        e ->
-            e instanceof MigrationEvent.Progress p
-                    && p.progress().phase() == MigrationPhase.MEMORY_MIGRATION
-                ? FishingOutcomes.complete()
-                : FishingOutcomes.continueAndIgnore());
+    awaitPhase(events, MigrationPhase.MEMORY_MIGRATION, "");
 
     TestProbe<Done> stopped = testKit.createTestProbe();
     agents.get(0).tell(new AgentGuardian.FinishMigrations(stopped.getRef()));

@@ -324,6 +324,18 @@ abstract class EngineFixture {
     throw new AssertionError("no result; phases so far " + phases);
   }
 
+  /** Waits for progress in {@code phase} whose message starts with {@code message}. */
+  static void awaitPhase(TestProbe<MigrationEvent> events, MigrationPhase phase, String message) {
+    events.fishForMessage(
+        Duration.ofSeconds(20),
+        e ->
+            e instanceof MigrationEvent.Progress p
+                    && p.progress().phase() == phase
+                    && p.progress().message().startsWith(message)
+                ? org.apache.pekko.actor.testkit.typed.javadsl.FishingOutcomes.complete()
+                : org.apache.pekko.actor.testkit.typed.javadsl.FishingOutcomes.continueAndIgnore());
+  }
+
   static MigrationEvent pollOne(TestProbe<MigrationEvent> events) {
     try {
       return events.receiveMessage(Duration.ofMillis(100));

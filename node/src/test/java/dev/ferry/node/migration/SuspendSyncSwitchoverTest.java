@@ -139,13 +139,7 @@ class SuspendSyncSwitchoverTest extends EngineFixture {
     agent(src)
         .tell(
             new AgentProtocol.StartMigration("m-takeover", VM, dst, rsyncFinal(), events.getRef()));
-    events.fishForMessage(
-        Duration.ofSeconds(20),
-        e ->
-            e instanceof MigrationEvent.Progress p
-                    && p.progress().phase() == MigrationPhase.FINAL_SYNC
-                ? org.apache.pekko.actor.testkit.typed.javadsl.FishingOutcomes.complete()
-                : org.apache.pekko.actor.testkit.typed.javadsl.FishingOutcomes.continueAndIgnore());
+    awaitPhase(events, MigrationPhase.FINAL_SYNC, "");
     assertEquals(DomainState.PAUSED, dstHv.domains.get(VM).state, "paused there");
     testKit.stop(agents.get(1)); // the destination's agent
 

@@ -70,13 +70,7 @@ class UndoTest extends EngineFixture {
     TestProbe<MigrationEvent> events = testKit.createTestProbe();
     agent(host)
         .tell(new AgentProtocol.StartMigration("m-cancel", VM, dst, rsyncFinal(), events.getRef()));
-    events.fishForMessage(
-        Duration.ofSeconds(10),
-        e ->
-            e instanceof MigrationEvent.Progress p
-                    && p.progress().phase() == MigrationPhase.BULK_COPY
-                ? org.apache.pekko.actor.testkit.typed.javadsl.FishingOutcomes.complete()
-                : org.apache.pekko.actor.testkit.typed.javadsl.FishingOutcomes.continueAndIgnore());
+    awaitPhase(events, MigrationPhase.BULK_COPY, "");
     TestProbe<AgentProtocol.CancelReply> reply = testKit.createTestProbe();
     agent(host).tell(new AgentProtocol.CancelMigration("m-cancel", "test", reply.getRef()));
     assertTrue(reply.receiveMessage().accepted());
@@ -104,13 +98,7 @@ class UndoTest extends EngineFixture {
     agent(host)
         .tell(
             new AgentProtocol.StartMigration("m-timeout", VM, dst, rsyncFinal(), events.getRef()));
-    events.fishForMessage(
-        Duration.ofSeconds(10),
-        e ->
-            e instanceof MigrationEvent.Progress p
-                    && p.progress().phase() == MigrationPhase.BULK_COPY
-                ? org.apache.pekko.actor.testkit.typed.javadsl.FishingOutcomes.complete()
-                : org.apache.pekko.actor.testkit.typed.javadsl.FishingOutcomes.continueAndIgnore());
+    awaitPhase(events, MigrationPhase.BULK_COPY, "");
     // the copy may take copy-base 5 min + 3 min per started GiB = 8 min
     manualTime.timePasses(Duration.ofMinutes(7));
     assertTrue(
@@ -131,14 +119,7 @@ class UndoTest extends EngineFixture {
     TestProbe<MigrationEvent> events = testKit.createTestProbe();
     agent(src)
         .tell(new AgentProtocol.StartMigration("m-abort", VM, dst, rsyncFinal(), events.getRef()));
-    events.fishForMessage(
-        Duration.ofSeconds(10),
-        e ->
-            e instanceof MigrationEvent.Progress p
-                    && p.progress().phase() == MigrationPhase.MEMORY_MIGRATION
-                    && p.progress().message().startsWith("migrating memory")
-                ? org.apache.pekko.actor.testkit.typed.javadsl.FishingOutcomes.complete()
-                : org.apache.pekko.actor.testkit.typed.javadsl.FishingOutcomes.continueAndIgnore());
+    awaitPhase(events, MigrationPhase.MEMORY_MIGRATION, "migrating memory");
     TestProbe<AgentProtocol.CancelReply> reply = testKit.createTestProbe();
     agent(src).tell(new AgentProtocol.CancelMigration("m-abort", "test", reply.getRef()));
     assertTrue(reply.receiveMessage().accepted());
@@ -159,14 +140,7 @@ class UndoTest extends EngineFixture {
     TestProbe<MigrationEvent> events = testKit.createTestProbe();
     agent(src)
         .tell(new AgentProtocol.StartMigration("m-dst-dies", VM, dst, overlay(), events.getRef()));
-    events.fishForMessage(
-        Duration.ofSeconds(10),
-        e ->
-            e instanceof MigrationEvent.Progress p
-                    && p.progress().phase() == MigrationPhase.MEMORY_MIGRATION
-                    && p.progress().message().startsWith("migrating memory")
-                ? org.apache.pekko.actor.testkit.typed.javadsl.FishingOutcomes.complete()
-                : org.apache.pekko.actor.testkit.typed.javadsl.FishingOutcomes.continueAndIgnore());
+    awaitPhase(events, MigrationPhase.MEMORY_MIGRATION, "migrating memory");
     testKit.stop(agents.get(1)); // the destination's agent, with its migration actor
 
     MigrationResult r = await(events).result();

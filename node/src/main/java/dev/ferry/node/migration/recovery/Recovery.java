@@ -16,6 +16,7 @@ import dev.ferry.protocol.MigrationOptions;
 import dev.ferry.protocol.MigrationOutcome;
 import dev.ferry.protocol.MigrationResult;
 import dev.ferry.protocol.Verification;
+import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -377,6 +378,18 @@ public final class Recovery {
     }
   }
 
+  /** The VM lives here: its directories become its own and the incoming migration ends. */
+  private void adopt(String id, DestinationHost target, Manifest m, String detail)
+      throws IOException {
+    target.adopt(m);
+    services
+        .journal()
+        .append(
+            id,
+            MigrationJournal.Role.TARGET,
+            new JournalEntry.IncomingEnded(JournalEntry.IncomingEnd.RUNNING, detail));
+  }
+
   private Optional<Manifest> recoverTarget(String id) {
     List<JournalEntry> entries = services.journal().read(id, MigrationJournal.Role.TARGET);
     Optional<Manifest> manifest = started(entries).map(JournalEntry.Started::manifest);
@@ -388,14 +401,7 @@ public final class Recovery {
     try {
       DomainState state = target.state(m.vm());
       if (has(entries, JournalEntry.Incoming.VERIFIED)) {
-        target.adopt(m);
-        services
-            .journal()
-            .append(
-                id,
-                MigrationJournal.Role.TARGET,
-                new JournalEntry.IncomingEnded(
-                    JournalEntry.IncomingEnd.RUNNING, "adopted on restart"));
+        adopt(id, target, m, "adopted on restart");
         return Optional.empty();
       }
       if (has(entries, JournalEntry.Incoming.OVERLAYS_CREATED) && state.active()) {
@@ -405,14 +411,7 @@ public final class Recovery {
       }
       if (has(entries, JournalEntry.Incoming.RESUMED) && state == DomainState.RUNNING) {
         // resumed here after the files were verified: the VM lives here now
-        target.adopt(m);
-        services
-            .journal()
-            .append(
-                id,
-                MigrationJournal.Role.TARGET,
-                new JournalEntry.IncomingEnded(
-                    JournalEntry.IncomingEnd.RUNNING, "resumed before the agent stopped; adopted"));
+        adopt(id, target, m, "resumed before the agent stopped; adopted");
         return Optional.empty();
       }
       if ((has(entries, JournalEntry.Incoming.RESUMED)

@@ -44,6 +44,14 @@ final class BulkCopy extends SourceFlow {
   }
 
   /**
+   * A copy besides the writable disks: cancelled with the migration, waited for before it goes on.
+   */
+  private CompletableFuture<Long> ancillary(CopyPipelines.Copy copy) {
+    run.ancillaryCopies.add(copy);
+    return copy.done.toCompletableFuture();
+  }
+
+  /**
    * Starts copying the VM directories, minus the writable disks, to the destination. It runs
    * alongside the dirty tracking and the disk copies; {@link #copying} waits for it.
    */
@@ -70,45 +78,42 @@ final class BulkCopy extends SourceFlow {
       if (!services.settings().migration().copyWholeVmDirectory()) {
         continue;
       }
-      CopyPipelines.Copy copy =
-          pipelines.rsyncDirectory(
-              Path.of(dir),
-              List.copyOf(excludes),
-              run.destination,
-              run.options.bandwidthBytesPerSecond(),
-              run.manifest.ancillaryBytes(),
-              run.ancillaryDone);
-      run.ancillaryCopies.add(copy);
-      copies.add(copy.done.toCompletableFuture());
+      copies.add(
+          ancillary(
+              pipelines.rsyncDirectory(
+                  Path.of(dir),
+                  List.copyOf(excludes),
+                  run.destination,
+                  run.options.bandwidthBytesPerSecond(),
+                  run.manifest.ancillaryBytes(),
+                  run.ancillaryDone)));
     }
     if (!services.settings().migration().copyWholeVmDirectory()) {
       // only what the disks need from the VM's directories (backing files, read-only disks)
       for (String f : run.manifest.files()) {
         if (run.manifest.writableDisks().stream().noneMatch(d -> d.path().equals(f))) {
-          CopyPipelines.Copy copy =
-              pipelines.rsync(
-                  Path.of(f),
-                  run.destination,
-                  CopyPipelines.RsyncMode.SPARSE_COPY,
-                  run.options.bandwidthBytesPerSecond(),
-                  run.manifest.ancillaryBytes(),
-                  run.ancillaryDone);
-          run.ancillaryCopies.add(copy);
-          copies.add(copy.done.toCompletableFuture());
+          copies.add(
+              ancillary(
+                  pipelines.rsync(
+                      Path.of(f),
+                      run.destination,
+                      CopyPipelines.RsyncMode.SPARSE_COPY,
+                      run.options.bandwidthBytesPerSecond(),
+                      run.manifest.ancillaryBytes(),
+                      run.ancillaryDone)));
         }
       }
     }
     for (String f : run.manifest.sharedFiles()) {
       // a base image other VMs may use: only copied where it is missing, never overwritten
-      CopyPipelines.Copy copy =
-          pipelines.placeShared(
-              Path.of(f),
-              run.destination,
-              run.options.bandwidthBytesPerSecond(),
-              run.manifest.ancillaryBytes(),
-              run.ancillaryDone);
-      run.ancillaryCopies.add(copy);
-      copies.add(copy.done.toCompletableFuture());
+      copies.add(
+          ancillary(
+              pipelines.placeShared(
+                  Path.of(f),
+                  run.destination,
+                  run.options.bandwidthBytesPerSecond(),
+                  run.manifest.ancillaryBytes(),
+                  run.ancillaryDone)));
     }
     run.ancillaryPending = true;
     ctx.pipeToSelf(

@@ -6,7 +6,6 @@ import dev.ferry.node.libvirt.Hypervisor;
 import dev.ferry.node.migration.HostPorts;
 import dev.ferry.node.migration.MigrationFailure;
 import dev.ferry.node.migration.destination.DestinationHost;
-import dev.ferry.node.migration.source.SourceMessage.MemoryDone;
 import dev.ferry.node.migration.source.SourceMessage.PeerLooked;
 import dev.ferry.node.migration.source.SourceMessage.RetryTakeover;
 import dev.ferry.node.migration.source.SourceMigration.Command;
@@ -50,20 +49,7 @@ final class PeerTakeover extends SourceFlow {
         cause + ": looking at " + run.destination + "'s libvirt",
         services.settings().migration().timeouts().peerTakeover());
     migration.stopDisks();
-    if (run.memoryStarted && !run.memoryReturned) {
-      // libvirt's call returns after its confirm phase; the domain there is settled only then
-      return migration.waiting(
-          Behaviors.receive(Command.class)
-              .onMessage(
-                  MemoryDone.class,
-                  m -> {
-                    run.memoryReturned = true;
-                    return looking(cause);
-                  }),
-          migration::refuseCancel,
-          () -> cause + "; libvirt's migration call never returned; " + migration.whereIsTheVm());
-    }
-    return looking(cause);
+    return migration.afterLibvirtReturned(cause, () -> looking(cause));
   }
 
   private Behavior<Command> looking(String cause) {

@@ -516,6 +516,27 @@ public final class SourceMigration {
     Blocking.pipe(ctx, services.blocking(), act, result);
   }
 
+  /**
+   * Runs {@code next} once libvirt's migration call has returned (at once if it has): until then
+   * its confirm phase still holds this host's domain, and the domain on the destination is not
+   * settled.
+   */
+  Behavior<Command> afterLibvirtReturned(String cause, Supplier<Behavior<Command>> next) {
+    if (!run.memoryStarted || run.memoryReturned) {
+      return next.get();
+    }
+    return waiting(
+        Behaviors.receive(Command.class)
+            .onMessage(
+                MemoryDone.class,
+                m -> {
+                  run.memoryReturned = true;
+                  return next.get();
+                }),
+        this::refuseCancel,
+        () -> cause + "; libvirt's migration call never returned; " + whereIsTheVm());
+  }
+
   /** libvirt's migration call returned once the VM was on the destination; an error is a note. */
   void memoryReturnedAfterSwitchover(MemoryDone m) {
     run.memoryReturned = true;

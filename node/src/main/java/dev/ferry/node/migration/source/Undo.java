@@ -325,21 +325,8 @@ final class Undo extends SourceFlow {
         services.settings().migration().timeouts().memory(run.manifest.memoryKiB() * 1024));
     migration.record(new JournalEntry.MigratingBack(cause));
     migration.stopDisks();
-    if (run.memoryStarted && !run.memoryReturned) {
-      // until libvirt's call returns, the confirm phase still holds this host's domain object,
-      // and an incoming migration of the same domain would be refused
-      return migration.waiting(
-          Behaviors.receive(Command.class)
-              .onMessage(
-                  MemoryDone.class,
-                  m -> {
-                    run.memoryReturned = true;
-                    return sendBack(cause);
-                  }),
-          migration::refuseCancel,
-          () -> cause + "; libvirt's migration call never returned; " + migration.whereIsTheVm());
-    }
-    return sendBack(cause);
+    // an incoming migration of a domain this host's confirm phase still holds would be refused
+    return migration.afterLibvirtReturned(cause, () -> sendBack(cause));
   }
 
   /**

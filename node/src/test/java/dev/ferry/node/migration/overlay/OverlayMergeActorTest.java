@@ -86,7 +86,8 @@ class OverlayMergeActorTest {
                 tmp.resolve("journal"), new ObjectMapper().findAndRegisterModules()),
             settings,
             blocking,
-            new HostFiles(tmp));
+            new HostFiles(tmp),
+            dev.ferry.node.libvirt.PeerHypervisors.NONE);
   }
 
   @AfterEach
