@@ -417,10 +417,7 @@ class OverlayIT {
 
     MigrationResult again = migrate(vm, "host1", "host2");
     assertEquals(MigrationOutcome.COMPLETED, again.outcome(), again.message());
-    checks.runsOnlyOn(vm, "host2", HOSTS);
-    checks.noWriteLost(
-        "host2", vm, List.<String[]>of(new String[] {GuestChecks.disk(vm, 0), "qcow2"}));
-    checks.revertWorks("host2", vm, "snap-0");
+    checks.runsWholeOnlyOn(vm, "host2", HOSTS, "snap-0");
   }
 
   /**
@@ -454,10 +451,7 @@ class OverlayIT {
       cluster.restart("host2", "");
       MigrationResult again = migrate(vm, "host1", "host2");
       assertEquals(MigrationOutcome.COMPLETED, again.outcome(), again.message());
-      checks.runsOnlyOn(vm, "host2", HOSTS);
-      checks.noWriteLost(
-          "host2", vm, List.<String[]>of(new String[] {GuestChecks.disk(vm, 0), "qcow2"}));
-      checks.revertWorks("host2", vm, "snap-0");
+      checks.runsWholeOnlyOn(vm, "host2", HOSTS, "snap-0");
     } finally {
       cluster.restart("host2", "");
     }

@@ -143,10 +143,7 @@ class SuspendSyncIT {
           .until(() -> !Files.exists(bed.datastoreFile("host2", GuestChecks.disk(vm, 0))));
       MigrationResult again = migrate(vm, "host1", "host2", SUSPEND_SYNC);
       assertEquals(MigrationOutcome.COMPLETED, again.outcome(), again.message());
-      checks.runsOnlyOn(vm, "host2", HOSTS);
-      checks.noWriteLost(
-          "host2", vm, List.<String[]>of(new String[] {GuestChecks.disk(vm, 0), "qcow2"}));
-      checks.revertWorks("host2", vm, "snap-0");
+      checks.runsWholeOnlyOn(vm, "host2", HOSTS, "snap-0");
     } finally {
       cluster.restart("host1", "");
       cluster.restart("host2", "");

@@ -40,6 +40,16 @@ public final class GuestChecks {
     }
   }
 
+  /**
+   * The end state every fault test asks for: the VM runs on {@code host} alone, every write of its
+   * first (qcow2) disk is there, and reverting to {@code snapshot} works.
+   */
+  public void runsWholeOnlyOn(String vm, String host, List<String> hosts, String snapshot) {
+    runsOnlyOn(vm, host, hosts);
+    noWriteLost(host, vm, List.<String[]>of(new String[] {disk(vm, 0), "qcow2"}));
+    revertWorks(host, vm, snapshot);
+  }
+
   /** Internal snapshot names in the qcow2 file, as qemu-img sees them on {@code host}. */
   public List<String> snapshotsInImage(String host, String disk) {
     String json = bed.execOk(host, "qemu-img", "info", "-U", "--output=json", disk);
