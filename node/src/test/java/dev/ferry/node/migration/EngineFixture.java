@@ -136,6 +136,7 @@ abstract class EngineFixture {
     qemuFds.clear();
     agents.clear();
     sourceJournalFails = e -> false;
+    extraConfig = "";
     int n = hostIds.incrementAndGet();
     src = "src" + n;
     dst = "dst" + n;
@@ -218,6 +219,7 @@ abstract class EngineFixture {
                         + "\"], qemu-run-dir = \""
                         + run
                         + "\" }")
+                .withFallback(ConfigFactory.parseString(extraConfig))
                 .withFallback(CONFIG));
     HostPorts services =
         new HostPorts(
@@ -246,6 +248,40 @@ abstract class EngineFixture {
               probe.receiveMessage().getServiceInstances(AgentProtocol.agentKey(host)).isEmpty());
           return null;
         });
+  }
+
+  /** Settings for the agents started from now on (reset before each test). */
+  String extraConfig = "";
+
+  /**
+   * Stops the agent of {@code host} as a crash would (its migration actors end without a word) and
+   * starts a new one, which runs its recovery.
+   */
+  void restartAgent(
+      String host, FakeHypervisor hv, FakeImageTool imageTool, ScriptedProcessRunner runner)
+      throws IOException {
+    ActorRef<AgentProtocol.Command> old = agent(host);
+    for (int i = agents.size() - 1; i >= 0; i--) {
+      if (agents.get(i).path().name().equals("agent-" + host)) {
+        testKit.stop(agents.remove(i));
+      }
+    }
+    TestProbe<Receptionist.Listing> probe = testKit.createTestProbe();
+    probe.awaitAssert(
+        () -> {
+          testKit
+              .system()
+              .receptionist()
+              .tell(Receptionist.find(AgentProtocol.agentKey(host), probe.getRef()));
+          assertFalse(
+              probe
+                  .receiveMessage()
+                  .getServiceInstances(AgentProtocol.agentKey(host))
+                  .contains(old),
+              "the stopped agent is still listed");
+          return null;
+        });
+    start(host, hv, imageTool, runner);
   }
 
   /** The source's appends of these records fail, as on a full disk. */

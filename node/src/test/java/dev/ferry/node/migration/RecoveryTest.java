@@ -2,6 +2,7 @@ package dev.ferry.node.migration;
 
 import static dev.ferry.node.process.ScriptedProcessRunner.argvContains;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -85,6 +86,40 @@ class RecoveryTest extends EngineFixture {
         r.message());
     assertEquals(List.of("start " + VM), hv.callsWith("start"));
     assertEquals(Set.of("snap-0"), hv.snapshotNames(VM), "its metadata was never dropped");
+  }
+
+  /**
+   * Suspend-sync: the source's agent dies after the switchover, the VM paused on the destination
+   * before its final sync (issue 11: the job ended failed and the guest stayed paused). The
+   * restarted agent looks at both hosts' libvirt, takes the VM back and resumes it on its own
+   * files; the destination removes what the migration left there.
+   */
+  @Test
+  void aSourceAgentRestartedAfterTheSwitchoverTakesTheVmBack() throws Exception {
+    extraConfig = "ferry.node.migration.fault-tests.hold-before-final-sync = 1h";
+    restartAgent(src, srcHv, srcImages, srcRunner);
+    TestProbe<MigrationEvent> events = testKit.createTestProbe();
+    agent(src)
+        .tell(
+            new AgentProtocol.StartMigration("m-src-dies", VM, dst, rsyncFinal(), events.getRef()));
+    awaitPhase(events, MigrationPhase.FINAL_SYNC, "final sync held");
+    assertEquals(dev.ferry.node.libvirt.DomainState.PAUSED, dstHv.domains.get(VM).state);
+
+    extraConfig = "";
+    restartAgent(src, srcHv, srcImages, srcRunner);
+
+    TestProbe<MigrationEvent> after = testKit.createTestProbe();
+    agent(src).tell(new AgentProtocol.WatchMigration("m-src-dies", after.getRef()));
+    MigrationResult r = await(after).result();
+    assertEquals(MigrationOutcome.MIGRATED_BACK, r.outcome(), r.message());
+    assertEquals(src, r.runningOn());
+    assertTrue(r.message().contains("was taken back from " + dst), r.message());
+    assertEquals(dev.ferry.node.libvirt.DomainState.RUNNING, srcHv.domains.get(VM).state);
+    assertEquals(Set.of("snap-0", "snap-1"), srcHv.snapshotNames(VM));
+    assertFalse(dstHv.domains.containsKey(VM));
+    org.awaitility.Awaitility.await()
+        .atMost(Duration.ofSeconds(10))
+        .until(() -> !Files.exists(root(dst).resolve("ds0/vm1")));
   }
 
   private static final ObjectMapper JSON = new ObjectMapper().findAndRegisterModules();

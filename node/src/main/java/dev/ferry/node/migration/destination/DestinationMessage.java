@@ -57,6 +57,10 @@ sealed interface DestinationMessage extends DestinationMigration.Message {
   /** The domain's state after libvirt reported it suspended here. */
   record PausedChecked(DomainState state, Throwable error) implements Step {}
 
+  /** An Abort that arrived while the VM was paused here, and the domain's state then. */
+  record AbortChecked(DestinationProtocol.Abort abort, DomainState state, Throwable error)
+      implements Step {}
+
   /** Overlay strategy: the merged files, snapshot metadata and open inodes checked. */
   record MergeVerified(Verification verification, Throwable error) implements Step {}
 

@@ -5,6 +5,7 @@ import dev.ferry.node.journal.JournalEntry.IncomingEnd;
 import dev.ferry.node.libvirt.DomainState;
 import dev.ferry.node.libvirt.LifecycleEvent;
 import dev.ferry.node.migration.MigrationFailure;
+import dev.ferry.node.migration.destination.DestinationMessage.AbortChecked;
 import dev.ferry.node.migration.destination.DestinationMessage.IdleTimeout;
 import dev.ferry.node.migration.destination.DestinationMessage.JobChecked;
 import dev.ferry.node.migration.destination.DestinationMessage.Lifecycle;
@@ -152,6 +153,34 @@ final class IncomingSwitchover extends DestinationFlow {
             r -> {
               DestinationProtocol.MigrateBack m = (DestinationProtocol.MigrateBack) r.command();
               return migratingBack(m.sourceHost(), m.replyTo());
+            })
+        .onMessage(
+            Remote.class,
+            r -> r.command() instanceof DestinationProtocol.Abort,
+            r -> {
+              DestinationProtocol.Abort a = (DestinationProtocol.Abort) r.command();
+              // only once the VM is gone (the source took it back through this host's libvirt):
+              // a paused VM here is never removed with its files
+              migration.blocking(
+                  () -> host.state(manifest.vm()),
+                  (state, error) -> new AbortChecked(a, state, error));
+              return Behaviors.same();
+            })
+        .onMessage(
+            AbortChecked.class,
+            c -> {
+              if (!c.failed() && c.state() == DomainState.NOSTATE) {
+                return migration.aborting(c.abort().reason(), c.abort().replyTo());
+              }
+              c.abort()
+                  .replyTo()
+                  .tell(
+                      new DestinationProtocol.Failed(
+                          manifest.vm()
+                              + " is paused on "
+                              + services.settings().host()
+                              + ": migrate it back before aborting"));
+              return Behaviors.same();
             })
         .onMessage(
             Remote.class,

@@ -3,11 +3,14 @@ package dev.ferry.node.migration.recovery;
 import dev.ferry.node.journal.JournalEntry;
 import dev.ferry.node.journal.MigrationJournal;
 import dev.ferry.node.libvirt.DomainState;
+import dev.ferry.node.migration.FerryBitmaps;
 import dev.ferry.node.migration.HostPorts;
+import dev.ferry.node.migration.MigrationFailure;
 import dev.ferry.node.migration.destination.DestinationHost;
 import dev.ferry.node.migration.destination.DestinationMigration;
 import dev.ferry.node.migration.overlay.OverlayMergeActor;
 import dev.ferry.node.migration.overlay.OverlayOps;
+import dev.ferry.node.migration.source.PeerTakeover;
 import dev.ferry.node.migration.source.SourceHost;
 import dev.ferry.protocol.DestinationProtocol;
 import dev.ferry.protocol.Manifest;
@@ -15,6 +18,7 @@ import dev.ferry.protocol.ManifestDisk;
 import dev.ferry.protocol.MigrationOptions;
 import dev.ferry.protocol.MigrationOutcome;
 import dev.ferry.protocol.MigrationResult;
+import dev.ferry.protocol.MigrationStrategy;
 import dev.ferry.protocol.Verification;
 import java.io.IOException;
 import java.util.ArrayList;
@@ -206,6 +210,12 @@ public final class Recovery {
         message += "; removing them failed: " + e.getMessage();
       }
       finish(id, m, options, MigrationOutcome.COMPLETED, m.destinationHost(), message);
+      return;
+    }
+    if ((has(entries, JournalEntry.SwitchedOver.class)
+            || has(entries, JournalEntry.MigratingBack.class))
+        && options.strategy() == MigrationStrategy.SUSPEND_SYNC) {
+      takeOverAfterTheSwitchover(id, entries, m, options, phase);
       return;
     }
     if (has(entries, JournalEntry.SwitchedOver.class)
@@ -450,6 +460,97 @@ public final class Recovery {
       log.error("{}: cleaning up the incoming migration failed: {}", id, e.getMessage());
     }
     return Optional.empty();
+  }
+
+  /**
+   * Suspend-sync, the agent restarted after the switchover: the VM waits paused on the destination
+   * (or already runs there, verified). Decided from libvirt on both hosts, as the live source does
+   * when the destination's agent stops (PeerTakeover): a verified VM running there completes the
+   * move; a paused one is taken back and resumed here on the source's files, which nothing wrote
+   * since the pause.
+   */
+  private void takeOverAfterTheSwitchover(
+      String id, List<JournalEntry> entries, Manifest m, MigrationOptions options, String phase) {
+    String cause = "the agent restarted after the switchover (" + phase + ")";
+    SourceHost source = new SourceHost(services);
+    try {
+      PeerTakeover.Found found = PeerTakeover.lookAndBringBack(services, m, m.destinationHost());
+      switch (found) {
+        case RUNS_THERE -> {
+          String message =
+              cause
+                  + "; verified and running on "
+                  + m.destinationHost()
+                  + " (libvirt there says so)";
+          if (services.settings().migration().removeSourceFiles()) {
+            source.removeFiles(m);
+            message += "; the source's files removed";
+          }
+          tellDestination(entries, new DestinationProtocol.Release("COMPLETED"));
+          finish(id, m, options, MigrationOutcome.COMPLETED, m.destinationHost(), message);
+        }
+        case BACK_HERE, STILL_HERE -> {
+          source.resumeBack(m.vm(), m, FerryBitmaps.of(id));
+          tellDestination(
+              entries,
+              new DestinationProtocol.Abort("taken back by the source", system.ignoreRef()));
+          finish(
+              id,
+              m,
+              options,
+              MigrationOutcome.MIGRATED_BACK,
+              m.sourceHost(),
+              cause
+                  + "; "
+                  + m.vm()
+                  + (found == PeerTakeover.Found.BACK_HERE
+                      ? " was taken back from " + m.destinationHost()
+                      : " never left")
+                  + " and resumed on "
+                  + m.sourceHost()
+                  + " with its snapshot metadata restored");
+        }
+        case NOT_THERE ->
+            leaveForAnOperator(
+                id,
+                m,
+                options,
+                cause
+                    + "; "
+                    + m.vm()
+                    + " is neither on "
+                    + m.destinationHost()
+                    + " nor paused here; its files on "
+                    + m.sourceHost()
+                    + " are authoritative");
+      }
+    } catch (Exception e) {
+      leaveForAnOperator(
+          id,
+          m,
+          options,
+          cause
+              + "; taking it over through "
+              + m.destinationHost()
+              + "'s libvirt failed ("
+              + MigrationFailure.reason(e)
+              + "): "
+              + m.vm()
+              + " may be paused there while the files on "
+              + m.sourceHost()
+              + " are authoritative");
+    }
+  }
+
+  /** Tells the destination's migration actor, if the journal names one. */
+  private void tellDestination(List<JournalEntry> entries, DestinationProtocol.Command command) {
+    last(entries, JournalEntry.TargetReady.class)
+        .map(JournalEntry.TargetReady::targetRef)
+        .ifPresent(
+            ref ->
+                ActorRefResolver.get(system)
+                    .<DestinationProtocol.Command>resolveActorRef(ref)
+                    .tell(command));
   }
 
   /** No safe decision from this host's journal alone: the job fails and says what to check. */

@@ -24,10 +24,10 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
  * the pause. While the destination's libvirt cannot be reached it is tried again until the takeover
  * timeout; then the job fails and names the host the VM is paused on.
  */
-final class PeerTakeover extends SourceFlow {
+public final class PeerTakeover extends SourceFlow {
 
   /** What the source found on the destination and did. */
-  enum Found {
+  public enum Found {
     /** running there: its agent verified and resumed it before it stopped */
     RUNS_THERE,
     /** it was paused there and is now back here, paused */
@@ -115,7 +115,8 @@ final class PeerTakeover extends SourceFlow {
    * on its state. A paused VM there goes back through that libvirt as the destination's agent would
    * send it (images activated first, snapshot metadata dropped).
    */
-  static Found lookAndBringBack(HostPorts ports, Manifest m, String destination) throws Exception {
+  public static Found lookAndBringBack(HostPorts ports, Manifest m, String destination)
+      throws Exception {
     Hypervisor peer = ports.peers().connect(destination);
     try {
       DestinationHost there = new DestinationHost(ports.on(peer));

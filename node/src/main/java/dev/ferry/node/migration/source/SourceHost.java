@@ -275,6 +275,23 @@ public final class SourceHost {
     return removed;
   }
 
+  /**
+   * The VM is back here, paused on its untouched files (migrated back, or never left): the images
+   * stay inactive until the resume, so qemu-img removes the bitmap the source QEMU stored in them
+   * when it stopped; then the snapshot metadata is restored and the VM resumes.
+   */
+  public void resumeBack(String vm, Manifest m, String bitmap) {
+    for (ManifestDisk d : m.writableDisks()) {
+      Path file = Path.of(d.path());
+      if ("qcow2".equals(d.format())
+          && images.info(file, ImageTool.Access.SHARED).bitmaps().contains(bitmap)) {
+        images.removeBitmap(file, bitmap);
+      }
+    }
+    restoreSnapshotMetadata(vm, m);
+    hypervisor.resume(vm);
+  }
+
   public void removeBitmap(String vm, String node, String bitmap) {
     hypervisor.qemuMonitorCommand(
         vm,

@@ -1,7 +1,6 @@
 package dev.ferry.node.migration.source;
 
 import dev.ferry.node.disksync.CopyPipelines;
-import dev.ferry.node.image.ImageTool;
 import dev.ferry.node.journal.JournalEntry;
 import dev.ferry.node.libvirt.DomainState;
 import dev.ferry.node.migration.MigrationFailure;
@@ -21,7 +20,6 @@ import dev.ferry.protocol.Manifest;
 import dev.ferry.protocol.ManifestDisk;
 import dev.ferry.protocol.MigrationOutcome;
 import dev.ferry.protocol.MigrationPhase;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -338,19 +336,7 @@ final class Undo extends SourceFlow {
     String vm = run.vm;
     Manifest manifest = run.manifest;
     String bitmap = run.bitmapName();
-    List<ManifestDisk> withBitmap = run.bitmapsAdded ? run.deltaDisks() : List.of();
-    migration.act(
-        () -> {
-          for (ManifestDisk d : withBitmap) {
-            Path file = Path.of(d.path());
-            if (services.images().info(file, ImageTool.Access.SHARED).bitmaps().contains(bitmap)) {
-              services.images().removeBitmap(file, bitmap);
-            }
-          }
-          source.restoreSnapshotMetadata(vm, manifest);
-          services.hypervisor().resume(vm);
-        },
-        ResumedHere::new);
+    migration.act(() -> source.resumeBack(vm, manifest, bitmap), ResumedHere::new);
   }
 
   Behavior<Command> sendBack(String cause) {
