@@ -430,8 +430,9 @@ class OverlayIT {
   @Test
   void destinationAgentKilledDuringTheMemoryMigrationRollsBack() {
     vm = "ov-memkill";
-    // the guest dirties memory faster than the cap: the memory migration runs until the kill
-    bed.mkvm("host1", vm, "--mem", "128", "--prefill", "8", "--snapshots", "1", "--ram", "2");
+    // the guest dirties memory (5 MiB/s) faster than the cap: the memory migration runs until
+    // the kill; more dirtying made the uncapped retry starve the agents' heartbeats on 2 cores
+    bed.mkvm("host1", vm, "--mem", "128", "--prefill", "8", "--snapshots", "1");
     try {
       Watched w = start(vm, "host1", "host2", OVERLAY.withBandwidth(2L << 20));
       w.awaitProgress(
