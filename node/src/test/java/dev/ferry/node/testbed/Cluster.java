@@ -5,6 +5,7 @@ import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.apache.pekko.actor.typed.javadsl.Adapter;
 
 /** The agents of the test bed's hosts and a client in the root namespace, as one cluster. */
 public final class Cluster implements AutoCloseable {
@@ -57,6 +58,31 @@ public final class Cluster implements AutoCloseable {
     String seed = agents.keySet().stream().filter(h -> !h.equals(host)).findFirst().orElse(host);
     a.start(seed);
     a.awaitReady(Duration.ofSeconds(90));
+    awaitSettled();
+  }
+
+  /**
+   * Until every member is Up, none is unreachable and all have seen the same membership: a new
+   * incarnation that just said it is up may not be Up in every other node's view yet, and a watch
+   * set from there on one of its actors ended at once (seen on the test bed: a retry right after an
+   * agent's restart lost its destination in its first second).
+   */
+  private void awaitSettled() {
+    var classic = org.apache.pekko.cluster.Cluster.get(Adapter.toClassic(client.system()));
+    org.awaitility.Awaitility.await()
+        .atMost(Duration.ofSeconds(60))
+        .pollInterval(Duration.ofMillis(200))
+        .until(
+            () -> {
+              var state = classic.state();
+              java.util.List<org.apache.pekko.cluster.Member> members = new java.util.ArrayList<>();
+              state.getMembers().forEach(members::add);
+              return state.getUnreachable().isEmpty()
+                  && members.size() == agents.size() + 1
+                  && members.stream()
+                      .allMatch(m -> m.status() == org.apache.pekko.cluster.MemberStatus.up())
+                  && state.getSeenBy().size() == members.size();
+            });
   }
 
   /** Restarts the agent of {@code host} with another configuration overlay. */
