@@ -1,12 +1,15 @@
 package dev.ferry.node.migration.recovery;
 
+import static dev.ferry.node.migration.recovery.Journals.has;
+import static dev.ferry.node.migration.recovery.Journals.last;
+import static dev.ferry.node.migration.recovery.Journals.started;
+
 import dev.ferry.node.journal.JournalEntry;
 import dev.ferry.node.journal.MigrationJournal;
 import dev.ferry.node.libvirt.DomainState;
 import dev.ferry.node.migration.FerryBitmaps;
 import dev.ferry.node.migration.HostPorts;
 import dev.ferry.node.migration.MigrationFailure;
-import dev.ferry.node.migration.destination.DestinationHost;
 import dev.ferry.node.migration.destination.DestinationMigration;
 import dev.ferry.node.migration.overlay.OverlayMergeActor;
 import dev.ferry.node.migration.overlay.OverlayOps;
@@ -20,7 +23,6 @@ import dev.ferry.protocol.MigrationOutcome;
 import dev.ferry.protocol.MigrationResult;
 import dev.ferry.protocol.MigrationStrategy;
 import dev.ferry.protocol.Verification;
-import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -68,7 +70,7 @@ public final class Recovery {
     }
     for (String id : services.journal().unfinished(MigrationJournal.Role.TARGET)) {
       try {
-        recoverTarget(id).ifPresent(toMerge::add);
+        new IncomingRecovery(services, log).recoverTarget(id).ifPresent(toMerge::add);
       } catch (RuntimeException e) {
         log.error("recovery of incoming migration {} failed: {}", id, e.getMessage());
       }
@@ -135,29 +137,6 @@ public final class Recovery {
                   })
               .build();
         });
-  }
-
-  private static boolean has(List<JournalEntry> entries, Class<? extends JournalEntry> type) {
-    return entries.stream().anyMatch(type::isInstance);
-  }
-
-  private static boolean has(List<JournalEntry> entries, JournalEntry.Incoming step) {
-    return entries.stream()
-        .anyMatch(e -> e instanceof JournalEntry.IncomingStep s && s.step() == step);
-  }
-
-  /** The last record of a type, if any. */
-  private static <T extends JournalEntry> Optional<T> last(
-      List<JournalEntry> entries, Class<T> type) {
-    return entries.stream().filter(type::isInstance).map(type::cast).reduce((a, b) -> b);
-  }
-
-  private static Optional<JournalEntry.Started> started(List<JournalEntry> entries) {
-    return entries.stream()
-        .filter(JournalEntry.Started.class::isInstance)
-        .map(JournalEntry.Started.class::cast)
-        .filter(st -> st.manifest() != null)
-        .findFirst();
   }
 
   /** The phase the source last entered, for messages. */
@@ -386,80 +365,6 @@ public final class Recovery {
               + m.sourceHost()
               + " with its files intact");
     }
-  }
-
-  /** The VM lives here: its directories become its own and the incoming migration ends. */
-  private void adopt(String id, DestinationHost target, Manifest m, String detail)
-      throws IOException {
-    target.adopt(m);
-    services
-        .journal()
-        .append(
-            id,
-            MigrationJournal.Role.TARGET,
-            new JournalEntry.IncomingEnded(JournalEntry.IncomingEnd.RUNNING, detail));
-  }
-
-  private Optional<Manifest> recoverTarget(String id) {
-    List<JournalEntry> entries = services.journal().read(id, MigrationJournal.Role.TARGET);
-    Optional<Manifest> manifest = started(entries).map(JournalEntry.Started::manifest);
-    if (manifest.isEmpty()) {
-      return Optional.empty();
-    }
-    Manifest m = manifest.get();
-    DestinationHost target = new DestinationHost(services);
-    try {
-      DomainState state = target.state(m.vm());
-      if (has(entries, JournalEntry.Incoming.VERIFIED)) {
-        adopt(id, target, m, "adopted on restart");
-        return Optional.empty();
-      }
-      if (has(entries, JournalEntry.Incoming.OVERLAYS_CREATED) && state.active()) {
-        // overlay strategy: the VM runs here on its temporary chain; finish the merge
-        log.info("{}: {} runs here on its overlays; finishing the merge", id, m.vm());
-        return Optional.of(m);
-      }
-      if (has(entries, JournalEntry.Incoming.RESUMED) && state == DomainState.RUNNING) {
-        // resumed here after the files were verified: the VM lives here now
-        adopt(id, target, m, "resumed before the agent stopped; adopted");
-        return Optional.empty();
-      }
-      if ((has(entries, JournalEntry.Incoming.RESUMED)
-              || has(entries, JournalEntry.Incoming.PAUSED))
-          && state.active()) {
-        log.warn(
-            "{}: {} is {} here after the switchover; the source takes it back through this"
-                + " host's libvirt (or an operator decides)",
-            id,
-            m.vm(),
-            state);
-        return Optional.empty();
-      }
-      // not here (taken back by the source, or libvirt ended the incoming migration): what this
-      // migration created here goes
-      if (state.active()) {
-        log.error(
-            "{}: {} is {} here but the journal shows no switchover; left alone", id, m.vm(), state);
-        return Optional.empty();
-      }
-      List<String> removed = target.cleanup(m);
-      services
-          .journal()
-          .append(
-              id,
-              MigrationJournal.Role.TARGET,
-              new JournalEntry.IncomingEnded(
-                  JournalEntry.IncomingEnd.ABORTED,
-                  "cleaned up on restart: " + removed.size() + " file(s)"));
-      log.info(
-          "{}: removed {} leftover file(s) of an incoming migration of {}",
-          id,
-          removed.size(),
-          m.vm());
-    } catch (Exception e) {
-      log.error("{}: cleaning up the incoming migration failed: {}", id, e.getMessage());
-    }
-    return Optional.empty();
   }
 
   /**

@@ -186,7 +186,7 @@ final class ColdMove extends SourceFlow {
                             + " stopped while booting "
                             + run.vm
                             + "; "
-                            + migration.whereIsTheColdVm()))
+                            + whereIsTheColdVm()))
             .onMessage(
                 PhaseTimeout.class,
                 m ->
@@ -194,7 +194,7 @@ final class ColdMove extends SourceFlow {
                         MigrationOutcome.FAILED,
                         run.destination
                             + " did not report the boot in time; "
-                            + migration.whereIsTheColdVm())));
+                            + whereIsTheColdVm())));
   }
 
   /** Cold strategy: the guest runs verified on the destination; its old definition goes. */
@@ -239,5 +239,19 @@ final class ColdMove extends SourceFlow {
     return String.format(
         "; moved cold: down %d ms from the ACPI button until it booted on %s",
         run.resumedAt - run.sourceSuspendedAt, run.destination);
+  }
+
+  /** Cold strategy, when the destination did not say whether the guest runs there. */
+  String whereIsTheColdVm() {
+    return run.vm
+        + " is shut off on "
+        + services.settings().host()
+        + " with its files and is NOT restarted there: "
+        + run.destination
+        + " may have booted it; check "
+        + run.destination
+        + " before starting it anywhere (journal "
+        + run.id
+        + ")";
   }
 }

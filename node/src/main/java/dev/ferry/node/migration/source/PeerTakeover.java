@@ -42,6 +42,40 @@ public final class PeerTakeover extends SourceFlow {
     super(migration);
   }
 
+  /**
+   * The destination's migration actor stopped (its agent died or was downed). Until the guest
+   * pauses here (overlay: only at libvirt's last step) the move rolls back; after a suspend-sync
+   * switchover the source takes over; an overlay or cold move after it fails, naming where the VM
+   * is; after the acknowledgement nothing is left to ask.
+   */
+  Behavior<Command> destinationStopped() {
+    // the overlay memory migration is before the switchover until the guest pauses
+    // here: libvirt's job is aborted and the VM keeps running on this host
+    boolean guestStillHere = run.phase == MigrationPhase.MEMORY_MIGRATION && !run.switchoverStarted;
+    if (run.phase.beforeSwitchover() || guestStillHere) {
+      run.target = null;
+      return migration.undo.rollingBack(
+          MigrationOutcome.ROLLED_BACK,
+          "the agent on "
+              + run.destination
+              + " stopped"
+              + (guestStillHere ? " during the memory migration" : ""));
+    }
+    if (run.phase == MigrationPhase.SOURCE_CLEANUP) {
+      run.target = null; // acknowledged: the VM runs there, nothing is left to ask
+      return Behaviors.same();
+    }
+    if (!run.overlay() && !run.cold()) {
+      return takingOver("the agent on " + run.destination + " stopped after the switchover");
+    }
+    return migration.finish(
+        MigrationOutcome.FAILED,
+        "the agent on "
+            + run.destination
+            + " stopped after the switchover; "
+            + migration.whereIsTheVm());
+  }
+
   Behavior<Command> takingOver(String cause) {
     run.target = null;
     migration.enter(

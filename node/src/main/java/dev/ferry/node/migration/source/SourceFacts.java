@@ -10,11 +10,14 @@ import dev.ferry.protocol.DiskResult;
 import dev.ferry.protocol.FinalSyncMethod;
 import dev.ferry.protocol.Manifest;
 import dev.ferry.protocol.ManifestDisk;
+import dev.ferry.protocol.ManifestSnapshot;
 import dev.ferry.protocol.MemoryProgress;
 import dev.ferry.protocol.MigrationEvent;
 import dev.ferry.protocol.MigrationOptions;
+import dev.ferry.protocol.MigrationOutcome;
 import dev.ferry.protocol.MigrationPhase;
 import dev.ferry.protocol.MigrationProgress;
+import dev.ferry.protocol.MigrationResult;
 import dev.ferry.protocol.MigrationStrategy;
 import dev.ferry.protocol.Verification;
 import java.util.ArrayList;
@@ -234,5 +237,34 @@ final class SourceFacts {
                         bulkBytes.getOrDefault(d.target(), 0L),
                         finalBytes.getOrDefault(d.target(), 0L))));
     return out;
+  }
+
+  /** The migration's result as it stands, from {@code source}; notes go after the message. */
+  MigrationResult result(
+      String source, MigrationOutcome outcome, String runningOn, String message) {
+    long now = System.currentTimeMillis();
+    long paused = pausedMillis();
+    List<String> snapshots =
+        manifest == null
+            ? List.of()
+            : manifest.snapshots().stream().map(ManifestSnapshot::name).toList();
+    String noted = notes.isEmpty() ? "" : " (" + String.join("; ", notes) + ")";
+    return new MigrationResult(
+        id,
+        vm,
+        source,
+        destination,
+        outcome,
+        runningOn,
+        message + noted,
+        options.strategy(),
+        diskResults(),
+        verification,
+        paused,
+        now - startedAt,
+        bytesMoved(),
+        startedAt,
+        now,
+        snapshots);
   }
 }

@@ -24,14 +24,12 @@ import dev.ferry.node.migration.source.SourceMessage.Tick;
 import dev.ferry.protocol.AgentProtocol;
 import dev.ferry.protocol.DestinationProtocol;
 import dev.ferry.protocol.DiskProgress;
-import dev.ferry.protocol.ManifestSnapshot;
 import dev.ferry.protocol.MigrationEvent;
 import dev.ferry.protocol.MigrationOptions;
 import dev.ferry.protocol.MigrationOutcome;
 import dev.ferry.protocol.MigrationPhase;
 import dev.ferry.protocol.MigrationResult;
 import java.time.Duration;
-import java.util.List;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.BiFunction;
 import java.util.function.Function;
@@ -212,37 +210,7 @@ public final class SourceMigration {
             })
         .onMessage(PollJob.class, m -> Behaviors.same())
         .onMessage(JobPolled.class, m -> Behaviors.same())
-        .onMessage(
-            TargetGone.class,
-            m -> {
-              // the overlay memory migration is before the switchover until the guest pauses
-              // here: libvirt's job is aborted and the VM keeps running on this host
-              boolean guestStillHere =
-                  run.phase == MigrationPhase.MEMORY_MIGRATION && !run.switchoverStarted;
-              if (run.phase.beforeSwitchover() || guestStillHere) {
-                run.target = null;
-                return undo.rollingBack(
-                    MigrationOutcome.ROLLED_BACK,
-                    "the agent on "
-                        + run.destination
-                        + " stopped"
-                        + (guestStillHere ? " during the memory migration" : ""));
-              }
-              if (run.phase == MigrationPhase.SOURCE_CLEANUP) {
-                run.target = null; // acknowledged: the VM runs there, nothing is left to ask
-                return Behaviors.same();
-              }
-              if (!run.overlay() && !run.cold()) {
-                return takeover.takingOver(
-                    "the agent on " + run.destination + " stopped after the switchover");
-              }
-              return finish(
-                  MigrationOutcome.FAILED,
-                  "the agent on "
-                      + run.destination
-                      + " stopped after the switchover; "
-                      + whereIsTheVm());
-            })
+        .onMessage(TargetGone.class, m -> takeover.destinationStopped())
         .onAnyMessage(
             m -> {
               ctx.getLog().debug("{}: ignored in {}: {}", run.vm, run.phase, m);
@@ -457,44 +425,7 @@ public final class SourceMigration {
   }
 
   MigrationResult result(MigrationOutcome outcome, String runningOn, String message) {
-    long now = System.currentTimeMillis();
-    long paused = run.pausedMillis();
-    List<String> snapshots =
-        run.manifest == null
-            ? List.of()
-            : run.manifest.snapshots().stream().map(ManifestSnapshot::name).toList();
-    String notes = run.notes.isEmpty() ? "" : " (" + String.join("; ", run.notes) + ")";
-    return new MigrationResult(
-        run.id,
-        run.vm,
-        services.settings().host(),
-        run.destination,
-        outcome,
-        runningOn,
-        message + notes,
-        run.options.strategy(),
-        run.diskResults(),
-        run.verification,
-        paused,
-        now - run.startedAt,
-        run.bytesMoved(),
-        run.startedAt,
-        now,
-        snapshots);
-  }
-
-  /** Cold strategy, when the destination did not say whether the guest runs there. */
-  String whereIsTheColdVm() {
-    return run.vm
-        + " is shut off on "
-        + services.settings().host()
-        + " with its files and is NOT restarted there: "
-        + run.destination
-        + " may have booted it; check "
-        + run.destination
-        + " before starting it anywhere (journal "
-        + run.id
-        + ")";
+    return run.result(services.settings().host(), outcome, runningOn, message);
   }
 
   String whereIsTheVm() {

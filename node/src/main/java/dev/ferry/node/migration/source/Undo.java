@@ -265,7 +265,7 @@ final class Undo extends SourceFlow {
           cause
               + (undone.isEmpty() ? "" : "; " + String.join("; ", undone))
               + "; "
-              + migration.whereIsTheColdVm());
+              + migration.cold.whereIsTheColdVm());
     }
     String vm = run.vm;
     migration.blocking(
@@ -299,7 +299,12 @@ final class Undo extends SourceFlow {
                   return finishRollback(outcome, cause, undone, sourceOk);
                 }),
         migration::refuseCancelRollingBack,
-        () -> cause + "; starting " + run.vm + " again timed out; " + migration.whereIsTheColdVm());
+        () ->
+            cause
+                + "; starting "
+                + run.vm
+                + " again timed out; "
+                + migration.cold.whereIsTheColdVm());
   }
 
   Behavior<Command> finishRollback(
