@@ -265,7 +265,7 @@ public final class FerryRoutes extends AllDirectives {
                                         "limit",
                                         limit ->
                                             list(
-                                                active.map(Boolean::parseBoolean).orElse(false),
+                                                active.map(this::bool).orElse(false),
                                                 limit.map(this::limit).orElse(100))))))),
         pathPrefix(
             PathMatchers.segment(),
@@ -293,6 +293,19 @@ public final class FerryRoutes extends AllDirectives {
                                                   StatusCodes.ACCEPTED))))),
                   path("events", () -> get(() -> events(id))));
             }));
+  }
+
+  /** A boolean query parameter: exactly true or false, nothing read as false by accident. */
+  private boolean bool(String s) {
+    return switch (s) {
+      case "true" -> true;
+      case "false" -> false;
+      default ->
+          throw ApiException.invalid(
+              "active: must be true or false, not '"
+                  + (s.length() > 20 ? s.substring(0, 20) + "…" : s)
+                  + "'");
+    };
   }
 
   private int limit(String s) {
@@ -577,8 +590,7 @@ public final class FerryRoutes extends AllDirectives {
   }
 
   private <T> Route body(Class<T> type, Function<T, Route> inner) {
-    return entity(
-        Unmarshaller.entityToString(),
+    return jsonEntity(
         text -> {
           if (text.isBlank()) {
             throw ApiException.malformed("a JSON body is required");
@@ -588,9 +600,27 @@ public final class FerryRoutes extends AllDirectives {
   }
 
   private <T> Route bodyOrEmpty(Class<T> type, T empty, Function<T, Route> inner) {
-    return entity(
-        Unmarshaller.entityToString(),
-        text -> inner.apply(text.isBlank() ? empty : parse(type, text)));
+    return jsonEntity(text -> inner.apply(text.isBlank() ? empty : parse(type, text)));
+  }
+
+  /** The body as text, refused with 415 unless it is empty or declared JSON. */
+  private Route jsonEntity(Function<String, Route> inner) {
+    return extractRequestEntity(
+        e -> {
+          var media = e.getContentType().mediaType();
+          boolean json =
+              media.mainType().equals("application")
+                  && (media.subType().equals("json") || media.subType().endsWith("+json"));
+          if (!json && !e.isKnownEmpty()) {
+            throw new ApiException(
+                Problem.of(
+                    415,
+                    "unsupported-media-type",
+                    "The request body must be JSON",
+                    "Content-Type " + media + " is not application/json"));
+          }
+          return entity(Unmarshaller.entityToString(), inner::apply);
+        });
   }
 
   private <T> T parse(Class<T> type, String text) {

@@ -335,6 +335,48 @@ class ApiTest {
     assertProblem(call("DELETE", "/api/v1/migrations/" + id, null), 409, "already ended");
   }
 
+  /**
+   * What the HTTP layer refuses before any actor sees the request (issue 16): a body that is not
+   * declared JSON, a boolean query parameter that is neither true nor false, and an Idempotency-Key
+   * reused for another body.
+   */
+  @Test
+  void nonJsonBodiesBadQueryValuesAndReusedKeysAreRefused() throws Exception {
+    HttpResponse<String> text =
+        http.send(
+            HttpRequest.newBuilder(URI.create(base + "/api/v1/migrations"))
+                .header("Authorization", "Bearer " + TOKEN)
+                .header("Content-Type", "text/plain")
+                .POST(HttpRequest.BodyPublishers.ofString("{\"vm\":\"vm-x\",\"source\":\"host1\"}"))
+                .build(),
+            HttpResponse.BodyHandlers.ofString());
+    assertProblem(text, 415, "text/plain");
+    assertProblem(
+        call("GET", "/api/v1/migrations?active=maybe", null), 422, "must be true or false");
+    String body = "{\"vm\":\"vm-d\",\"source\":\"host1\",\"destination\":\"host3\"}";
+    HttpRequest.Builder b =
+        HttpRequest.newBuilder(URI.create(base + "/api/v1/migrations"))
+            .header("Authorization", "Bearer " + TOKEN)
+            .header("Idempotency-Key", "one-43-migrate-1")
+            .header("Content-Type", "application/json");
+    HttpResponse<String> first =
+        http.send(
+            b.POST(HttpRequest.BodyPublishers.ofString(body)).build(),
+            HttpResponse.BodyHandlers.ofString());
+    assertEquals(202, first.statusCode(), first.body());
+    String other =
+        "{\"vm\":\"vm-d\",\"source\":\"host1\",\"destination\":\"host3\","
+            + "\"options\":{\"strategy\":\"cold\"}}";
+    assertProblem(
+        http.send(
+            b.POST(HttpRequest.BodyPublishers.ofString(other)).build(),
+            HttpResponse.BodyHandlers.ofString()),
+        409,
+        "was used for another request");
+    // the accepted one started on host1: take its start off the shared probe
+    assertEquals("vm-d", host1.starts.receiveMessage(Duration.ofSeconds(5)).vm());
+  }
+
   @Test
   void theSameIdempotencyKeyGivesTheSameMigration() throws Exception {
     String body = "{\"vm\":\"vm-b\",\"source\":\"host1\",\"destination\":\"host3\"}";

@@ -303,11 +303,8 @@ public final class Scheduler {
         Optional<Job> seen = s.byIdempotencyKey(key);
         if (seen.isPresent()) {
           Job j = seen.get();
-          boolean same =
-              j.vm().equals(r.vm())
-                  && j.source().equals(r.source())
-                  && (r.destination().isEmpty()
-                      || j.request().destination().equals(r.destination()));
+          // a retry sends the same body; the same key with another body is another request
+          boolean same = j.request().equals(r);
           m.replyTo()
               .tell(
                   same
