@@ -12,7 +12,8 @@ public record ApiSettings(
     String token,
     Duration askTimeout,
     Duration eventsInterval,
-    Duration hostsRefresh) {
+    Duration hostsRefresh,
+    Duration maxDeadlineAhead) {
 
   public static ApiSettings from(Config root) {
     Config c = root.getConfig("ferry.api");
@@ -29,7 +30,8 @@ public record ApiSettings(
             c.getString("auth.token"),
             c.getDuration("ask-timeout"),
             c.getDuration("events-interval"),
-            c.getDuration("hosts-refresh"));
+            c.getDuration("hosts-refresh"),
+            c.getDuration("max-deadline-ahead"));
     if (s.enabled && s.tokenRequired && s.token.length() < 16) {
       throw new IllegalArgumentException(
           "ferry.api.auth.token (or FERRY_API_TOKEN) must be set to at least 16 characters;"
@@ -40,6 +42,14 @@ public record ApiSettings(
 
   public ApiSettings withPort(int p) {
     return new ApiSettings(
-        enabled, iface, p, tokenRequired, token, askTimeout, eventsInterval, hostsRefresh);
+        enabled,
+        iface,
+        p,
+        tokenRequired,
+        token,
+        askTimeout,
+        eventsInterval,
+        hostsRefresh,
+        maxDeadlineAhead);
   }
 }

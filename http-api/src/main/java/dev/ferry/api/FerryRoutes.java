@@ -302,9 +302,7 @@ public final class FerryRoutes extends AllDirectives {
       case "false" -> false;
       default ->
           throw ApiException.invalid(
-              "active: must be true or false, not '"
-                  + (s.length() > 20 ? s.substring(0, 20) + "…" : s)
-                  + "'");
+              "active: must be true or false, not '" + Requests.clip(s) + "'");
     };
   }
 
@@ -324,7 +322,8 @@ public final class FerryRoutes extends AllDirectives {
     if (key != null && !key.isEmpty()) {
       Requests.id(key);
     }
-    SchedulerProtocol.MigrationRequest request = Requests.migration(b, hosts.known());
+    SchedulerProtocol.MigrationRequest request =
+        Requests.migration(b, hosts.known(), settings.maxDeadlineAhead());
     return job(
         ask(r -> new SchedulerProtocol.Submit(request, key == null ? "" : key, r)),
         StatusCodes.ACCEPTED);
@@ -487,10 +486,16 @@ public final class FerryRoutes extends AllDirectives {
 
   private Route drain(String rawHost, Requests.Drain b) {
     String host = Requests.host("host", rawHost, hosts.known());
-    long deadline = b.deadline() == null ? 0 : Requests.deadline("deadline", b.deadline());
+    long deadline =
+        b.deadline() == null
+            ? 0
+            : Requests.deadline("deadline", b.deadline(), settings.maxDeadlineAhead());
     SchedulerProtocol.DrainRequest request =
         new SchedulerProtocol.DrainRequest(
-            host, deadline, Boolean.TRUE.equals(b.coldFallback()), Requests.options(b.options()));
+            host,
+            deadline,
+            Boolean.TRUE.equals(b.coldFallback()),
+            Requests.options(b.options(), settings.maxDeadlineAhead()));
     return drainReply(ask(r -> new SchedulerProtocol.StartDrain(request, r)), StatusCodes.ACCEPTED);
   }
 
@@ -558,7 +563,7 @@ public final class FerryRoutes extends AllDirectives {
                                                 rebalanceRequest(b), r)))))));
   }
 
-  private static SchedulerProtocol.RebalanceRequest rebalanceRequest(Requests.Rebalance b) {
+  private SchedulerProtocol.RebalanceRequest rebalanceRequest(Requests.Rebalance b) {
     double threshold = b.threshold() == null ? 0.2 : b.threshold();
     if (!(threshold >= 0 && threshold <= 1)) { // written so that NaN fails too
       throw ApiException.invalid("threshold must be between 0 and 1");
@@ -571,7 +576,7 @@ public final class FerryRoutes extends AllDirectives {
         b.policy() == null ? SchedulerProtocol.Policy.BALANCE : b.policy(),
         threshold,
         maxMoves,
-        Requests.options(b.options()));
+        Requests.options(b.options(), settings.maxDeadlineAhead()));
   }
 
   private Route plan(CompletionStage<SchedulerProtocol.PlanReply> reply) {

@@ -8,6 +8,7 @@ import dev.ferry.protocol.MigrationOptions;
 import dev.ferry.protocol.MigrationStrategy;
 import dev.ferry.protocol.SchedulerProtocol;
 import dev.ferry.protocol.SchedulerProtocol.Policy;
+import java.time.Duration;
 import java.time.Instant;
 import java.time.format.DateTimeParseException;
 import java.util.Set;
@@ -42,7 +43,7 @@ final class Requests {
 
   record Rebalance(Policy policy, Double threshold, Integer maxMoves, Options options) {}
 
-  static MigrationOptions options(Options o) {
+  static MigrationOptions options(Options o, Duration maxDeadlineAhead) {
     MigrationOptions m = MigrationOptions.defaults();
     if (o == null) {
       return m;
@@ -78,22 +79,34 @@ final class Requests {
       m = m.withAutoConverge(o.autoConverge());
     }
     if (o.deadline() != null) {
-      m = m.withDeadline(deadline("options.deadline", o.deadline()));
+      m = m.withDeadline(deadline("options.deadline", o.deadline(), maxDeadlineAhead));
     }
     return m;
   }
 
-  static long deadline(String field, String value) {
+  /** An ISO-8601 instant between now and {@code maxAhead} from now. */
+  static long deadline(String field, String value, Duration maxAhead) {
+    Instant at;
     try {
-      long at = Instant.parse(value).toEpochMilli();
-      if (at <= System.currentTimeMillis()) {
-        throw ApiException.invalid(field + " is in the past: " + value);
-      }
-      return at;
+      at = Instant.parse(value);
     } catch (DateTimeParseException e) {
       throw ApiException.invalid(
-          field + " must be an ISO-8601 instant such as 2026-01-31T23:00:00Z, not " + value);
+          field + " must be an ISO-8601 instant such as 2026-01-31T23:00:00Z, not " + clip(value));
     }
+    Instant now = Instant.now();
+    if (!at.isAfter(now)) {
+      throw ApiException.invalid(field + " is in the past: " + clip(value));
+    }
+    if (at.isAfter(now.plus(maxAhead))) {
+      throw ApiException.invalid(
+          field + " is more than " + maxAhead.toDays() + " days ahead: " + clip(value));
+    }
+    return at.toEpochMilli();
+  }
+
+  /** A caller's value in a message, shortened: refusals do not echo long input back. */
+  static String clip(String value) {
+    return value.length() > 40 ? value.substring(0, 40) + "…" : value;
   }
 
   static String vm(String value) {
@@ -134,7 +147,8 @@ final class Requests {
     }
   }
 
-  static SchedulerProtocol.MigrationRequest migration(Submit b, Set<String> known) {
+  static SchedulerProtocol.MigrationRequest migration(
+      Submit b, Set<String> known, Duration maxDeadlineAhead) {
     if (b == null) {
       throw ApiException.malformed("a JSON object is required");
     }
@@ -148,6 +162,11 @@ final class Requests {
       throw ApiException.invalid("source and destination are the same host: " + source);
     }
     return new SchedulerProtocol.MigrationRequest(
-        vm, source, destination, options(b.options()), SchedulerProtocol.Priority.REQUEST, "api");
+        vm,
+        source,
+        destination,
+        options(b.options(), maxDeadlineAhead),
+        SchedulerProtocol.Priority.REQUEST,
+        "api");
   }
 }

@@ -179,7 +179,8 @@ class ApiTest {
             2,
             true,
             "2099-01-01T00:00:00Z");
-    MigrationOptions m = Requests.options(o);
+    // this test is about the mapping; the window is the next test's
+    MigrationOptions m = Requests.options(o, Duration.ofDays(365L * 100));
     assertEquals(
         new MigrationOptions(
             MigrationStrategy.SUSPEND_SYNC,
@@ -191,7 +192,33 @@ class ApiTest {
             true,
             java.time.Instant.parse("2099-01-01T00:00:00Z").toEpochMilli()),
         m);
-    assertEquals(MigrationOptions.defaults(), Requests.options(null));
+    assertEquals(MigrationOptions.defaults(), Requests.options(null, Duration.ofDays(30)));
+  }
+
+  /**
+   * A deadline lies between now and ferry.api.max-deadline-ahead (30 days); a huge one is a 422.
+   */
+  @Test
+  void deadlinesOutsideTheWindowAreRefused() throws Exception {
+    assertProblem(
+        call(
+            "POST",
+            "/api/v1/migrations",
+            "{\"vm\":\"vm-c\",\"source\":\"host1\",\"options\":{\"deadline\":\"2099-01-01T00:00:00Z\"}}"),
+        422,
+        "more than 30 days ahead");
+    assertProblem(
+        call(
+            "POST",
+            "/api/v1/migrations",
+            "{\"vm\":\"vm-c\",\"source\":\"host1\","
+                + "\"options\":{\"deadline\":\"+999999999-12-31T23:59:59Z\"}}"),
+        422,
+        "more than 30 days ahead");
+    assertProblem(
+        call("POST", "/api/v1/hosts/host1/drain", "{\"deadline\":\"2001-01-01T00:00:00Z\"}"),
+        422,
+        "is in the past");
   }
 
   @Test
