@@ -180,7 +180,12 @@ public final class CopyPipelines {
      * update the existing file in place (same inode, destination's owner kept), comparing every
      * file whatever its size and time say
      */
-    IN_PLACE
+    IN_PLACE,
+    /**
+     * a new sparse copy only where the file is missing, its directories created (a shared base
+     * image: an existing file there is never overwritten)
+     */
+    IF_MISSING
   }
 
   public Copy rsync(
@@ -190,19 +195,25 @@ public final class CopyPipelines {
       long bytesPerSecond,
       long expectedBytes,
       AtomicLong counter) {
+    return rsyncArgv(fileRsync(file, host, mode, bytesPerSecond), expectedBytes, counter);
+  }
+
+  /** rsync of one file to the same path on {@code host}. */
+  private List<String> fileRsync(Path file, String host, RsyncMode mode, long bytesPerSecond) {
     List<String> argv = new ArrayList<>(List.of(settings.tools().rsync()));
-    if (mode == RsyncMode.SPARSE_COPY) {
-      argv.addAll(List.of("--archive", "--sparse"));
-    } else {
-      argv.addAll(
-          List.of(
-              "--inplace",
-              "--no-whole-file",
-              "--ignore-times",
-              "--no-owner",
-              "--no-group",
-              "--perms"));
-    }
+    argv.addAll(
+        switch (mode) {
+          case SPARSE_COPY -> List.of("--archive", "--sparse");
+          case IN_PLACE ->
+              List.of(
+                  "--inplace",
+                  "--no-whole-file",
+                  "--ignore-times",
+                  "--no-owner",
+                  "--no-group",
+                  "--perms");
+          case IF_MISSING -> List.of("--archive", "--sparse", "--ignore-existing", "--mkpath");
+        });
     argv.addAll(
         List.of("--info=progress2", "--no-inc-recursive", "--stats", "-e", ssh().rsyncShell()));
     if (bytesPerSecond > 0) {
@@ -211,7 +222,7 @@ public final class CopyPipelines {
     argv.add("--");
     argv.add(file.toString());
     argv.add(ssh().rsyncTarget(host, file.toString()));
-    return rsyncArgv(argv, expectedBytes, counter);
+    return argv;
   }
 
   /** rsync of whole directories (the VM directory minus the writable disks). */
@@ -310,26 +321,12 @@ public final class CopyPipelines {
               result.complete(0L);
               return;
             }
-            List<String> argv =
-                new ArrayList<>(
-                    List.of(
-                        settings.tools().rsync(),
-                        "--archive",
-                        "--sparse",
-                        "--ignore-existing",
-                        "--mkpath",
-                        "--info=progress2",
-                        "--no-inc-recursive",
-                        "--stats",
-                        "-e",
-                        ssh().rsyncShell()));
-            if (bytesPerSecond > 0) {
-              argv.add("--bwlimit=" + Math.max(1, bytesPerSecond / 1024));
-            }
-            argv.add("--");
-            argv.add(file.toString());
-            argv.add(ssh().rsyncTarget(host, file.toString()));
-            result.complete(runRsync(copy, argv, expectedBytes, counter));
+            result.complete(
+                runRsync(
+                    copy,
+                    fileRsync(file, host, RsyncMode.IF_MISSING, bytesPerSecond),
+                    expectedBytes,
+                    counter));
           } catch (RuntimeException e) {
             result.completeExceptionally(e);
           }

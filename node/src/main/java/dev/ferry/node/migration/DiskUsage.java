@@ -5,7 +5,6 @@ import dev.ferry.node.process.ProcessSpec;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 
 /**
@@ -23,27 +22,12 @@ public final class DiskUsage {
 
   /** Allocated bytes of one file. */
   public long allocated(Path file) {
-    return sum(file, List.of());
-  }
-
-  /** Allocated bytes of the regular files below {@code dir}, except {@code excluded}. */
-  public long allocatedBelow(Path dir, List<Path> excluded) {
-    return sum(dir, excluded);
+    return list(file).values().stream().mapToLong(Long::longValue).sum();
   }
 
   /** The regular files below {@code dir} (links not followed), each with its allocated bytes. */
   public Map<Path, Long> filesBelow(Path dir) {
     return list(dir);
-  }
-
-  private long sum(Path root, List<Path> excluded) {
-    long bytes = 0;
-    for (Map.Entry<Path, Long> f : list(root).entrySet()) {
-      if (!excluded.contains(f.getKey())) {
-        bytes += f.getValue();
-      }
-    }
-    return bytes;
   }
 
   private Map<Path, Long> list(Path root) {
