@@ -237,17 +237,13 @@ abstract class EngineFixture {
             new HostFiles(root(host)),
             cloud::host);
     agents.add(testKit.spawn(AgentGuardian.create(services), "agent-" + host));
-    TestProbe<Receptionist.Listing> probe = testKit.createTestProbe();
-    probe.awaitAssert(
-        () -> {
-          testKit
-              .system()
-              .receptionist()
-              .tell(Receptionist.find(AgentProtocol.agentKey(host), probe.getRef()));
-          assertFalse(
-              probe.receiveMessage().getServiceInstances(AgentProtocol.agentKey(host)).isEmpty());
-          return null;
-        });
+    testKit
+        .createTestProbe()
+        .awaitAssert(
+            () -> {
+              assertFalse(listed(host).isEmpty(), host + "'s agent is not listed yet");
+              return null;
+            });
   }
 
   /** Settings for the agents started from now on (reset before each test). */
@@ -266,21 +262,13 @@ abstract class EngineFixture {
         testKit.stop(agents.remove(i));
       }
     }
-    TestProbe<Receptionist.Listing> probe = testKit.createTestProbe();
-    probe.awaitAssert(
-        () -> {
-          testKit
-              .system()
-              .receptionist()
-              .tell(Receptionist.find(AgentProtocol.agentKey(host), probe.getRef()));
-          assertFalse(
-              probe
-                  .receiveMessage()
-                  .getServiceInstances(AgentProtocol.agentKey(host))
-                  .contains(old),
-              "the stopped agent is still listed");
-          return null;
-        });
+    testKit
+        .createTestProbe()
+        .awaitAssert(
+            () -> {
+              assertFalse(listed(host).contains(old), "the stopped agent is still listed");
+              return null;
+            });
     start(host, hv, imageTool, runner);
   }
 
@@ -316,16 +304,17 @@ abstract class EngineFixture {
   }
 
   ActorRef<AgentProtocol.Command> agent(String host) {
+    return listed(host).iterator().next();
+  }
+
+  /** The agents of {@code host} the Receptionist lists now. */
+  java.util.Set<ActorRef<AgentProtocol.Command>> listed(String host) {
     TestProbe<Receptionist.Listing> probe = testKit.createTestProbe();
     testKit
         .system()
         .receptionist()
         .tell(Receptionist.find(AgentProtocol.agentKey(host), probe.getRef()));
-    return probe
-        .receiveMessage()
-        .getServiceInstances(AgentProtocol.agentKey(host))
-        .iterator()
-        .next();
+    return probe.receiveMessage().getServiceInstances(AgentProtocol.agentKey(host));
   }
 
   static MigrationOptions rsyncFinal() {

@@ -130,11 +130,9 @@ public final class SourceHost {
       for (ImageInfo b : chain.subList(1, chain.size())) {
         backing.add(datastores.confine("backing file of " + d.target(), b.filename()).toString());
       }
-      if (d.writableFile()) {
-        directories.add(path.getParent());
-      }
       boolean isWritable = d.writableFile();
       if (isWritable) {
+        directories.add(path.getParent()); // only a writable disk's directory is the VM's own
         writable.add(path);
       }
       disks.add(
