@@ -108,10 +108,11 @@ final class Acknowledge extends SourceFlow {
   }
 
   /**
-   * libvirt's call has not returned and the source domain runs again (its confirm phase resumed it)
-   * beside the verified, running destination: two guests on one set of disks' history. The
-   * destination's is the verified one; the source's is paused to stop the divergence, and nothing
-   * of it is removed. Only a person can say whether the source's writes since matter.
+   * The source domain runs beside the verified, running destination: libvirt's confirm phase
+   * resumed it (its call never returned), or someone started a cold-moved guest here while it
+   * booted there. Two guests of one disk's history: the destination's is the verified one, the
+   * source's is paused to stop the divergence and nothing of it is removed ({@code how} says which
+   * case). Only a person can say whether the source's writes since matter.
    */
   Behavior<Command> sourceRunsToo(String how) {
     timers.cancel("confirm-poll");
