@@ -1,5 +1,7 @@
 package dev.ferry.api;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import dev.ferry.node.scheduler.FakeAgent;
@@ -79,14 +81,17 @@ public final class ApiFixture implements AutoCloseable {
     ApiFixture f = new ApiFixture(kit, host1, host2, scheduler, binding);
     HttpClient http = HttpClient.newHttpClient();
     long end = System.currentTimeMillis() + 10_000;
+    // every host's inventory, host1's with its four VMs: a test's first submission must not race
+    // the first inventory round (it would be refused as "vm-b is not running on host1")
     while (System.currentTimeMillis() < end
-        && !http.send(
-                HttpRequest.newBuilder(URI.create(f.base + "/api/v1/hosts"))
-                    .header("Authorization", "Bearer " + token)
-                    .build(),
-                HttpResponse.BodyHandlers.ofString())
-            .body()
-            .contains("host3")) {
+            && !knowsEveryHost(
+                http.send(
+                        HttpRequest.newBuilder(URI.create(f.base + "/api/v1/hosts"))
+                            .header("Authorization", "Bearer " + token)
+                            .build(),
+                        HttpResponse.BodyHandlers.ofString())
+                    .body())
+        || hosts.known().size() < 3) {
       Thread.sleep(100);
     }
     while (System.currentTimeMillis() < end
@@ -98,6 +103,17 @@ public final class ApiFixture implements AutoCloseable {
       Thread.sleep(100);
     }
     return f;
+  }
+
+  private static boolean knowsEveryHost(String hostsJson) throws Exception {
+    java.util.Map<String, Integer> vms = new java.util.HashMap<>();
+    JsonNode root = new ObjectMapper().readTree(hostsJson);
+    for (JsonNode h : root.path("hosts")) {
+      if (h.path("reachable").asBoolean()) {
+        vms.put(h.path("host").asText(), h.path("vms").asInt());
+      }
+    }
+    return vms.size() == 3 && vms.getOrDefault("host1", 0) == 4;
   }
 
   @Override

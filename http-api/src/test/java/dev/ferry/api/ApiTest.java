@@ -84,6 +84,12 @@ class ApiTest {
     return call(method, path, body, TOKEN);
   }
 
+  /** The id of an accepted submission; a refusal fails with its body, so the cause is read. */
+  private static String acceptedId(HttpResponse<String> r) throws Exception {
+    assertEquals(202, r.statusCode(), r.body());
+    return json.readTree(r.body()).get("id").asText();
+  }
+
   private static void assertProblem(HttpResponse<String> r, int status, String detailPart)
       throws Exception {
     assertEquals(status, r.statusCode(), r.body());
@@ -413,14 +419,8 @@ class ApiTest {
             .header("Idempotency-Key", "one-42-migrate-7")
             .header("Content-Type", "application/json")
             .POST(HttpRequest.BodyPublishers.ofString(body));
-    String first =
-        json.readTree(http.send(b.build(), HttpResponse.BodyHandlers.ofString()).body())
-            .get("id")
-            .asText();
-    String second =
-        json.readTree(http.send(b.build(), HttpResponse.BodyHandlers.ofString()).body())
-            .get("id")
-            .asText();
+    String first = acceptedId(http.send(b.build(), HttpResponse.BodyHandlers.ofString()));
+    String second = acceptedId(http.send(b.build(), HttpResponse.BodyHandlers.ofString()));
     assertEquals(first, second);
     AgentProtocol.StartMigration start = host1.starts.receiveMessage(Duration.ofSeconds(5));
     assertEquals(first, start.migrationId());
