@@ -16,6 +16,7 @@
 #   testbed.sh ip HOST | dir HOST   the host's address / its directory seen from the root namespace
 #   testbed.sh leftovers            list what is left of a bed that is down; exit 1 if anything
 #   testbed.sh pki                  (re)generate the CA and per-host TLS certificates
+#   testbed.sh one-...              OpenNebula on the hosts: see testbed/opennebula.sh
 #
 # Environment: FERRY_TB (state, default /var/tmp/ferry-tb), FERRY_TB_NET (first three octets,
 # default 10.79.0), FERRY_TB_VIRT=qemu|kvm (domain type; default qemu = TCG, because the /dev/kvm
@@ -30,6 +31,7 @@ NET=${FERRY_TB_NET:-10.79.0}
 BR=tbferry0
 DS=/var/lib/one/datastores/0
 GUEST=$TB/guest
+. "$HERE/opennebula.sh"
 
 die() { echo "testbed: $*" >&2; exit 1; }
 say() { echo "testbed: $*" >&2; }
@@ -117,7 +119,8 @@ ListenAddress $IP
 HostKey $D/ssh/ssh_host_ed25519_key
 PermitRootLogin prohibit-password
 PubkeyAuthentication yes
-AuthorizedKeysFile $TB/ssh/authorized_keys
+# root: the bed key; oneadmin: its own ~/.ssh (sshd reads it as the user)
+AuthorizedKeysFile $TB/ssh/authorized_keys .ssh/authorized_keys
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
@@ -128,6 +131,7 @@ MaxSessions 100
 PidFile /run/sshd.pid
 Subsystem sftp /usr/lib/openssh/sftp-server
 EOF
+    one_host_setup "$H"
     # one long-running process owns the namespaces; everything else enters them with nsenter
     rm -f "$D/holder.pid"
     setsid -f sh -c "echo \$\$ > '$D/holder.pid'; exec unshare --net --uts --mount --ipc --propagation private sleep infinity" \
@@ -163,6 +167,7 @@ EOF
         mount --bind $TB/ssh/ssh_config /etc/ssh/ssh_config
         mkdir -p /run/sshd /run/lock /run/libvirt /var/log/libvirt/qemu
         chmod 755 /run/sshd
+        $(one_host_mounts "$D")
     " || die "$H: namespace setup failed"
     nsx "$H" virtlogd -d || die "$H: virtlogd"
     nsx "$H" libvirtd -d || die "$H: libvirtd"
@@ -517,5 +522,14 @@ case ${1:-} in
     ip) hip "$(hname "${2:?usage: ip HOST}")" ;;
     dir) echo "$HD/$(hname "${2:?usage: dir HOST}")" ;;
     pki) shift; cmd_pki "$@" ;;
-    *) sed -n '2,25p' "$0"; exit 2 ;;
+    one-vm) shift; cmd_one_vm "$@" ;;
+    one-migrate) shift; cmd_one_migrate "$@" ;;
+    one-action-xml) shift; cmd_one_action_xml "$@" ;;
+    one-snapshot) shift; cmd_one_snapshot "$@" ;;
+    one-revert) shift; cmd_one_revert "$@" ;;
+    one-disk-snapshot) shift; cmd_one_disk_snapshot "$@" ;;
+    one-shutdown) shift; cmd_one_shutdown "$@" ;;
+    one-deploy) shift; cmd_one_deploy "$@" ;;
+    one-sync) shift; cmd_one_sync "$@" ;;
+    *) sed -n '2,25p' "$0"; sed -n '10,25p' "$HERE/opennebula.sh"; exit 2 ;;
 esac

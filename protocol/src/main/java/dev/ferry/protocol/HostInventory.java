@@ -22,7 +22,26 @@ public record HostInventory(
     vms = List.copyOf(vms);
   }
 
-  /** One domain: its size and the bytes a migration of it would move. */
-  public record VmInfo(String name, int vcpus, long memoryBytes, long diskBytes, boolean running)
-      implements CborSerializable {}
+  /**
+   * One domain: its size and the bytes a migration of it would move.
+   *
+   * @param uuid libvirt's UUID of the domain (OpenNebula's deploy id), or empty when not known
+   */
+  public record VmInfo(
+      String name, int vcpus, long memoryBytes, long diskBytes, boolean running, String uuid)
+      implements CborSerializable {
+
+    public VmInfo {
+      uuid = uuid == null ? "" : uuid;
+    }
+
+    public VmInfo(String name, int vcpus, long memoryBytes, long diskBytes, boolean running) {
+      this(name, vcpus, memoryBytes, diskBytes, running, "");
+    }
+
+    /** Named {@code vm} by libvirt's name or by its UUID (case-insensitive, as libvirt does). */
+    public boolean isCalled(String vm) {
+      return name.equals(vm) || (!uuid.isEmpty() && uuid.equalsIgnoreCase(vm));
+    }
+  }
 }

@@ -63,7 +63,8 @@ final class InventoryReader {
               d.vcpus(),
               d.memoryKiB() * 1024,
               disk,
-              d.state() == dev.ferry.node.libvirt.DomainState.RUNNING));
+              d.state() == dev.ferry.node.libvirt.DomainState.RUNNING,
+              d.uuid()));
     }
     return new HostInventory(
         services.settings().host(),

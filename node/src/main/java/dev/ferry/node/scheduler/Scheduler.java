@@ -297,7 +297,7 @@ public final class Scheduler {
 
     private Effect<SchedulerEvent, SchedulerState> onSubmit(
         SchedulerState s, SchedulerProtocol.Submit m) {
-      MigrationRequest r = m.request();
+      MigrationRequest r = byName(m.request());
       String key = m.idempotencyKey() == null ? "" : m.idempotencyKey();
       if (!key.isEmpty()) {
         Optional<Job> seen = s.byIdempotencyKey(key);
@@ -368,6 +368,23 @@ public final class Scheduler {
         }
       }
       return Optional.empty();
+    }
+
+    /**
+     * The request with the VM named as libvirt names it. OpenNebula asks by the domain's UUID (its
+     * deploy id); jobs, journals and the engine use the name. Every host is searched, so a retry
+     * after the VM moved resolves to the same name as the first call did.
+     */
+    private MigrationRequest byName(MigrationRequest r) {
+      for (HostLoads.Known k : known.values()) {
+        for (HostInventory.VmInfo v : k.inventory().vms()) {
+          if (!v.name().equals(r.vm()) && v.isCalled(r.vm())) {
+            return new MigrationRequest(
+                v.name(), r.source(), r.destination(), r.options(), r.priority(), r.origin());
+          }
+        }
+      }
+      return r;
     }
 
     private Optional<HostInventory.VmInfo> vmOn(String host, String vm) {

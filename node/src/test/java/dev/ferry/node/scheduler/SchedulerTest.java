@@ -212,6 +212,37 @@ class SchedulerTest {
     host1.starts.expectNoMessage(Duration.ofMillis(300));
   }
 
+  /**
+   * OpenNebula names a VM by its domain UUID (the deploy id): the job is the VM's by libvirt name,
+   * and a retry with the same key after the VM moved attaches to the same job.
+   */
+  @Test
+  void aDomainUuidNamesTheVmAndARetryAfterTheMoveFindsTheJob() {
+    String uuid = "7c1f0a52-3d4e-4b8a-9f21-6e5d4c3b2a19";
+    host1.add(
+        new dev.ferry.protocol.HostInventory.VmInfo("one-42", 1, 1L << 30, 2L << 30, true, uuid));
+    ActorRef<SchedulerProtocol.Command> sched = scheduler(settings, "s-uuid");
+    JobReply one =
+        submit(sched, uuid.toUpperCase(java.util.Locale.ROOT), "host1", "host2", "one-42-1");
+    assertNull(one.error(), () -> one.error().message());
+    assertEquals("one-42", one.job().request().vm());
+    AgentProtocol.StartMigration start = host1.starts.receiveMessage();
+    assertEquals("one-42", start.vm());
+    host1.remove("one-42");
+    host2.add(
+        new dev.ferry.protocol.HostInventory.VmInfo("one-42", 1, 1L << 30, 2L << 30, true, uuid));
+    host1.finish(start, MigrationOutcome.COMPLETED);
+    awaitState(sched, one.job().id(), JobState.COMPLETED);
+    eventually(
+        () -> {
+          JobReply again = submit(sched, uuid, "host1", "host2", "one-42-1");
+          assertNull(again.error(), () -> again.error().message());
+          assertEquals(one.job().id(), again.job().id());
+          return again;
+        });
+    host1.starts.expectNoMessage(Duration.ofMillis(300));
+  }
+
   @Test
   void cancellingAQueuedJobEndsItAndARunningOneAsksTheAgent() {
     host1.run("a", "b", "c");
