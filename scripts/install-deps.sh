@@ -17,8 +17,9 @@ PACKAGES=(
     qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients
     # what the engine runs (tar ships with Debian); ssh between hosts
     rsync openssh-server openssh-client
-    # test bed: namespaces, veths, bridge, tools its scripts use
-    iproute2 util-linux procps psmisc kmod jq bc busybox-static openssl curl ca-certificates
+    # test bed: namespaces, veths, bridge, tools its scripts use; jq, curl and xmllint for the
+    # OpenNebula driver (OpenNebula's own KVM scripts need xmllint too)
+    iproute2 util-linux procps psmisc kmod jq libxml2-utils bc busybox-static openssl curl ca-certificates
     # control-plane journal for a real cluster (CI tests the scheduler against it)
     postgresql
     # status-page test (headless) and HTTP load tool of the scheduler benchmark

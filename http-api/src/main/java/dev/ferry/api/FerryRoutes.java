@@ -180,6 +180,7 @@ public final class FerryRoutes extends AllDirectives {
                                                 path("events", () -> get(this::overview)),
                                                 pathPrefix("migrations", this::migrations),
                                                 pathPrefix("hosts", this::hosts),
+                                                pathPrefix("vms", this::vms),
                                                 pathPrefix("drains", this::drains),
                                                 pathPrefix("rebalance", this::rebalance))))))));
   }
@@ -293,6 +294,22 @@ public final class FerryRoutes extends AllDirectives {
                                                   StatusCodes.ACCEPTED))))),
                   path("events", () -> get(() -> events(id))));
             }));
+  }
+
+  /** Where a VM is: an empty list when no reachable host has it. */
+  private Route vms() {
+    return path(
+        PathMatchers.segment(),
+        raw ->
+            get(
+                () -> {
+                  String vm = Requests.vm(raw);
+                  return onSuccess(
+                      ask(
+                          (ActorRef<SchedulerProtocol.VmReply> r) ->
+                              new SchedulerProtocol.GetVm(vm, r)),
+                      v -> complete(StatusCodes.OK, v, json()));
+                }));
   }
 
   /** A boolean query parameter: exactly true or false, nothing read as false by accident. */

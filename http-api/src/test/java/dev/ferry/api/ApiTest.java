@@ -248,6 +248,7 @@ class ApiTest {
             "/api/v1/migrations/{id}/events",
             "/api/v1/hosts",
             "/api/v1/hosts/{host}/drain",
+            "/api/v1/vms/{vm}",
             "/api/v1/drains/{id}",
             "/api/v1/rebalance/plan",
             "/api/v1/rebalance/apply",
@@ -256,6 +257,20 @@ class ApiTest {
             "/health/ready")) {
       assertTrue(paths.has(p), p);
     }
+  }
+
+  /** The OpenNebula driver asks where a VM runs when a migration's result cannot say. */
+  @Test
+  void whereAVmRunsByName() throws Exception {
+    JsonNode here = json.readTree(call("GET", "/api/v1/vms/vm-c", null).body());
+    assertEquals("vm-c", here.get("vm").asText());
+    assertEquals(1, here.get("on").size(), here.toString());
+    assertEquals("host1", here.get("on").get(0).get("host").asText());
+    assertTrue(here.get("on").get(0).get("running").asBoolean());
+    HttpResponse<String> nowhere = call("GET", "/api/v1/vms/vm-zz", null);
+    assertEquals(200, nowhere.statusCode());
+    assertEquals(0, json.readTree(nowhere.body()).get("on").size());
+    assertProblem(call("GET", "/api/v1/vms/a;b", null), 422, "");
   }
 
   @Test

@@ -210,6 +210,22 @@ public final class SchedulerProtocol {
 
   public record GetHosts(ActorRef<HostsReply> replyTo) implements Command {}
 
+  /** Where a VM is, by libvirt name or domain UUID, as the hosts' last inventories say. */
+  public record GetVm(String vm, ActorRef<VmReply> replyTo) implements Command {}
+
+  /**
+   * @param on every reachable host whose inventory lists the VM (running or paused there)
+   */
+  public record VmReply(String vm, String uuid, List<VmPlace> on) implements CborSerializable {
+    public VmReply {
+      on = List.copyOf(on);
+    }
+  }
+
+  /** One host that has the VM: {@code running} false when it is paused (or in doubt) there. */
+  public record VmPlace(String host, boolean running, long inventoryAgeMillis)
+      implements CborSerializable {}
+
   /** Return a drained host to service: placement may choose it again. */
   public record EnableHost(String host, ActorRef<HostsReply> replyTo) implements Command {}
 

@@ -257,6 +257,10 @@ public final class Scheduler {
         m.replyTo().tell(hosts(s));
         return Effect().none();
       }
+      if (c instanceof SchedulerProtocol.GetVm m) {
+        m.replyTo().tell(whereIs(m.vm()));
+        return Effect().none();
+      }
       if (c instanceof SchedulerProtocol.EnableHost m) {
         return onEnableHost(s, m);
       }
@@ -385,6 +389,27 @@ public final class Scheduler {
         }
       }
       return r;
+    }
+
+    private SchedulerProtocol.VmReply whereIs(String vm) {
+      String name = vm;
+      String uuid = "";
+      List<SchedulerProtocol.VmPlace> on = new ArrayList<>();
+      for (Map.Entry<String, HostLoads.Known> e : new TreeMap<>(known).entrySet()) {
+        if (!reachable(e.getKey())) {
+          continue; // a stale inventory would place the VM where it may no longer be
+        }
+        for (HostInventory.VmInfo v : e.getValue().inventory().vms()) {
+          if (v.isCalled(vm)) {
+            name = v.name();
+            uuid = v.uuid();
+            on.add(
+                new SchedulerProtocol.VmPlace(
+                    e.getKey(), v.running(), clock.getAsLong() - e.getValue().receivedAtMillis()));
+          }
+        }
+      }
+      return new SchedulerProtocol.VmReply(name, uuid, on);
     }
 
     private Optional<HostInventory.VmInfo> vmOn(String host, String vm) {
