@@ -80,6 +80,7 @@ usage: testbed.sh one-vm HOST VMID [options]
   --image-base HASH    disk.0.snap/0 is a qcow2 over ${ONE_IMG}/HASH, a base image in the image
                        datastore that other VMs use too (made by the first VM that names it)
   --snapshots N        system snapshots snap-0..snap-N-1, taken as snapshot_create does
+  --shared-ds          the front-end sees the system datastore as shared (SHARED=YES)
   --no-start           write the VM directory only
 EOF
     exit 2
@@ -91,12 +92,12 @@ cmd_one_vm() {
     [ $# -ge 2 ] || usage_one_vm
     local H; H=$(hname "$1"); local ID=$2; shift 2
     [[ $ID =~ ^[0-9]{1,6}$ ]] || die "bad VM id '$ID'"
-    local MEM=128 PRE=16 CONTEXT=1 PERSIST=0 BASE="" SNAPS=0 START=1
+    local MEM=128 PRE=16 CONTEXT=1 PERSIST=0 BASE="" SNAPS=0 START=1 SHAREDDS=NO
     while [ $# -gt 0 ]; do
         case $1 in
             --mem) MEM=$2; shift ;; --prefill) PRE=$2; shift ;; --no-context) CONTEXT=0 ;;
             --persistent) PERSIST=$2; shift ;; --image-base) BASE=$2; shift ;;
-            --snapshots) SNAPS=$2; shift ;; --no-start) START=0 ;;
+            --snapshots) SNAPS=$2; shift ;; --no-start) START=0 ;; --shared-ds) SHAREDDS=YES ;;
             *) usage_one_vm ;;
         esac
         shift
@@ -139,7 +140,7 @@ ONE_BASE=$BASE
 ONE_MEM=$MEM
 ONE_SEQ=0
 ONE_SNAPS=""
-ONE_SHARED=NO
+ONE_SHARED=$SHAREDDS
 EOF
     cat > "$HD/$H/datastore/$ID/deployment.0" <<EOF
 <domain type='${FERRY_TB_VIRT:-qemu}' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
@@ -182,7 +183,7 @@ EOF
 </domain>
 EOF
     one_vm_xml "$ID" "$H" > "$HD/$H/datastore/$ID/vm.xml"
-    one_ds_xml > "$HD/$H/datastore/$ID/ds.xml"
+    ( . "$(one_conf "$ID")"; one_ds_xml ) > "$HD/$H/datastore/$ID/ds.xml"
     nsx "$H" chown -R oneadmin:oneadmin "$DIR"
     [ "$START" = 1 ] || return 0
     cmd_one_deploy "$H" "$ID"

@@ -15,6 +15,9 @@ import java.util.List;
  * @param snapshots libvirt snapshot metadata, parents before children
  * @param currentSnapshot the current snapshot, or empty
  * @param ancillaryBytes bytes of the VM directories other than the writable disks
+ * @param transientDomain the domain has no persistent definition (OpenNebula creates its domains
+ *     with {@code virsh create}); the move leaves none on either host, since OpenNebula's shutdown
+ *     and cancel wait until no definition is left
  */
 public record Manifest(
     String migrationId,
@@ -29,8 +32,41 @@ public record Manifest(
     String currentSnapshot,
     List<String> directories,
     long ancillaryBytes,
-    List<String> files)
+    List<String> files,
+    boolean transientDomain)
     implements CborSerializable {
+
+  /** A persistent domain's manifest. */
+  public Manifest(
+      String migrationId,
+      String vm,
+      String uuid,
+      String sourceHost,
+      String destinationHost,
+      long memoryKiB,
+      int vcpus,
+      List<ManifestDisk> disks,
+      List<ManifestSnapshot> snapshots,
+      String currentSnapshot,
+      List<String> directories,
+      long ancillaryBytes,
+      List<String> files) {
+    this(
+        migrationId,
+        vm,
+        uuid,
+        sourceHost,
+        destinationHost,
+        memoryKiB,
+        vcpus,
+        disks,
+        snapshots,
+        currentSnapshot,
+        directories,
+        ancillaryBytes,
+        files,
+        false);
+  }
 
   public Manifest {
     disks = List.copyOf(disks);

@@ -125,13 +125,19 @@ class ControlPlaneIT {
     return r.body();
   }
 
-  private ProcessRunner.Output driver(String host, String... args) {
+  private ProcessRunner.Output driver(String host, String... args) throws Exception {
+    // the token reaches the driver in a file, never in an argv
+    Path etc = bed.hostDir(host).resolve("etc-ferry");
+    Files.createDirectories(etc);
+    Files.writeString(etc.resolve("ci-token"), TOKEN + "\n");
     List<String> argv =
         new ArrayList<>(
             List.of(
                 "env",
                 "FERRY_URL=" + control.url(),
-                "FERRY_API_TOKEN=" + TOKEN,
+                "FERRY_API_TOKEN_FILE=/etc/ferry/ci-token",
+                "FERRY_PROGRESS_EVERY=0",
+                "FERRY_POLL=1",
                 bed.repo().resolve("drivers/opennebula/migrate").toString()));
     argv.addAll(List.of(args));
     return bed.exec(host, argv.toArray(String[]::new));

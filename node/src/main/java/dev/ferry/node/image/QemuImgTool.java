@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.ferry.node.process.ProcessResult;
 import dev.ferry.node.process.ProcessRunner;
 import dev.ferry.node.process.ProcessSpec;
+import dev.ferry.node.validation.DatastorePaths;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -167,7 +168,8 @@ public final class QemuImgTool implements ImageTool {
       bitmaps.add(b.path("name").asText());
     }
     return new ImageInfo(
-        required(n, "filename").asText(),
+        // the form Ferry compares paths in: QEMU keeps a "//" it was given
+        DatastorePaths.collapsed(required(n, "filename").asText()),
         ImageFormat.fromQemuName(required(n, "format").asText()),
         required(n, "virtual-size").asLong(),
         n.path("actual-size").asLong(0),

@@ -1,5 +1,6 @@
 package dev.ferry.node.libvirt;
 
+import dev.ferry.node.validation.DatastorePaths;
 import java.io.IOException;
 import java.io.StringReader;
 import java.util.ArrayList;
@@ -56,6 +57,36 @@ public final class DomainXml {
     return found;
   }
 
+  /** OpenNebula's namespace for its domain metadata ({@code <one:vm>}). */
+  public static final String OPENNEBULA_NS = "http://opennebula.org/xmlns/libvirt/1.0";
+
+  /**
+   * The VM directory OpenNebula wrote into the domain's metadata ({@code
+   * <metadata><one:vm><one:system_datastore>}), collapsed; empty for a domain OpenNebula did not
+   * deploy. The prefix is whatever the document binds to OpenNebula's namespace.
+   */
+  public static Optional<String> openNebulaVmDirectory(String xml) {
+    Element root = parse(xml).getDocumentElement();
+    Optional<Element> metadata = child(root, "metadata");
+    if (metadata.isEmpty()) {
+      return Optional.empty();
+    }
+    for (Element vm : children(metadata.get(), null)) {
+      String tag = vm.getTagName();
+      String prefix = tag.contains(":") ? tag.substring(0, tag.indexOf(':')) : "";
+      String ns = vm.getAttribute(prefix.isEmpty() ? "xmlns" : "xmlns:" + prefix);
+      if (!OPENNEBULA_NS.equals(ns) || !tag.equals(prefix.isEmpty() ? "vm" : prefix + ":vm")) {
+        continue;
+      }
+      Optional<String> dir =
+          child(vm, prefix.isEmpty() ? "system_datastore" : prefix + ":system_datastore")
+              .map(e -> e.getTextContent().trim())
+              .filter(t -> !t.isEmpty());
+      return dir.map(DatastorePaths::collapsed);
+    }
+    return Optional.empty();
+  }
+
   public static SnapshotDefinition parseSnapshot(String xml) {
     Element root = parse(xml).getDocumentElement();
     if (!"domainsnapshot".equals(root.getTagName())) {
@@ -100,7 +131,10 @@ public final class DomainXml {
     Optional<Element> store = child(disk, "backingStore");
     while (store.isPresent()) {
       Optional<String> file =
-          child(store.get(), "source").map(s -> s.getAttribute("file")).filter(f -> !f.isEmpty());
+          child(store.get(), "source")
+              .map(s -> s.getAttribute("file"))
+              .filter(f -> !f.isEmpty())
+              .map(DatastorePaths::collapsed);
       if (file.isEmpty()) {
         break;
       }
@@ -111,7 +145,11 @@ public final class DomainXml {
         target.map(t -> t.getAttribute("dev")).orElse(""),
         disk.getAttribute("device").isEmpty() ? "disk" : disk.getAttribute("device"),
         disk.getAttribute("type"),
-        source.map(s -> s.getAttribute("file")).filter(f -> !f.isEmpty()),
+        // compared in one form everywhere: libvirt keeps OpenNebula's "//" as given
+        source
+            .map(s -> s.getAttribute("file"))
+            .filter(f -> !f.isEmpty())
+            .map(DatastorePaths::collapsed),
         driver.map(d -> d.getAttribute("type")).filter(t -> !t.isEmpty()),
         child(disk, "readonly").isPresent(),
         child(disk, "shareable").isPresent(),
@@ -157,7 +195,7 @@ public final class DomainXml {
     NodeList nodes = parent.getChildNodes();
     for (int i = 0; i < nodes.getLength(); i++) {
       Node n = nodes.item(i);
-      if (n instanceof Element e && e.getTagName().equals(name)) {
+      if (n instanceof Element e && (name == null || e.getTagName().equals(name))) {
         out.add(e);
       }
     }

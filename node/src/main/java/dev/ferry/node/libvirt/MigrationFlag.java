@@ -28,6 +28,26 @@ public enum MigrationFlag {
   /** Abort on I/O errors during the migration. */
   ABORT_ON_ERROR(Domain.MigrateFlags.ABORT_ON_ERROR);
 
+  /**
+   * How the domain's definition moves with it: a persistent domain is defined on the destination
+   * and undefined here; a transient one (OpenNebula's, made by {@code virsh create}) stays
+   * transient, so no definition is left on either host.
+   */
+  public static java.util.Set<MigrationFlag> definitionFlags(boolean transientDomain) {
+    return transientDomain
+        ? java.util.EnumSet.noneOf(MigrationFlag.class)
+        : java.util.EnumSet.of(PERSIST_DEST, UNDEFINE_SOURCE);
+  }
+
+  /** {@code base} and {@code more}, as a new set. */
+  public static java.util.EnumSet<MigrationFlag> with(
+      java.util.Set<MigrationFlag> base, MigrationFlag... more) {
+    java.util.EnumSet<MigrationFlag> all = java.util.EnumSet.noneOf(MigrationFlag.class);
+    all.addAll(base);
+    all.addAll(java.util.List.of(more));
+    return all;
+  }
+
   private final int bit;
 
   MigrationFlag(int bit) {

@@ -25,7 +25,10 @@ public final class DiskUsage {
     return list(file).values().stream().mapToLong(Long::longValue).sum();
   }
 
-  /** The regular files below {@code dir} (links not followed), each with its allocated bytes. */
+  /**
+   * The regular files and symbolic links below {@code dir} (links listed, never followed), each
+   * with its allocated bytes (0 for a link).
+   */
   public Map<Path, Long> filesBelow(Path dir) {
     return list(dir);
   }
@@ -34,7 +37,18 @@ public final class DiskUsage {
     String out =
         runner
             .capture(
-                ProcessSpec.of("find", root.toString(), "-type", "f", "-printf", "%b %p\\n")
+                ProcessSpec.of(
+                        "find",
+                        root.toString(),
+                        "(",
+                        "-type",
+                        "f",
+                        "-o",
+                        "-type",
+                        "l",
+                        ")",
+                        "-printf",
+                        "%b %p\\n")
                     .withTimeout(timeout))
             .stdoutOrThrow();
     Map<Path, Long> files = new LinkedHashMap<>();

@@ -9,8 +9,12 @@ import java.util.regex.Pattern;
 
 /**
  * Confines disk paths to the configured datastore roots. A path is accepted only if it is absolute,
- * already normal (no {@code .}, {@code ..} or {@code //}), made of plain characters, lies below a
- * root, and still lies below that root once symbolic links are resolved.
+ * normal but for repeated slashes (no {@code .}, {@code ..} or trailing {@code /}), made of plain
+ * characters, lies below a root, and still lies below that root once symbolic links are resolved.
+ *
+ * <p>Repeated slashes are real: OpenNebula's default datastore location is {@code
+ * /var/lib/one//datastores}, and libvirt and QEMU keep the string as given. Ferry compares paths
+ * only in their {@link #collapsed} form, so it reads what libvirt and QEMU report through it.
  */
 public final class DatastorePaths {
   private static final Pattern PLAIN = Pattern.compile("/[A-Za-z0-9_.+/-]*");
@@ -40,10 +44,11 @@ public final class DatastorePaths {
               + Names.printable(raw)
               + "' is not an absolute path of A-Z a-z 0-9 _ . + - / characters");
     }
-    Path path = Path.of(raw);
-    if (!path.normalize().toString().equals(raw)) {
+    String collapsed = collapsed(raw);
+    Path path = Path.of(collapsed);
+    if (!path.normalize().toString().equals(collapsed)) {
       throw new InvalidInputException(
-          field, "'" + raw + "' is not a normal path (. .. // or a trailing /)");
+          field, "'" + raw + "' is not a normal path (. .. or a trailing /)");
     }
     Path root =
         rootOf(path)
@@ -68,6 +73,11 @@ public final class DatastorePaths {
       }
     }
     return path;
+  }
+
+  /** {@code path} with every run of slashes made one: the form Ferry compares paths in. */
+  public static String collapsed(String path) {
+    return path.indexOf("//") < 0 ? path : path.replaceAll("/{2,}", "/");
   }
 
   /** The root {@code path} lies strictly below, if any. */

@@ -137,13 +137,38 @@ public final class GuestChecks {
    * @param disks files the guest writes to, with their formats
    */
   public void noWriteLost(String host, String vm, List<String[]> disks) {
+    noWriteLost(
+        host,
+        vm,
+        disks,
+        () -> "shut off".equals(bed.exec(host, "virsh", "domstate", vm).stdout().strip()),
+        () -> bed.virsh(host, "start", vm));
+  }
+
+  /**
+   * {@link #noWriteLost} for a transient domain (OpenNebula's): after the shutdown no definition is
+   * left on the host, and {@code redeploy} boots it again from its files.
+   */
+  public void noWriteLostThroughARedeploy(
+      String host, String vm, List<String[]> disks, Runnable redeploy) {
+    noWriteLost(
+        host,
+        vm,
+        disks,
+        () -> !bed.exec(host, "virsh", "dominfo", vm).result().accepted(),
+        redeploy);
+  }
+
+  private void noWriteLost(
+      String host,
+      String vm,
+      List<String[]> disks,
+      java.util.concurrent.Callable<Boolean> off,
+      Runnable boot) {
     GuestConsole console = bed.console(host, vm);
     long before = console.lastShutdownRecord().orElse(-1);
     bed.virsh(host, "shutdown", vm);
-    await()
-        .atMost(Duration.ofSeconds(90))
-        .pollInterval(Duration.ofMillis(300))
-        .until(() -> "shut off".equals(bed.exec(host, "virsh", "domstate", vm).stdout().strip()));
+    await().atMost(Duration.ofSeconds(90)).pollInterval(Duration.ofMillis(300)).until(off);
     long last = console.awaitShutdownRecord(before, Duration.ofSeconds(10));
     for (String[] d : disks) {
       assertEquals(
@@ -153,7 +178,7 @@ public final class GuestChecks {
     }
     assertEquals(0, console.verifyFailures(), "the guest read back what it wrote while running");
     int boots = console.readyCount();
-    bed.virsh(host, "start", vm);
+    boot.run();
     await().atMost(Duration.ofSeconds(90)).until(() -> console.readyCount() > boots);
     List<GuestConsole.BootCheck> checks = console.lastBootChecks();
     assertEquals(disks.size(), checks.size(), "a boot check per disk: " + checks);

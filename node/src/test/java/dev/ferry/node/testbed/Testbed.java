@@ -209,6 +209,36 @@ public final class Testbed {
     return console(host, vm);
   }
 
+  /**
+   * One of the bed's OpenNebula commands ({@code testbed.sh one-...}, see {@code
+   * testbed/opennebula.sh}), run from the root namespace as the front-end would; its exit code,
+   * stdout and stderr. {@code env} adds variables (name=value).
+   */
+  public ProcessRunner.Output one(List<String> env, String command, String... args) {
+    List<String> argv = new ArrayList<>(List.of(script.toString(), "one-" + command));
+    argv.addAll(List.of(args));
+    ProcessSpec spec =
+        ProcessSpec.of(argv)
+            .withTimeout(Duration.ofMinutes(10))
+            .withAcceptedExitCodes(0, 1, 2, 3)
+            .withStderrTailBytes(256 * 1024)
+            .withEnv("FERRY_TB", state.toString());
+    for (String e : env) {
+      spec = spec.withEnv(e.substring(0, e.indexOf('=')), e.substring(e.indexOf('=') + 1));
+    }
+    return runner.capture(spec);
+  }
+
+  /** {@link #one} that must succeed: its stdout. */
+  public String oneOk(String command, String... args) {
+    ProcessRunner.Output out = one(List.of(), command, args);
+    if (out.result().exitCode() != 0) {
+      throw new IllegalStateException(
+          "one-" + command + " " + String.join(" ", args) + ": " + out.result().describe());
+    }
+    return out.stdout();
+  }
+
   /** The serial console log of {@code vm} on {@code host}. */
   public GuestConsole console(String host, String vm) {
     return new GuestConsole(

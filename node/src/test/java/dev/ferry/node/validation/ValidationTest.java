@@ -71,13 +71,18 @@ class ValidationTest {
 
     assertEquals(root.resolve("vm1/disk.0"), paths.confine("disk", root + "/vm1/disk.0"));
     assertEquals(root.resolve("vm2/disk.0"), paths.confine("disk", root + "/vm2/disk.0"));
+    // OpenNebula's default location has a double slash, and libvirt keeps it
+    String doubled = tmp + "//datastores/0//vm1/disk.0";
+    assertEquals(root.resolve("vm1/disk.0"), paths.confine("disk", doubled));
+    assertEquals(root + "/vm1/disk.0", DatastorePaths.collapsed(doubled));
 
     for (String bad :
         List.of(
             "vm1/disk.0",
             root + "/../outside/x",
             root + "/vm1/./disk.0",
-            root + "//vm1/disk.0",
+            root + "//vm1/../../x",
+            root + "/vm1/disk.0/",
             root + "/vm1/disk.0;id",
             root + "/vm1/disk 0",
             root.toString(),

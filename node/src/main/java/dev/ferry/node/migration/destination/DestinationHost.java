@@ -28,7 +28,6 @@ import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.EnumSet;
 import java.util.List;
 import java.util.Optional;
 import java.util.OptionalLong;
@@ -143,6 +142,13 @@ public final class DestinationHost {
           d.resolve(MARKER),
           m.migrationId() + " " + m.vm() + " from " + m.sourceHost() + "\n",
           StandardCharsets.UTF_8);
+    }
+    // a disk's own subdirectory (OpenNebula's disk.N.snap/): the disk copy and the overlay need it
+    // before the directory copy may have made it
+    for (ManifestDisk disk : m.disks()) {
+      if (m.isOwn(disk.path())) {
+        Files.createDirectories(files.local(Path.of(disk.path()).getParent()));
+      }
     }
   }
 
@@ -411,11 +417,10 @@ public final class DestinationHost {
         vm,
         new MigrationRequest(
             settings.migration().destinationUri(sourceHost),
-            EnumSet.of(
+            MigrationFlag.with(
+                MigrationFlag.definitionFlags(m.transientDomain()),
                 MigrationFlag.LIVE,
                 MigrationFlag.PEER2PEER,
-                MigrationFlag.PERSIST_DEST,
-                MigrationFlag.UNDEFINE_SOURCE,
                 MigrationFlag.PAUSED,
                 MigrationFlag.UNSAFE),
             OptionalLong.empty(),

@@ -63,8 +63,11 @@ public final class OverlayOps {
     return specs;
   }
 
-  /** The exclude pattern (rsync, relative to a VM directory) that keeps overlays out of copies. */
-  public static final String EXCLUDE = "/.ferry-overlay-*";
+  /**
+   * The exclude pattern (rsync) that keeps overlays out of directory copies. Unanchored: an overlay
+   * lies next to its disk, which may be in a subdirectory of the VM directory.
+   */
+  public static final String EXCLUDE = ".ferry-overlay-*";
 
   /**
    * Creates every overlay in one atomic, disk-only external snapshot without libvirt metadata.

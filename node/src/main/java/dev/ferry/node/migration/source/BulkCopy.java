@@ -66,10 +66,12 @@ final class BulkCopy extends SourceFlow {
     List<CompletableFuture<Long>> copies = new ArrayList<>();
     for (String dir : run.manifest.directories()) {
       excludes.clear();
+      // by full relative path, anchored: a writable disk may lie in a subdirectory
+      // (OpenNebula's disk.0.snap/0), and a name alone would also match elsewhere
       for (ManifestDisk d : run.manifest.writableDisks()) {
         Path p = Path.of(d.path());
-        if (p.getParent().toString().equals(dir)) {
-          excludes.add("/" + p.getFileName());
+        if (p.startsWith(Path.of(dir))) {
+          excludes.add("/" + Path.of(dir).relativize(p));
         }
       }
       if (!excludes.contains(OverlayOps.EXCLUDE)) {

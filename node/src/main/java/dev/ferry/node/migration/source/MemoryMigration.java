@@ -101,19 +101,13 @@ final class MemoryMigration extends SourceFlow {
     // overlay: libvirt mirrors the top layer (the overlay) and resumes the VM itself
     EnumSet<MigrationFlag> flags =
         run.overlay()
-            ? EnumSet.of(
-                MigrationFlag.LIVE,
-                MigrationFlag.PEER2PEER,
-                MigrationFlag.PERSIST_DEST,
-                MigrationFlag.UNDEFINE_SOURCE,
-                MigrationFlag.NON_SHARED_INC)
+            ? EnumSet.of(MigrationFlag.LIVE, MigrationFlag.PEER2PEER, MigrationFlag.NON_SHARED_INC)
             : EnumSet.of(
                 MigrationFlag.LIVE,
                 MigrationFlag.PEER2PEER,
-                MigrationFlag.PERSIST_DEST,
-                MigrationFlag.UNDEFINE_SOURCE,
                 MigrationFlag.PAUSED,
                 MigrationFlag.UNSAFE);
+    flags.addAll(MigrationFlag.definitionFlags(run.manifest.transientDomain()));
     if (run.options.autoConverge()) {
       flags.add(MigrationFlag.AUTO_CONVERGE);
     }

@@ -64,6 +64,16 @@ final class Preparation extends SourceFlow {
                             + MigrationFailure.reason(m.error())
                             + "; nothing was changed");
                   }
+                  if (run.cold() && m.manifest().transientDomain()) {
+                    // a transient domain vanishes when it shuts down: nothing would be left to
+                    // boot here if the destination failed (OpenNebula moves its VMs cold itself,
+                    // with a poweroff migration)
+                    return migration.finish(
+                        MigrationOutcome.ROLLED_BACK,
+                        "refused in preflight: "
+                            + run.vm
+                            + " is a transient domain and moves live only; nothing was changed");
+                  }
                   run.manifest = m.manifest();
                   run.blockNodes = m.blockNodes();
                   m.notes().forEach(run::note);

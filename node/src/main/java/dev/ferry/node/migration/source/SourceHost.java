@@ -84,10 +84,6 @@ public final class SourceHost {
               + summary.state().name().toLowerCase()
               + ", not running: nothing to migrate live");
     }
-    if (!summary.persistent()) {
-      throw new MigrationFailure(
-          vm + " is a transient domain; only persistent domains are migrated");
-    }
     DomainDefinition def = hypervisor.definition(vm, false);
     List<String> outside = def.xml().isBlank() ? List.of() : DomainXml.stateOutsideDisks(def.xml());
     if (!outside.isEmpty()) {
@@ -98,6 +94,11 @@ public final class SourceHost {
               + " outside its disks; Ferry does not move that state yet, and the guest would"
               + " lose it: move this VM cold with its files by other means");
     }
+    Optional<Path> openNebulaDir =
+        def.xml().isBlank()
+            ? Optional.empty()
+            : DomainXml.openNebulaVmDirectory(def.xml())
+                .map(dir -> datastores.confine("OpenNebula's VM directory", dir));
     List<ManifestDisk> disks = new ArrayList<>();
     Set<Path> directories = new LinkedHashSet<>();
     List<Path> writable = new ArrayList<>();
@@ -132,7 +133,7 @@ public final class SourceHost {
       }
       boolean isWritable = d.writableFile();
       if (isWritable) {
-        directories.add(path.getParent()); // only a writable disk's directory is the VM's own
+        directories.add(vmDirectory(path, openNebulaDir)); // only a writable disk's is the VM's
         writable.add(path);
       }
       disks.add(
@@ -201,7 +202,8 @@ public final class SourceHost {
         current,
         dirs,
         ancillary,
-        own);
+        own,
+        !summary.persistent());
   }
 
   public static SnapshotEntry entry(ImageSnapshot s) {
@@ -223,7 +225,9 @@ public final class SourceHost {
     for (JsonNode dev : reply.path("return")) {
       JsonNode inserted = dev.path("inserted");
       if (inserted.has("node-name") && inserted.has("file")) {
-        nodes.put(inserted.get("file").asText(), inserted.get("node-name").asText());
+        nodes.put(
+            DatastorePaths.collapsed(inserted.get("file").asText()),
+            inserted.get("node-name").asText());
       }
     }
     return nodes;
@@ -344,6 +348,24 @@ public final class SourceHost {
    * lie below a datastore root (not be one) and hold no disk of another domain on this host: a
    * directory that is not the VM's own is never copied whole nor removed.
    */
+  /** OpenNebula's TM snapshot directory of disk.N: the image and its disk-snapshot chain. */
+  private static final java.util.regex.Pattern TM_SNAPSHOT_DIR =
+      java.util.regex.Pattern.compile("disk\\.\\d+\\.snap");
+
+  /**
+   * The VM directory of a writable disk: OpenNebula's (from the domain's metadata) when the disk
+   * lies below it; otherwise the disk's own directory, or the one above it when that is a TM
+   * snapshot directory ({@code .../42/disk.0.snap/0}: the VM directory is {@code .../42}, where the
+   * {@code disk.0} link, the deployment file and the snapshots' XML live).
+   */
+  static Path vmDirectory(Path disk, Optional<Path> openNebulaDir) {
+    if (openNebulaDir.isPresent() && disk.startsWith(openNebulaDir.get())) {
+      return openNebulaDir.get();
+    }
+    Path dir = disk.getParent();
+    return TM_SNAPSHOT_DIR.matcher(dir.getFileName().toString()).matches() ? dir.getParent() : dir;
+  }
+
   private List<String> ownDirectories(String vm, Set<Path> directories) {
     List<String> dirs = new ArrayList<>();
     for (Path dir : directories) {
@@ -391,7 +413,15 @@ public final class SourceHost {
   public List<String> removeFiles(Manifest manifest) throws IOException {
     List<String> removed = new ArrayList<>();
     for (String f : manifest.files()) {
-      Path p = datastores.confine("file", f);
+      Path listed = Path.of(f);
+      // a link (OpenNebula's disk.N) is removed, never followed: its parent is what is confined,
+      // and its target may be gone already
+      Path p =
+          Files.isSymbolicLink(files.local(listed))
+              ? datastores
+                  .confine("file", listed.getParent().toString())
+                  .resolve(listed.getFileName())
+              : datastores.confine("file", f);
       if (manifest.isOwn(p.toString()) && Files.deleteIfExists(files.local(p))) {
         removed.add(p.toString());
       }
