@@ -297,7 +297,8 @@ one_action_xml() {
     echo -n "<VMM_DRIVER_ACTION_DATA><HOST>$S</HOST><MIGR_HOST>$T</MIGR_HOST><DEPLOY_ID>$ONE_UUID</DEPLOY_ID><LOCAL_DEPLOYMENT_FILE/><REMOTE_DEPLOYMENT_FILE/><CHECKPOINT_FILE/>"
     echo -n "<TM_COMMAND>MIGRATE local $S $T $ONE_DS/$ID $ID 0"$'\n'"</TM_COMMAND><TM_COMMAND_ROLLBACK/><DISK_TARGET_PATH>$ONE_DS/$ID</DISK_TARGET_PATH>"
     one_vm_xml "$ID" "$S" "$SEQ" "$T" | tr -d '\n'
-    one_ds_xml
+    one_ds_xml | tr -d '\n'
+    echo "</VMM_DRIVER_ACTION_DATA>"
 }
 
 cmd_one_action_xml() {

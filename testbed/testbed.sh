@@ -91,6 +91,10 @@ setup_host() {
 # libvirt refuses to migrate between hosts that report the same host UUID, and every
 # namespaced host reads the same SMBIOS data
 host_uuid = "$(cat /proc/sys/kernel/random/uuid)"
+# oneadmin drives libvirt on an OpenNebula host (its group owns the socket; no polkit here)
+unix_sock_group = "oneadmin"
+unix_sock_rw_perms = "0770"
+auth_unix_rw = "none"
 log_filters = "1:qemu.qemu_monitor 1:qemu.qemu_migration 1:qemu.qemu_process"
 log_outputs = "1:file:/var/log/libvirt/libvirtd.log"
 EOF

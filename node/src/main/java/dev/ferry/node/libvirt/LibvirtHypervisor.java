@@ -203,7 +203,14 @@ public final class LibvirtHypervisor implements Hypervisor {
         c -> {
           List<DomainSummary> out = new ArrayList<>();
           for (Domain d : c.listAllDomains(0)) {
-            out.add(summary(d));
+            try {
+              out.add(summary(d));
+            } catch (LibvirtException e) {
+              // a transient domain that ended (or migrated away) after the listing: gone
+              if (!noDomain(e)) {
+                throw e;
+              }
+            }
           }
           out.sort(Comparator.comparing(DomainSummary::name));
           return out;
@@ -218,12 +225,16 @@ public final class LibvirtHypervisor implements Hypervisor {
           try {
             return Optional.of(summary(c.domainLookupByName(domain)));
           } catch (LibvirtException e) {
-            if (e.getError() != null && e.getError().getCode().name().equals("VIR_ERR_NO_DOMAIN")) {
+            if (noDomain(e)) {
               return Optional.empty();
             }
             throw e;
           }
         });
+  }
+
+  private static boolean noDomain(LibvirtException e) {
+    return e.getError() != null && e.getError().getCode().name().equals("VIR_ERR_NO_DOMAIN");
   }
 
   private static DomainSummary summary(Domain d) throws LibvirtException {
