@@ -120,12 +120,13 @@ cmd_one_vm() {
         one_prefill "$H" "$IMG0" "$PRE"
     fi
     nsx "$H" ln -s disk.0.snap/0 "$DIR/disk.0" || die "disk.0 link"
-    local DISKS="<disk type='file' device='disk'><source file='$IMG0'/><target dev='vda' bus='virtio'/><driver name='qemu' type='qcow2' cache='none'/></disk>"
+    # oned writes the disk.N links into the deployment file; the KVM deploy resolves them
+    local DISKS="<disk type='file' device='disk'><source file='$DIR/disk.0'/><target dev='vda' bus='virtio'/><driver name='qemu' type='qcow2' cache='none'/></disk>"
     if [ "$PERSIST" -gt 0 ]; then
         nsx "$H" install -d -o oneadmin -g oneadmin "$DIR/disk.1.snap" || die "mkdir"
         nsx "$H" qemu-img create -q -f qcow2 "$DIR/disk.1.snap/0" "${PERSIST}M" || die "disk.1"
         nsx "$H" ln -s disk.1.snap/0 "$DIR/disk.1" || die "disk.1 link"
-        DISKS+="<disk type='file' device='disk'><source file='$DIR/disk.1.snap/0'/><target dev='vdb' bus='virtio'/><driver name='qemu' type='qcow2' cache='none'/></disk>"
+        DISKS+="<disk type='file' device='disk'><source file='$DIR/disk.1'/><target dev='vdb' bus='virtio'/><driver name='qemu' type='qcow2' cache='none'/></disk>"
     fi
     if [ "$CONTEXT" = 1 ]; then
         # the context CD: a read-only image OpenNebula writes once at deploy
@@ -142,7 +143,7 @@ ONE_SEQ=0
 ONE_SNAPS=""
 ONE_SHARED=$SHAREDDS
 EOF
-    cat > "$HD/$H/datastore/$ID/deployment.0" <<EOF
+    cat > "$(one_conf "$ID").deployment" <<EOF
 <domain type='${FERRY_TB_VIRT:-qemu}' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
 	<name>$NAME</name>
 	<uuid>$UUID</uuid>
@@ -207,10 +208,20 @@ one_prefill() {
     nsx "$H" qemu-io -f qcow2 -c "write -s $R 256M ${PRE}M" "$F" >/dev/null || die "prefill $F"
 }
 
-# OpenNebula's deploy: each disk.N symlink resolved in the XML (already resolved here), virsh
-# create (a transient domain), then every snap-N.xml redefined
+# OpenNebula's deploy: oned writes deployment.0 (disks named by their disk.N links), the KVM
+# deploy rewrites each link to the file it points at now, runs virsh create (a transient domain),
+# then redefines every snap-N.xml
 cmd_one_deploy() {
-    local H; H=$(hname "$1"); local ID=$2 DIR=$ONE_DS/$2 f
+    local H; H=$(hname "$1"); local ID=$2 DIR=$ONE_DS/$2 f n target
+    local DEP=$HD/$H/datastore/$ID/deployment.0
+    cp "$(one_conf "$ID").deployment" "$DEP" || die "deployment.0"
+    for f in "$HD/$H/datastore/$ID"/disk.*; do
+        [ -L "$f" ] || continue
+        n=${f##*/}; target=$(readlink "$f")
+        [ "${target:0:1}" = / ] || target=$DIR/$target
+        sed -i "s#source file='$DIR/$n'#source file='$target'#" "$DEP"
+    done
+    chown $ONE_UID:$ONE_UID "$DEP"
     nsx "$H" virsh -q create "$DIR/deployment.0" >/dev/null || die "create one-$ID"
     wait_serial "$H" "one-$ID" TBREADY 60 || die "one-$ID: guest not ready within 60 s"
     for f in $(cd "$HD/$H/datastore/$ID" && ls -v snap-*.xml 2>/dev/null); do
@@ -278,7 +289,7 @@ one_vm_xml() {
     local SEQ=${3:-$ONE_SEQ} HIST_HOST=${4:-$H} n
     echo -n "<VM><ID>$ID</ID><UID>0</UID><GID>0</GID><UNAME>oneadmin</UNAME><NAME>vm-$ID</NAME><STATE>3</STATE><LCM_STATE>3</LCM_STATE><DEPLOY_ID>$ONE_UUID</DEPLOY_ID><TEMPLATE>"
     [ "$ONE_CONTEXT" = 1 ] && echo -n "<CONTEXT><DISK_ID>2</DISK_ID><NETWORK>YES</NETWORK><TARGET>hda</TARGET></CONTEXT>"
-    echo -n "<DISK><CLONE>YES</CLONE><DATASTORE_ID>1</DATASTORE_ID><DISK_ID>0</DISK_ID><DISK_TYPE>FILE</DISK_TYPE><DRIVER>qcow2</DRIVER><FORMAT>qcow2</FORMAT><IMAGE_ID>5</IMAGE_ID><SOURCE>/var/lib/one//datastores/1/${ONE_BASE:-3c0b8e9a2f6d4c1e}</SOURCE><TARGET>vda</TARGET><TM_MAD>${ONE_BASE:+qcow2}${ONE_BASE:-local}</TM_MAD><TYPE>FILE</TYPE></DISK>"
+    echo -n "<DISK><CLONE>YES</CLONE><DATASTORE_ID>1</DATASTORE_ID><DISK_ID>0</DISK_ID><DISK_TYPE>FILE</DISK_TYPE><DRIVER>qcow2</DRIVER><FORMAT>qcow2</FORMAT><IMAGE_ID>5</IMAGE_ID><SOURCE>/var/lib/one//datastores/1/${ONE_BASE:-3c0b8e9a2f6d4c1e}</SOURCE><TARGET>vda</TARGET><TM_MAD>$([ -n "$ONE_BASE" ] && echo qcow2 || echo local)</TM_MAD><TYPE>FILE</TYPE></DISK>"
     [ "$ONE_PERSIST" -gt 0 ] && echo -n "<DISK><CLONE>NO</CLONE><DATASTORE_ID>1</DATASTORE_ID><DISK_ID>1</DISK_ID><DISK_TYPE>FILE</DISK_TYPE><DRIVER>qcow2</DRIVER><FORMAT>qcow2</FORMAT><IMAGE_ID>17</IMAGE_ID><PERSISTENT>YES</PERSISTENT><SOURCE>/var/lib/one//datastores/1/9f8e7d6c5b4a3928</SOURCE><TARGET>vdb</TARGET><TM_MAD>local</TM_MAD><TYPE>FILE</TYPE></DISK>"
     echo -n "<FEATURES><ACPI>yes</ACPI></FEATURES><MEMORY>$ONE_MEM</MEMORY>"
     for n in $ONE_SNAPS; do

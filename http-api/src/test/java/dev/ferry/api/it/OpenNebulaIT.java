@@ -225,15 +225,15 @@ class OpenNebulaIT {
   }
 
   /**
-   * oned kills the action ({@code onevm terminate --hard} or a driver timeout kill the ssh
-   * session): the driver cancels, the VM keeps running on the source alone and the driver says so
-   * with exit 1. Then {@code onevm recover --retry} runs the same history record again: a new
-   * attempt, which completes.
+   * oned kills the action ({@code onevm terminate --hard}, {@code recover --delete} or a driver
+   * timeout): the script gets a signal and the front-end's ssh session goes. The driver cancels,
+   * the VM keeps running on the source alone. Then {@code onevm recover --retry} runs the same
+   * history record again: a new attempt, which completes (exit 0, the VM on the destination).
    */
   @Test
   void aKilledActionCancelsAndARetryOfTheSameRecordMigrates() throws Exception {
     String id = "45";
-    deploy("host1", id, "--prefill", "192");
+    deploy("host1", id, "--prefill", "512");
     List<String> argv =
         List.of(
             bed.repo().resolve("testbed/testbed.sh").toString(),
@@ -248,8 +248,20 @@ class OpenNebulaIT {
     await()
         .atMost(Duration.ofSeconds(60))
         .pollInterval(Duration.ofMillis(200))
-        .until(() -> "running".equals(jobOf(vm(id)).path("state").asText()));
-    // oned's kill reaches the ssh client; sshd then hangs up the driver's session
+        .until(() -> "bulk-copy".equals(jobOf(vm(id)).path("progress").path("phase").asText()));
+    List<Long> driver = bed.pidsInHost("host1", "kvm-ferry/migrate");
+    assertFalse(driver.isEmpty(), "the driver runs on host1");
+    for (long pid : driver) {
+      // the script itself, not its subshells (they share its command line)
+      boolean subshell =
+          ProcessHandle.of(pid)
+              .flatMap(ProcessHandle::parent)
+              .map(p -> driver.contains(p.pid()))
+              .orElse(false);
+      if (!subshell) {
+        bed.execOk("host1", "kill", "-TERM", Long.toString(pid));
+      }
+    }
     frontEnd.descendants().forEach(ProcessHandle::destroy);
     frontEnd.destroy();
     JsonNode job =

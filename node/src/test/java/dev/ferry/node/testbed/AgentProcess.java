@@ -64,7 +64,11 @@ public final class AgentProcess {
     return String.join(
         "\n",
         "ferry.node.host = \"" + host + "\"",
-        "ferry.node.datastores = [\"" + Testbed.DATASTORE + "\"]",
+        "ferry.node.datastores = [\""
+            + Testbed.DATASTORE
+            + "\", \""
+            + Testbed.IMAGE_DATASTORE
+            + "\"]",
         "ferry.node.state-dir = \"/var/lib/ferry\"",
         "pekko.remote.artery.canonical.hostname = \"" + bed.ip(host) + "\"",
         "pekko.remote.artery.canonical.port = " + PORT,

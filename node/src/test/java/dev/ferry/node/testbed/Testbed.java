@@ -19,6 +19,10 @@ import java.util.List;
  */
 public final class Testbed {
   public static final String DATASTORE = "/var/lib/one/datastores/0";
+
+  /** OpenNebula's image datastore 1 on every host (testbed/opennebula.sh): shared base images. */
+  public static final String IMAGE_DATASTORE = "/var/lib/one/datastores/1";
+
   private static Testbed shared;
 
   private final Path repo;
