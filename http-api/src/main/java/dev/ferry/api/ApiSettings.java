@@ -10,6 +10,7 @@ public record ApiSettings(
     int port,
     boolean tokenRequired,
     String token,
+    String hostTokensFile,
     Duration askTimeout,
     Duration eventsInterval,
     Duration hostsRefresh,
@@ -28,6 +29,7 @@ public record ApiSettings(
             c.getInt("port"),
             mode.equals("token"),
             c.getString("auth.token"),
+            c.getString("auth.host-tokens-file"),
             c.getDuration("ask-timeout"),
             c.getDuration("events-interval"),
             c.getDuration("hosts-refresh"),
@@ -37,7 +39,17 @@ public record ApiSettings(
           "ferry.api.auth.token (or FERRY_API_TOKEN) must be set to at least 16 characters;"
               + " set ferry.api.auth.mode = none only for a loopback test bed");
     }
+    if (s.enabled && !s.tokenRequired && !loopback(s.iface)) {
+      throw new IllegalArgumentException(
+          "ferry.api.auth.mode = none is refused on "
+              + s.iface
+              + ": without a token the API may only listen on loopback (127.0.0.1 or ::1)");
+    }
     return s;
+  }
+
+  static boolean loopback(String iface) {
+    return iface.equals("localhost") || iface.startsWith("127.") || iface.equals("::1");
   }
 
   public ApiSettings withPort(int p) {
@@ -47,6 +59,7 @@ public record ApiSettings(
         p,
         tokenRequired,
         token,
+        hostTokensFile,
         askTimeout,
         eventsInterval,
         hostsRefresh,

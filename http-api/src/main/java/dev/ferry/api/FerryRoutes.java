@@ -15,8 +15,6 @@ import dev.ferry.protocol.SchedulerProtocol.Error;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
-import java.nio.charset.StandardCharsets;
-import java.security.MessageDigest;
 import java.time.Duration;
 import java.util.List;
 import java.util.Optional;
@@ -70,6 +68,7 @@ public final class FerryRoutes extends AllDirectives {
   private final ObjectMapper mapper;
   private final byte[] openApi;
   private final byte[] statusPage;
+  private final Credentials credentials;
 
   public FerryRoutes(
       ActorSystem<?> system,
@@ -85,6 +84,7 @@ public final class FerryRoutes extends AllDirectives {
     this.mapper = strictJson();
     this.openApi = resource("openapi.json");
     this.statusPage = resource("status.html");
+    this.credentials = Credentials.of(settings.token(), settings.hostTokensFile());
   }
 
   /**
@@ -175,14 +175,55 @@ public final class FerryRoutes extends AllDirectives {
                                                             ContentTypes.APPLICATION_JSON,
                                                             openApi)))),
                                     authenticated(
-                                        () ->
-                                            concat(
-                                                path("events", () -> get(this::overview)),
-                                                pathPrefix("migrations", this::migrations),
-                                                pathPrefix("hosts", this::hosts),
-                                                pathPrefix("vms", this::vms),
-                                                pathPrefix("drains", this::drains),
-                                                pathPrefix("rebalance", this::rebalance))))))));
+                                        caller ->
+                                            caller instanceof Credentials.HostDriver driver
+                                                ? driverRoutes(driver)
+                                                : concat(
+                                                    path("events", () -> get(this::overview)),
+                                                    pathPrefix(
+                                                        "migrations", () -> migrations(caller)),
+                                                    pathPrefix("hosts", this::hosts),
+                                                    pathPrefix("vms", this::vms),
+                                                    pathPrefix("drains", this::drains),
+                                                    pathPrefix("rebalance", this::rebalance))))))));
+  }
+
+  /**
+   * What a host token may do: its own host's migrations (submit, watch, cancel) and where a VM
+   * runs. Anything else is forbidden, whether or not it exists.
+   */
+  private Route driverRoutes(Credentials.HostDriver driver) {
+    return concat(
+        pathPrefix("migrations", () -> migrations(driver)),
+        pathPrefix("vms", this::vms),
+        extractUnmatchedPath(rest -> forbidden(driver, "this")));
+  }
+
+  private Route forbidden(Credentials.HostDriver driver, String what) {
+    return problem(
+        Problem.of(
+            403,
+            "forbidden",
+            "Forbidden",
+            "the token of host "
+                + driver.host()
+                + " may only submit, watch and cancel migrations from "
+                + driver.host()
+                + " and ask where a VM runs, not "
+                + what));
+  }
+
+  /** {@code inner} if the caller may see job {@code id}; a host only its own host's jobs. */
+  private Route ownJob(Credentials.Caller caller, String id, Supplier<Route> inner) {
+    if (!(caller instanceof Credentials.HostDriver driver)) {
+      return inner.get();
+    }
+    return onSuccess(
+        ask((ActorRef<SchedulerProtocol.JobReply> r) -> new SchedulerProtocol.GetJob(id, r)),
+        j ->
+            j.job() == null || j.job().request().source().equals(driver.host())
+                ? inner.get()
+                : forbidden(driver, "migration " + id + " from " + j.job().request().source()));
   }
 
   // ---- probes
@@ -211,21 +252,19 @@ public final class FerryRoutes extends AllDirectives {
 
   // ---- authentication
 
-  private Route authenticated(Supplier<Route> inner) {
+  private Route authenticated(Function<Credentials.Caller, Route> inner) {
     if (!settings.tokenRequired()) {
-      return inner.get();
+      return inner.apply(new Credentials.Admin());
     }
     return optionalHeaderValueByName(
         "Authorization",
         header -> {
-          Optional<String> given =
-              header.filter(h -> h.startsWith("Bearer ")).map(h -> h.substring(7).strip());
-          boolean ok =
-              given.isPresent()
-                  && MessageDigest.isEqual(
-                      given.get().getBytes(StandardCharsets.UTF_8),
-                      settings.token().getBytes(StandardCharsets.UTF_8));
-          if (!ok) {
+          Optional<Credentials.Caller> caller =
+              header
+                  .filter(h -> h.startsWith("Bearer "))
+                  .map(h -> h.substring(7).strip())
+                  .flatMap(credentials::identify);
+          if (caller.isEmpty()) {
             return respondWithHeader(
                 WWWAuthenticate.create(HttpChallenge.create("Bearer", "ferry")),
                 () ->
@@ -238,13 +277,13 @@ public final class FerryRoutes extends AllDirectives {
                                 ? "the bearer token is not valid"
                                 : "send Authorization: Bearer <token>")));
           }
-          return inner.get();
+          return inner.apply(caller.get());
         });
   }
 
   // ---- migrations
 
-  private Route migrations() {
+  private Route migrations(Credentials.Caller caller) {
     return concat(
         pathEnd(
             () ->
@@ -256,43 +295,51 @@ public final class FerryRoutes extends AllDirectives {
                                 b ->
                                     optionalHeaderValueByName(
                                         "Idempotency-Key",
-                                        key -> submit(b, key.orElse(b.idempotencyKey()))))),
+                                        key -> submit(caller, b, key.orElse(b.idempotencyKey()))))),
                     get(
                         () ->
-                            parameterOptional(
-                                "active",
-                                active ->
-                                    parameterOptional(
-                                        "limit",
-                                        limit ->
-                                            list(
-                                                active.map(this::bool).orElse(false),
-                                                limit.map(this::limit).orElse(100))))))),
+                            caller instanceof Credentials.HostDriver driver
+                                ? forbidden(driver, "the list of migrations")
+                                : parameterOptional(
+                                    "active",
+                                    active ->
+                                        parameterOptional(
+                                            "limit",
+                                            limit ->
+                                                list(
+                                                    active.map(this::bool).orElse(false),
+                                                    limit.map(this::limit).orElse(100))))))),
         pathPrefix(
             PathMatchers.segment(),
             raw -> {
               String id = Requests.id(raw);
-              return concat(
-                  pathEnd(
-                      () ->
-                          concat(
-                              get(
-                                  () ->
-                                      job(
-                                          ask(r -> new SchedulerProtocol.GetJob(id, r)),
-                                          StatusCodes.OK)),
-                              delete(
-                                  () ->
-                                      parameterOptional(
-                                          "reason",
-                                          reason ->
+              return ownJob(
+                  caller,
+                  id,
+                  () ->
+                      concat(
+                          pathEnd(
+                              () ->
+                                  concat(
+                                      get(
+                                          () ->
                                               job(
-                                                  ask(
-                                                      r ->
-                                                          new SchedulerProtocol.CancelJob(
-                                                              id, reason.orElse("cancelled"), r)),
-                                                  StatusCodes.ACCEPTED))))),
-                  path("events", () -> get(() -> events(id))));
+                                                  ask(r -> new SchedulerProtocol.GetJob(id, r)),
+                                                  StatusCodes.OK)),
+                                      delete(
+                                          () ->
+                                              parameterOptional(
+                                                  "reason",
+                                                  reason ->
+                                                      job(
+                                                          ask(
+                                                              r ->
+                                                                  new SchedulerProtocol.CancelJob(
+                                                                      id,
+                                                                      reason.orElse("cancelled"),
+                                                                      r)),
+                                                          StatusCodes.ACCEPTED))))),
+                          path("events", () -> get(() -> events(id)))));
             }));
   }
 
@@ -335,12 +382,16 @@ public final class FerryRoutes extends AllDirectives {
     }
   }
 
-  private Route submit(Requests.Submit b, String key) {
+  private Route submit(Credentials.Caller caller, Requests.Submit b, String key) {
     if (key != null && !key.isEmpty()) {
       Requests.id(key);
     }
     SchedulerProtocol.MigrationRequest request =
         Requests.migration(b, hosts.known(), settings.maxDeadlineAhead());
+    if (caller instanceof Credentials.HostDriver driver
+        && !request.source().equals(driver.host())) {
+      return forbidden(driver, "a migration from " + request.source());
+    }
     return job(
         ask(r -> new SchedulerProtocol.Submit(request, key == null ? "" : key, r)),
         StatusCodes.ACCEPTED);

@@ -46,8 +46,16 @@ public final class ApiFixture implements AutoCloseable {
     this.base = "http://127.0.0.1:" + binding.localAddress().getPort();
   }
 
+  /** host1's driver token (ferry.api.auth.host-tokens-file): its own migrations only. */
+  public static final String HOST1_TOKEN = "host1-driver-token-0123456789";
+
   /** Starts it and waits until the API knows the three hosts and is ready. */
   public static ApiFixture start(String token) throws Exception {
+    java.nio.file.Path hostTokens = java.nio.file.Files.createTempFile("ferry-host-tokens", "");
+    hostTokens.toFile().deleteOnExit();
+    java.nio.file.Files.writeString(
+        hostTokens,
+        "# host token\nhost1 " + HOST1_TOKEN + "\n\nhost2 host2-driver-token-0123456789\n");
     Config c =
         FerryConfig.load(
             ConfigFactory.parseString(
@@ -56,10 +64,11 @@ public final class ApiFixture implements AutoCloseable {
                     ferry.scheduler.inventory.interval = 100ms
                     ferry.scheduler.journal.url = "jdbc:h2:mem:api-%s;DB_CLOSE_DELAY=-1"
                     ferry.api.auth.token = "%s"
+                    ferry.api.auth.host-tokens-file = "%s"
                     ferry.api.hosts-refresh = 100ms
                     ferry.api.events-interval = 100ms
                     """
-                    .formatted(UUID.randomUUID(), token)));
+                    .formatted(UUID.randomUUID(), token, hostTokens)));
     SchedulerJournal.createSchema(c);
     ActorTestKit kit = ActorTestKit.create(c);
     FakeAgent host1 = new FakeAgent(kit, "host1");

@@ -259,6 +259,57 @@ class ApiTest {
     }
   }
 
+  /**
+   * A hypervisor's driver token: its own host's migrations (submit, watch, cancel) and where a VM
+   * runs, nothing else. Another host's migration, drains, hosts, rebalancing and the list of
+   * migrations are forbidden.
+   */
+  @Test
+  void aHostTokenMayOnlyMoveItsOwnHostsVms() throws Exception {
+    String own = ApiFixture.HOST1_TOKEN;
+    String move = "{\"vm\":\"vm-c\",\"source\":\"host1\",\"destination\":\"host3\"}";
+    String id = acceptedId(call("POST", "/api/v1/migrations", move, own));
+    AgentProtocol.StartMigration start = host1.starts.receiveMessage(Duration.ofSeconds(5));
+    assertEquals("vm-c", start.vm());
+    assertEquals(200, call("GET", "/api/v1/migrations/" + id, null, own).statusCode());
+    assertEquals(200, call("GET", "/api/v1/vms/vm-c", null, own).statusCode());
+
+    String other = "host2-driver-token-0123456789";
+    assertProblem(call("GET", "/api/v1/migrations/" + id, null, other), 403, "host2 may only");
+    assertProblem(
+        call("DELETE", "/api/v1/migrations/" + id + "?reason=x", null, other), 403, "from host1");
+    assertProblem(call("POST", "/api/v1/migrations", move, other), 403, "a migration from host1");
+    for (String[] forbidden :
+        new String[][] {
+          {"GET", "/api/v1/migrations"},
+          {"GET", "/api/v1/hosts"},
+          {"POST", "/api/v1/hosts/host1/drain"},
+          {"GET", "/api/v1/drains"},
+          {"POST", "/api/v1/rebalance/plan"},
+          {"GET", "/api/v1/events"}
+        }) {
+      assertProblem(
+          call(forbidden[0], forbidden[1], forbidden[0].equals("POST") ? "{}" : null, own),
+          403,
+          "host1 may only");
+    }
+    assertEquals(401, call("GET", "/api/v1/hosts", null, own + "x").statusCode());
+    // its own host's migration it may cancel; the agent is asked
+    java.util.concurrent.CompletableFuture<HttpResponse<String>> cancel =
+        java.util.concurrent.CompletableFuture.supplyAsync(
+            () -> {
+              try {
+                return call("DELETE", "/api/v1/migrations/" + id + "?reason=one", null, own);
+              } catch (Exception e) {
+                throw new IllegalStateException(e);
+              }
+            });
+    AgentProtocol.CancelMigration c = host1.cancels.receiveMessage(Duration.ofSeconds(5));
+    c.replyTo().tell(new AgentProtocol.CancelReply(id, true, "rolling back"));
+    assertEquals(202, cancel.get().statusCode());
+    host1.finish(start, MigrationOutcome.CANCELLED);
+  }
+
   /** The OpenNebula driver asks where a VM runs when a migration's result cannot say. */
   @Test
   void whereAVmRunsByName() throws Exception {

@@ -51,7 +51,21 @@ class OpenNebulaIT {
     bed = Testbed.shared(3);
     cluster = Cluster.start(bed, "", "host1", "host2", "host3");
     checks = new GuestChecks(bed);
-    control = new ControlNode(bed, TOKEN, "ferry.scheduler.inventory.interval = 1s");
+    // each hypervisor's driver holds its own host token, never the cluster token
+    Path hostTokens = bed.stateDir().resolve("one-host-tokens");
+    StringBuilder tokens = new StringBuilder();
+    for (String h : HOSTS) {
+      tokens.append(h).append(' ').append(driverToken(h)).append('\n');
+    }
+    Files.writeString(hostTokens, tokens.toString());
+    control =
+        new ControlNode(
+            bed,
+            TOKEN,
+            "ferry.scheduler.inventory.interval = 1s\n"
+                + "ferry.api.auth.host-tokens-file = \""
+                + hostTokens
+                + "\"");
     control.wipe();
     control.start();
     // the driver's settings and token, readable by oneadmin only, as the installer leaves them
@@ -61,7 +75,7 @@ class OpenNebulaIT {
       Files.writeString(
           etc.resolve("driver.conf"),
           "FERRY_URL=" + control.url() + "\nFERRY_PROGRESS_EVERY=0\nFERRY_POLL=1\n");
-      Files.writeString(etc.resolve("driver-token"), TOKEN + "\n");
+      Files.writeString(etc.resolve("driver-token"), driverToken(h) + "\n");
       bed.execOk(h, "chown", "root:oneadmin", "/etc/ferry/driver-token");
       bed.execOk(h, "chmod", "0640", "/etc/ferry/driver-token");
     }
@@ -70,6 +84,10 @@ class OpenNebulaIT {
         .atMost(Duration.ofSeconds(60))
         .pollInterval(Duration.ofMillis(500))
         .until(() -> hostsKnown() == 3);
+  }
+
+  private static String driverToken(String host) {
+    return host + "-driver-" + TOKEN;
   }
 
   @AfterAll
