@@ -17,7 +17,8 @@
 #   one-disk-snapshot HOST VMID DISK N   a TM local live disk snapshot: disk.DISK.snap/N+1
 #   one-shutdown HOST VMID          OpenNebula's cancel: destroy, wait until dominfo fails
 #   one-deploy HOST VMID            OpenNebula's deploy of deployment.0 (snapshots redefined)
-#   one-sync DIR                    install DIR/* as the kvm-ferry VM_MAD remotes on every host
+#   one-sync DIR                    DIR/install-frontend.sh (Ferry's driver as the kvm-ferry
+#                                   VM_MAD remotes) on every host's /var/tmp/one
 #
 # Per VM the bed keeps $ST/one/VMID (shell variables) and a history sequence: the front-end's
 # view of the VM, which the action XML is built from.
@@ -343,15 +344,13 @@ EOF
     return "$rc"
 }
 
-# onehost sync of Ferry's driver: DIR's files become /var/tmp/one/vmm/kvm-ferry/ on every host,
-# and every other kvm action is OpenNebula's own (a link into ../kvm)
+# Ferry's front-end installer, then onehost sync: DIR/install-frontend.sh runs on each host's
+# /var/tmp/one as it would on the front-end's remotes (kvm-ferry/migrate is Ferry's, the other
+# actions link to kvm's, migrate.orig to kvm/migrate)
 cmd_one_sync() {
-    local DIR=${1:?usage: one-sync DIR} D f
+    local DIR=${1:?usage: one-sync DIR} D
     for D in "$HD"/host*; do
         [ -d "$D/one-tmp" ] || continue
-        cp "$DIR"/* "$D/one-tmp/vmm/kvm-ferry/"
-        ln -sfn ../kvm/migrate "$D/one-tmp/vmm/kvm-ferry/migrate.orig"
-        chown -R $ONE_UID:$ONE_UID "$D/one-tmp"
-        chmod 755 "$D"/one-tmp/vmm/kvm-ferry/*
+        "$DIR/install-frontend.sh" "$D/one-tmp" >/dev/null || die "install-frontend.sh on $D"
     done
 }
