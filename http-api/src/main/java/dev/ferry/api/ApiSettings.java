@@ -11,6 +11,9 @@ public record ApiSettings(
     boolean tokenRequired,
     String token,
     String hostTokensFile,
+    boolean tls,
+    String tlsKeyFile,
+    String tlsCertFile,
     Duration askTimeout,
     Duration eventsInterval,
     Duration hostsRefresh,
@@ -30,6 +33,9 @@ public record ApiSettings(
             mode.equals("token"),
             c.getString("auth.token"),
             c.getString("auth.host-tokens-file"),
+            c.getBoolean("tls.enabled"),
+            c.getString("tls.key-file"),
+            c.getString("tls.cert-file"),
             c.getDuration("ask-timeout"),
             c.getDuration("events-interval"),
             c.getDuration("hosts-refresh"),
@@ -38,6 +44,17 @@ public record ApiSettings(
       throw new IllegalArgumentException(
           "ferry.api.auth.token (or FERRY_API_TOKEN) must be set to at least 16 characters;"
               + " set ferry.api.auth.mode = none only for a loopback test bed");
+    }
+    if (s.enabled && s.tls && (s.tlsKeyFile.isEmpty() || s.tlsCertFile.isEmpty())) {
+      throw new IllegalArgumentException(
+          "ferry.api.tls.enabled needs ferry.api.tls.key-file and ferry.api.tls.cert-file");
+    }
+    if (s.enabled && !s.tls && !loopback(s.iface)) {
+      throw new IllegalArgumentException(
+          "the API listens on "
+              + s.iface
+              + " without TLS: beyond loopback the token would cross the network in clear;"
+              + " set ferry.api.tls (key-file, cert-file) or listen on 127.0.0.1");
     }
     if (s.enabled && !s.tokenRequired && !loopback(s.iface)) {
       throw new IllegalArgumentException(
@@ -60,6 +77,9 @@ public record ApiSettings(
         tokenRequired,
         token,
         hostTokensFile,
+        tls,
+        tlsKeyFile,
+        tlsCertFile,
         askTimeout,
         eventsInterval,
         hostsRefresh,

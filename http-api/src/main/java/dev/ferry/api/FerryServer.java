@@ -108,8 +108,11 @@ public final class FerryServer {
             api,
             hosts,
             () -> cluster.selfMember().status() == MemberStatus.up());
-    Http.get(system)
-        .newServerAt(api.iface(), api.port())
+    var server = Http.get(system).newServerAt(api.iface(), api.port());
+    if (api.tls()) {
+      server = server.enableHttps(ApiTls.server(api.tlsKeyFile(), api.tlsCertFile()));
+    }
+    server
         .bind(routes.routes())
         .whenComplete(
             (ServerBinding b, Throwable err) -> {

@@ -22,12 +22,21 @@ public final class ApiClient {
 
   private final URI base;
   private final String token;
-  private final HttpClient http =
-      HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
+  private final HttpClient http;
 
   public ApiClient(String url, String token) {
+    this(url, token, null);
+  }
+
+  /** {@code caFile}: trust only this CA (PEM) for an https URL; null: the JVM's default trust. */
+  public ApiClient(String url, String token, java.nio.file.Path caFile) {
     this.base = URI.create(url.endsWith("/") ? url.substring(0, url.length() - 1) : url);
     this.token = token == null || token.isBlank() ? null : token.strip();
+    HttpClient.Builder b = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10));
+    if (caFile != null) {
+      b.sslContext(dev.ferry.api.ApiTls.trusting(caFile));
+    }
+    this.http = b.build();
   }
 
   /** What the API answered; {@code body} is JSON (a problem document for 4xx/5xx). */

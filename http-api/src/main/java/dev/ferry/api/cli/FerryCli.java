@@ -52,6 +52,12 @@ public final class FerryCli {
   String url;
 
   @Option(
+      names = "--cacert",
+      description = "the CA (PEM) that signed an https API's certificate (default: $FERRY_CA_FILE)",
+      defaultValue = "${env:FERRY_CA_FILE}")
+  Path caFile;
+
+  @Option(
       names = "--token-file",
       description =
           "file holding the bearer token (default: $FERRY_API_TOKEN, else $FERRY_API_TOKEN_FILE,"
@@ -93,7 +99,7 @@ public final class FerryCli {
   }
 
   ApiClient client() {
-    return new ApiClient(url, token());
+    return new ApiClient(url, token(), caFile);
   }
 
   private String token() {

@@ -29,7 +29,7 @@ import java.util.Map;
 public final class Demo {
   private static final List<String> HOSTS = List.of("host1", "host2", "host3");
   private static final ObjectMapper json = new ObjectMapper();
-  private static final HttpClient http = HttpClient.newHttpClient();
+  private static HttpClient http;
   private static String url;
   private static String token;
 
@@ -55,6 +55,7 @@ public final class Demo {
       control.wipe();
       control.start();
       url = control.url();
+      http = control.httpClient();
 
       List<Guest> guests =
           List.of(
@@ -163,7 +164,13 @@ public final class Demo {
         System.out.println();
         System.out.println("the bed stays up: testbed/testbed.sh exec host2 virsh list");
         System.out.println(
-            "API: curl -H 'Authorization: Bearer " + token + "' " + url + "/api/v1/hosts");
+            "API: curl --cacert "
+                + control.caFile()
+                + " -H 'Authorization: Bearer "
+                + token
+                + "' "
+                + url
+                + "/api/v1/hosts");
         System.out.println("stop it all: testbed/testbed.sh down");
         return;
       }

@@ -46,8 +46,38 @@ public final class ControlNode {
     this.dir = bed.stateDir().resolve("control");
   }
 
+  /** The API: https, with the bed's certificate of the root namespace (tb-root). */
   public String url() {
-    return "http://" + bed.rootIp() + ":" + API_PORT;
+    return "https://" + bed.rootIp() + ":" + API_PORT;
+  }
+
+  /** The CA (PEM) clients trust for {@link #url}. */
+  public Path caFile() {
+    return bed.pkiDir("tb-root").resolve("ca.crt");
+  }
+
+  /** An HTTP client that trusts {@link #caFile} and nothing else. */
+  public java.net.http.HttpClient httpClient() {
+    return java.net.http.HttpClient.newBuilder()
+        .sslContext(dev.ferry.api.ApiTls.trusting(caFile()))
+        .connectTimeout(Duration.ofSeconds(10))
+        .build();
+  }
+
+  /** The API certificate's SPKI pin (Chromium's --ignore-certificate-errors-spki-list). */
+  public String spkiPin() {
+    try (java.io.InputStream in = Files.newInputStream(bed.pkiDir("tb-root").resolve("tls.crt"))) {
+      java.security.cert.Certificate c =
+          java.security.cert.CertificateFactory.getInstance("X.509").generateCertificate(in);
+      return java.util.Base64.getEncoder()
+          .encodeToString(
+              java.security.MessageDigest.getInstance("SHA-256")
+                  .digest(c.getPublicKey().getEncoded()));
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    } catch (java.security.GeneralSecurityException e) {
+      throw new IllegalStateException(e);
+    }
   }
 
   /** Probes and metrics (no token). */
@@ -85,6 +115,10 @@ public final class ControlNode {
               "ferry.api.interface = \"" + bed.rootIp() + "\"",
               "ferry.api.port = " + API_PORT,
               "ferry.api.auth.token = \"" + token + "\"",
+              // beyond loopback the API must serve TLS: the bed's root-namespace certificate
+              "ferry.api.tls.enabled = on",
+              "ferry.api.tls.key-file = \"" + bed.pkiDir("tb-root").resolve("tls.key") + "\"",
+              "ferry.api.tls.cert-file = \"" + bed.pkiDir("tb-root").resolve("tls.crt") + "\"",
               "ferry.management.interface = \"" + bed.rootIp() + "\"",
               "ferry.management.port = " + MANAGEMENT_PORT,
               "pekko.remote.artery.canonical.hostname = \"" + bed.rootIp() + "\"",

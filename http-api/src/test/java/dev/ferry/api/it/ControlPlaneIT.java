@@ -16,6 +16,7 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -37,7 +38,7 @@ class ControlPlaneIT {
   private static final List<String> HOSTS = List.of("host1", "host2", "host3");
   private static final String TOKEN = "ci-token-" + Long.toHexString(System.nanoTime()) + "abcdef";
   private static final ObjectMapper json = new ObjectMapper();
-  private static final HttpClient http = HttpClient.newHttpClient();
+  private static HttpClient http = HttpClient.newHttpClient();
   private static Testbed bed;
   private static Cluster cluster;
   private static ControlNode control;
@@ -59,6 +60,7 @@ class ControlPlaneIT {
                 + "ferry.scheduler.inventory.stale-after = 20s");
     control.wipe();
     control.start();
+    http = control.httpClient();
     await()
         .atMost(Duration.ofSeconds(60))
         .pollInterval(Duration.ofMillis(500))
@@ -130,12 +132,14 @@ class ControlPlaneIT {
     Path etc = bed.hostDir(host).resolve("etc-ferry");
     Files.createDirectories(etc);
     Files.writeString(etc.resolve("ci-token"), TOKEN + "\n");
+    Files.copy(control.caFile(), etc.resolve("api-ca.crt"), StandardCopyOption.REPLACE_EXISTING);
     List<String> argv =
         new ArrayList<>(
             List.of(
                 "env",
                 "FERRY_URL=" + control.url(),
                 "FERRY_API_TOKEN_FILE=/etc/ferry/ci-token",
+                "FERRY_CA_FILE=/etc/ferry/api-ca.crt",
                 "FERRY_PROGRESS_EVERY=0",
                 "FERRY_POLL=1",
                 bed.repo().resolve("drivers/opennebula/migrate").toString()));
@@ -509,7 +513,8 @@ class ControlPlaneIT {
     vms.add(vm);
     bed.mkvm("host2", vm, "--mem", "128", "--prefill", "32");
     await().atMost(Duration.ofSeconds(30)).until(() -> hostVms("host2") == 1);
-    try (HeadlessChromium browser = HeadlessChromium.start()) {
+    try (HeadlessChromium browser =
+        HeadlessChromium.start("--ignore-certificate-errors-spki-list=" + control.spkiPin())) {
       browser.open(control.url() + "/status#token=" + TOKEN);
       await()
           .atMost(Duration.ofSeconds(30))
@@ -594,6 +599,7 @@ class ControlPlaneIT {
         .capture(
             dev.ferry.node.process.ProcessSpec.of(argv)
                 .withEnv("FERRY_API_TOKEN", TOKEN)
+                .withEnv("FERRY_CA_FILE", control.caFile().toString())
                 .withSecret(TOKEN)
                 .withTimeout(Duration.ofMinutes(5))
                 .withAcceptedExitCodes(0, 1));

@@ -37,7 +37,8 @@ final class HeadlessChromium implements AutoCloseable {
     this.session = session;
   }
 
-  static HeadlessChromium start() throws Exception {
+  /** {@code extraArgs}: more Chromium flags (a certificate pin, say). */
+  static HeadlessChromium start(String... extraArgs) throws Exception {
     int port;
     try (ServerSocket s = new ServerSocket(0)) {
       port = s.getLocalPort();
@@ -75,6 +76,9 @@ final class HeadlessChromium implements AutoCloseable {
           .add("--disable-gpu")
           .add("--disable-dev-shm-usage")
           .add("--window-size=1280,1000");
+      for (String a : extraArgs) {
+        ((com.fasterxml.jackson.databind.node.ArrayNode) chrome.get("args")).add(a);
+      }
       JsonNode created = send("POST", base + "/session", caps);
       String session = created.at("/value/sessionId").asText();
       if (session.isEmpty()) {

@@ -39,7 +39,7 @@ class OpenNebulaIT {
   private static final String TOKEN = "one-token-" + Long.toHexString(System.nanoTime()) + "abcdef";
   private static final String DS = "/var/lib/one//datastores/0";
   private static final ObjectMapper json = new ObjectMapper();
-  private static final HttpClient http = HttpClient.newHttpClient();
+  private static HttpClient http;
   private static Testbed bed;
   private static Cluster cluster;
   private static ControlNode control;
@@ -68,13 +68,20 @@ class OpenNebulaIT {
                 + "\"");
     control.wipe();
     control.start();
+    http = control.httpClient();
     // the driver's settings and token, readable by oneadmin only, as the installer leaves them
     for (String h : HOSTS) {
       Path etc = bed.hostDir(h).resolve("etc-ferry");
       Files.createDirectories(etc);
       Files.writeString(
           etc.resolve("driver.conf"),
-          "FERRY_URL=" + control.url() + "\nFERRY_PROGRESS_EVERY=0\nFERRY_POLL=1\n");
+          "FERRY_URL="
+              + control.url()
+              + "\nFERRY_CA_FILE=/etc/ferry/api-ca.crt\nFERRY_PROGRESS_EVERY=0\nFERRY_POLL=1\n");
+      Files.copy(
+          control.caFile(),
+          etc.resolve("api-ca.crt"),
+          java.nio.file.StandardCopyOption.REPLACE_EXISTING);
       Files.writeString(etc.resolve("driver-token"), driverToken(h) + "\n");
       bed.execOk(h, "chown", "root:oneadmin", "/etc/ferry/driver-token");
       bed.execOk(h, "chmod", "0640", "/etc/ferry/driver-token");

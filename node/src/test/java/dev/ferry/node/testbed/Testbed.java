@@ -121,6 +121,18 @@ public final class Testbed {
    * testbed.sh pki} makes.
    */
   public synchronized String tlsConfig(String identity) {
+    return "include file(\""
+        + repo.resolve("config/tls.conf")
+        + "\")\npekko.remote.artery.ssl.rotating-keys-engine.secret-mount-point = \""
+        + pkiDir(identity)
+        + "\"\n";
+  }
+
+  /**
+   * The directory of {@code identity}'s PEM files ({@code tls.key}, {@code tls.crt}, {@code
+   * ca.crt}), made by {@code testbed.sh pki} on first use.
+   */
+  public synchronized Path pkiDir(String identity) {
     if (pki == null) {
       String dir =
           runner
@@ -131,11 +143,7 @@ public final class Testbed {
               .stdoutOrThrow();
       pki = Path.of(dir.strip());
     }
-    return "include file(\""
-        + repo.resolve("config/tls.conf")
-        + "\")\npekko.remote.artery.ssl.rotating-keys-engine.secret-mount-point = \""
-        + pki.resolve(identity)
-        + "\"\n";
+    return pki.resolve(identity);
   }
 
   public synchronized void down() {
