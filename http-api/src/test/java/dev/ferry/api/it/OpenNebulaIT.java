@@ -301,8 +301,11 @@ class OpenNebulaIT {
     ProcessRunner.Output retry = migrate(id, "host1", "host2", "FERRY_TB_ONE_SEQ=1");
     String log = retry.result().stderrTail();
     assertEquals(0, retry.result().exitCode(), log);
+    assertTrue(log.contains("trying again"), log);
     assertTrue(log.contains("runs on host2"), log);
     runsOnlyAndTransientlyOn(vm(id), "host2");
+    checks.noWriteLostThroughARedeploy(
+        "host2", vm(id), disks(id, "disk.0.snap/0"), () -> bed.oneOk("deploy", "host2", id));
   }
 
   /** A VM on a shared system datastore is OpenNebula's own business: migrate.orig gets it. */
@@ -315,6 +318,10 @@ class OpenNebulaIT {
     assertTrue(log.contains("the system datastore is shared: handing over"), log);
     assertTrue(log.contains("stand-in kvm/migrate"), log);
     assertEquals(json.createObjectNode(), jobOf(vm(id)), "Ferry kept out of it");
+    // the stand-in's plain live migration cannot work without shared storage: its exit code
+    // reaches oned, and the VM is where that code says
+    assertEquals(1, out.result().exitCode(), log);
+    runsOnlyAndTransientlyOn(vm(id), "host1");
   }
 
   /** The last Ferry job of {@code vm} (libvirt's name), or an empty object. */

@@ -154,6 +154,67 @@ class SuspendSyncIT {
   }
 
   /**
+   * kill -9 of the source's agent after the switchover, the VM paused on the destination before its
+   * final sync. The restarted agent finds the migration in its journal past the switchover, takes
+   * the VM back through host2's libvirt and resumes it on its own (authoritative) files with the
+   * snapshot metadata restored; host2's agent is told to abort and removes what the migration left
+   * there; a retry then succeeds.
+   */
+  @Test
+  void sourceAgentKilledAfterTheSwitchoverTakesTheVmBack() {
+    String vm = "srckill";
+    cluster.restart("host1", "ferry.node.migration.fault-tests.hold-before-final-sync = 30s");
+    try {
+      bed.mkvm("host1", vm, "--mem", "128", "--prefill", "8", "--snapshots", "1");
+      java.util.concurrent.atomic.AtomicReference<String> held =
+          new java.util.concurrent.atomic.AtomicReference<>("");
+      cluster
+          .client()
+          .migrate(
+              "it-srckill",
+              vm,
+              "host1",
+              "host2",
+              SUSPEND_SYNC,
+              e -> {
+                if (e instanceof dev.ferry.protocol.MigrationEvent.Progress p
+                    && p.progress().message().contains("held")) {
+                  held.set(p.progress().message());
+                }
+              });
+      org.awaitility.Awaitility.await()
+          .atMost(Duration.ofMinutes(3))
+          .until(() -> !held.get().isEmpty());
+      assertEquals("paused", bed.virsh("host2", "domstate", vm), "paused on the destination");
+      cluster.agent("host1").kill9();
+      cluster.restart("host1", "");
+
+      org.awaitility.Awaitility.await()
+          .atMost(Duration.ofMinutes(3))
+          .pollInterval(Duration.ofSeconds(1))
+          .until(
+              () ->
+                  "running".equals(bed.exec("host1", "virsh", "domstate", vm).stdout().strip())
+                      && !bed.exec("host2", "virsh", "dominfo", vm).result().accepted());
+      checks.runsOnlyOn(vm, "host1", HOSTS);
+      assertEquals(List.of("snap-0"), checks.libvirtSnapshots("host1", vm));
+      assertEquals(List.of(), checks.bitmapsInImage("host1", GuestChecks.disk(vm, 0)));
+      org.awaitility.Awaitility.await()
+          .atMost(Duration.ofSeconds(60))
+          .until(() -> !Files.exists(bed.datastoreFile("host2", GuestChecks.disk(vm, 0))));
+
+      MigrationResult again = migrate(vm, "host1", "host2", SUSPEND_SYNC);
+      assertEquals(MigrationOutcome.COMPLETED, again.outcome(), again.message());
+      checks.runsWholeOnlyOn(vm, "host2", HOSTS, "snap-0");
+    } finally {
+      cluster.restart("host1", "");
+      for (String h : HOSTS) {
+        bed.removeVm(h, vm);
+      }
+    }
+  }
+
+  /**
    * No write lost, with the rsync final sync: the guest writes during the whole migration; after a
    * clean shutdown on the destination its last record is the header in the file, and a cold boot
    * finds every checked record intact.
