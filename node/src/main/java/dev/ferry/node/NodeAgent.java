@@ -2,6 +2,7 @@ package dev.ferry.node;
 
 import com.typesafe.config.Config;
 import dev.ferry.node.agent.AgentGuardian;
+import dev.ferry.node.host.HostFiles;
 import dev.ferry.node.host.OpenFiles;
 import dev.ferry.node.image.QemuImgTool;
 import dev.ferry.node.journal.FileMigrationJournal;
@@ -136,7 +137,9 @@ public final class NodeAgent {
                       JacksonObjectMapperProvider.get(ctx.getSystem())
                           .getOrCreate("jackson-json", Optional.empty())),
                   settings,
-                  blocking);
+                  blocking,
+                  HostFiles.DIRECT,
+                  host -> new LibvirtHypervisor(settings.migration().destinationUri(host)));
           ActorRef<AgentGuardian.Message> guardian =
               ctx.spawn(
                   AgentGuardian.create(services),

@@ -5,7 +5,6 @@ import dev.ferry.node.host.OpenFiles;
 import dev.ferry.node.image.ImageTool;
 import dev.ferry.node.journal.MigrationJournal;
 import dev.ferry.node.libvirt.Hypervisor;
-import dev.ferry.node.libvirt.LibvirtHypervisor;
 import dev.ferry.node.libvirt.PeerHypervisors;
 import dev.ferry.node.process.ProcessRunner;
 import dev.ferry.node.settings.NodeSettings;
@@ -24,29 +23,6 @@ public record HostPorts(
     Executor blocking,
     HostFiles files,
     PeerHypervisors peers) {
-
-  /** The services of a real host, where host paths are this machine's paths. */
-  public HostPorts(
-      Hypervisor hypervisor,
-      ImageTool images,
-      ProcessRunner runner,
-      DatastorePaths datastores,
-      OpenFiles openFiles,
-      MigrationJournal journal,
-      NodeSettings settings,
-      Executor blocking) {
-    this(
-        hypervisor,
-        images,
-        runner,
-        datastores,
-        openFiles,
-        journal,
-        settings,
-        blocking,
-        HostFiles.DIRECT,
-        host -> new LibvirtHypervisor(settings.migration().destinationUri(host)));
-  }
 
   /** The same ports acting on another host's libvirt (a peer whose agent stopped). */
   public HostPorts on(Hypervisor peer) {

@@ -10,6 +10,7 @@ import dev.ferry.node.migration.Blocking;
 import dev.ferry.node.migration.HostPorts;
 import dev.ferry.node.migration.MigrationBehaviors;
 import dev.ferry.node.migration.MigrationFailure;
+import dev.ferry.node.migration.StateBuilder;
 import dev.ferry.node.migration.destination.DestinationMessage.Adopted;
 import dev.ferry.node.migration.destination.DestinationMessage.CleanedUp;
 import dev.ferry.node.migration.destination.DestinationMessage.IdleTimeout;
@@ -29,7 +30,6 @@ import java.util.function.BiFunction;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
-import org.apache.pekko.actor.typed.javadsl.BehaviorBuilder;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
 
@@ -56,7 +56,7 @@ import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
  * waiting|armed  Abort, or idle past the timeout      aborting -> stopped (Aborted)
  * </pre>
  */
-public final class DestinationMigration {
+public final class DestinationMigration extends DestinationParts {
 
   /** What the actor handles: commands from the source, wrapped, and its own messages. */
   public sealed interface Message permits Remote, DestinationMessage {}
@@ -64,13 +64,15 @@ public final class DestinationMigration {
   /** A command from the source, through the adapter the source knows as this target. */
   public record Remote(DestinationProtocol.Command command) implements Message {}
 
-  final ActorContext<Message> ctx;
-  final TimerScheduler<Message> timers;
-  final Manifest manifest;
-  final ActorRef<DestinationProtocol.Reply> source;
-  final HostPorts services;
-  final DestinationHost host;
-  final MigrationJournal journal;
+  private static final StateBuilder<Message> NO_HANDLERS =
+      StateBuilder.receive(Message.class)
+          .carrying(Remote.class, DestinationProtocol.Command.class, Remote::command);
+
+  /** A new state's handlers: the source's commands by their own types. */
+  StateBuilder<Message> state() {
+    return NO_HANDLERS;
+  }
+
   final AtomicReference<AutoCloseable> subscription = new AtomicReference<>();
 
   final IncomingSwitchover switchover;
@@ -98,13 +100,7 @@ public final class DestinationMigration {
       Manifest manifest,
       ActorRef<DestinationProtocol.Reply> source,
       HostPorts services) {
-    this.ctx = ctx;
-    this.timers = timers;
-    this.manifest = manifest;
-    this.source = source;
-    this.services = services;
-    this.host = new DestinationHost(services);
-    this.journal = services.journal();
+    super(ctx, timers, manifest, source, services);
     this.switchover = new IncomingSwitchover(this);
     this.overlay = new IncomingOverlay(this);
     this.cold = new IncomingCold(this);
@@ -150,8 +146,8 @@ public final class DestinationMigration {
       return Behaviors.stopped();
     }
     act(() -> host.prepare(manifest), Prepared::new);
-    return Behaviors.receive(Message.class)
-        .onMessage(
+    return state()
+        .on(
             Prepared.class,
             m -> {
               if (m.failed()) {
@@ -184,60 +180,44 @@ public final class DestinationMigration {
             .plus(t.memory(manifest.memoryKiB() * 1024))
             .plus(t.shutdown()));
     return beforeSwitchover(
-        Behaviors.receive(Message.class)
-            .onMessage(
-                Remote.class,
-                r -> r.command() instanceof DestinationProtocol.ArmSwitchover,
-                r -> {
-                  DestinationProtocol.ArmSwitchover m =
-                      (DestinationProtocol.ArmSwitchover) r.command();
-
+        state()
+            .on(
+                DestinationProtocol.ArmSwitchover.class,
+                m -> {
                   subscribe();
                   journal(Incoming.ARMED, null);
                   m.replyTo().tell(new DestinationProtocol.Armed());
                   return switchover.armed();
                 })
-            .onMessage(
-                Remote.class,
-                r -> r.command() instanceof DestinationProtocol.VerifyCopies,
-                r ->
-                    overlay.verifyingCopies(
-                        ((DestinationProtocol.VerifyCopies) r.command()).replyTo()))
-            .onMessage(
-                Remote.class,
-                r -> r.command() instanceof DestinationProtocol.CreateOverlays,
-                r -> {
-                  DestinationProtocol.CreateOverlays m =
-                      (DestinationProtocol.CreateOverlays) r.command();
+            .on(
+                DestinationProtocol.VerifyCopies.class,
+                verifyCopies -> overlay.verifyingCopies(verifyCopies.replyTo()))
+            .on(
+                DestinationProtocol.CreateOverlays.class,
+                m -> {
                   return overlay.creatingOverlays(m.overlays(), m.replyTo());
                 })
-            .onMessage(
-                Remote.class,
-                r -> r.command() instanceof DestinationProtocol.StartCold,
-                r -> {
-                  DestinationProtocol.StartCold m = (DestinationProtocol.StartCold) r.command();
+            .on(
+                DestinationProtocol.StartCold.class,
+                m -> {
                   return cold.startingCold(m.domainXml(), m.replyTo());
                 }));
   }
 
   /** Messages that end a migration before the switchover. */
-  Behavior<Message> beforeSwitchover(BehaviorBuilder<Message> state) {
+  Behavior<Message> beforeSwitchover(StateBuilder<Message> state) {
     return state
-        .onMessage(
-            Remote.class,
-            r -> r.command() instanceof DestinationProtocol.Abort,
-            r -> {
-              DestinationProtocol.Abort m = (DestinationProtocol.Abort) r.command();
+        .on(
+            DestinationProtocol.Abort.class,
+            m -> {
               return aborting(m.reason(), m.replyTo());
             })
-        .onMessage(
-            Remote.class,
-            r -> r.command() instanceof DestinationProtocol.Release,
-            r -> {
-              DestinationProtocol.Release m = (DestinationProtocol.Release) r.command();
+        .on(
+            DestinationProtocol.Release.class,
+            m -> {
               return aborting("released: " + m.outcome(), null);
             })
-        .onMessage(
+        .on(
             IdleTimeout.class,
             m ->
                 aborting(
@@ -248,13 +228,11 @@ public final class DestinationMigration {
   /** The VM runs here; when the source releases us, the directories become the VM's own. */
   Behavior<Message> running() {
     ctx.getLog().info("{}: verified and running here", manifest.vm());
-    return Behaviors.receive(Message.class)
-        .onMessage(Recovered.class, m -> recovery, m -> overlay.finishRecovery(m.reply()))
-        .onMessage(
-            Remote.class,
-            r -> r.command() instanceof DestinationProtocol.Release,
-            r -> {
-              DestinationProtocol.Release m = (DestinationProtocol.Release) r.command();
+    return state()
+        .on(Recovered.class, m -> recovery, m -> overlay.finishRecovery(m.reply()))
+        .on(
+            DestinationProtocol.Release.class,
+            m -> {
               return adopting(m.outcome());
             })
         .onAnyMessage(m -> Behaviors.same())
@@ -299,8 +277,8 @@ public final class DestinationMigration {
   /** The VM lives here for good: its directories become its own, and this migration ends. */
   Behavior<Message> adopting(String detail) {
     act(() -> host.adopt(manifest), Adopted::new);
-    return Behaviors.receive(Message.class)
-        .onMessage(
+    return state()
+        .on(
             Adopted.class,
             s -> {
               ended(IncomingEnd.RUNNING, detail);
@@ -316,13 +294,11 @@ public final class DestinationMigration {
    */
   <T extends DestinationMessage.Step> Behavior<Message> awaiting(
       Class<T> result, java.util.function.Function<T, Behavior<Message>> onResult) {
-    return Behaviors.receive(Message.class)
-        .onMessage(result, onResult::apply)
-        .onMessage(
-            Remote.class,
-            r -> r.command() instanceof DestinationProtocol.Abort,
-            r -> {
-              DestinationProtocol.Abort a = (DestinationProtocol.Abort) r.command();
+    return state()
+        .on(result, onResult::apply)
+        .on(
+            DestinationProtocol.Abort.class,
+            a -> {
               return aborting(a.reason(), a.replyTo());
             })
         .onAnyMessage(m -> Behaviors.same())
@@ -334,8 +310,8 @@ public final class DestinationMigration {
     ctx.getLog().info("{}: aborting the incoming migration: {}", manifest.vm(), reason);
     journal(Incoming.ABORTING, reason);
     blocking(() -> host.cleanup(manifest), CleanedUp::new);
-    return Behaviors.receive(Message.class)
-        .onMessage(
+    return state()
+        .on(
             CleanedUp.class,
             m -> {
               if (m.failed()) {

@@ -37,8 +37,9 @@ final class IncomingCold extends DestinationFlow {
     timers.cancel(IdleTimeout.class);
     migration.journal(Incoming.COLD_STARTING, null);
     migration.blocking(() -> host.startCold(manifest, domainXml, copies), ColdStarted::new);
-    return Behaviors.receive(Message.class)
-        .onMessage(
+    return migration
+        .state()
+        .on(
             ColdStarted.class,
             m -> {
               if (m.failed()) {

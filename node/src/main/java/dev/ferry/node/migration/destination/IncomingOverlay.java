@@ -9,7 +9,6 @@ import dev.ferry.node.migration.destination.DestinationMessage.MergeVerified;
 import dev.ferry.node.migration.destination.DestinationMessage.OverlaysReady;
 import dev.ferry.node.migration.destination.DestinationMessage.Recovered;
 import dev.ferry.node.migration.destination.DestinationMigration.Message;
-import dev.ferry.node.migration.destination.DestinationMigration.Remote;
 import dev.ferry.node.migration.overlay.OverlayMergeActor;
 import dev.ferry.node.migration.overlay.OverlayOps;
 import dev.ferry.protocol.DestinationProtocol;
@@ -91,8 +90,9 @@ final class IncomingOverlay extends DestinationFlow {
             services.settings().migration().commitBandwidth(),
             services,
             ctx.messageAdapter(OverlayMergeActor.Result.class, MergeDone::new)));
-    return Behaviors.receive(Message.class)
-        .onMessage(
+    return migration
+        .state()
+        .on(
             MergeDone.class,
             m -> {
               if (m.result() instanceof OverlayMergeActor.Failed f) {
@@ -106,7 +106,7 @@ final class IncomingOverlay extends DestinationFlow {
                   () -> DestinationVerification.verifyMerged(host, manifest), MergeVerified::new);
               return Behaviors.same();
             })
-        .onMessage(
+        .on(
             MergeVerified.class,
             m -> {
               if (m.failed()) {
@@ -130,7 +130,7 @@ final class IncomingOverlay extends DestinationFlow {
               }
               return migration.running();
             })
-        .onMessage(Lifecycle.class, m -> Behaviors.same())
+        .on(Lifecycle.class, m -> Behaviors.same())
         .onAnyMessage(m -> Behaviors.same())
         .build();
   }
@@ -147,15 +147,14 @@ final class IncomingOverlay extends DestinationFlow {
    * The merge failed; the VM runs here on the consistent two-file chain. A new merge may be asked.
    */
   Behavior<Message> onChain(List<DestinationProtocol.OverlaySpec> specs) {
-    return Behaviors.receive(Message.class)
-        .onMessage(Recovered.class, m -> migration.recovery, m -> finishRecovery(m.reply()))
-        .onMessage(
-            Remote.class,
-            r -> r.command() instanceof DestinationProtocol.MergeOverlays,
-            r -> merging(specs, ((DestinationProtocol.MergeOverlays) r.command()).replyTo()))
-        .onMessage(
-            Remote.class,
-            r -> r.command() instanceof DestinationProtocol.Release,
+    return migration
+        .state()
+        .on(Recovered.class, m -> migration.recovery, m -> finishRecovery(m.reply()))
+        .on(
+            DestinationProtocol.MergeOverlays.class,
+            mergeOverlays -> merging(specs, mergeOverlays.replyTo()))
+        .on(
+            DestinationProtocol.Release.class,
             r -> {
               ctx.getLog()
                   .error(

@@ -43,20 +43,21 @@ final class IncomingSwitchover extends DestinationFlow {
    */
   Behavior<Message> armed() {
     return migration.beforeSwitchover(
-        Behaviors.receive(Message.class)
-            .onMessage(
+        migration
+            .state()
+            .on(
                 Lifecycle.class,
                 m -> m.event().is(LifecycleEvent.Type.SUSPENDED, "PAUSED"),
                 m -> checkingPaused(m.event().at().toEpochMilli()))
-            .onMessage(
+            .on(
                 Remote.class,
                 r -> afterThePause(r.command()),
                 r -> {
                   migration.pendingFromSource = r.command();
                   return checkingPaused(System.currentTimeMillis());
                 })
-            .onMessage(RecheckPaused.class, m -> checkingPaused(System.currentTimeMillis()))
-            .onMessage(
+            .on(RecheckPaused.class, m -> checkingPaused(System.currentTimeMillis()))
+            .on(
                 Lifecycle.class,
                 m -> m.event().type() == LifecycleEvent.Type.RESUMED,
                 m -> {
@@ -66,16 +67,13 @@ final class IncomingSwitchover extends DestinationFlow {
                   migration.journal(Incoming.RESUMED, null);
                   return Behaviors.same();
                 })
-            .onMessage(
-                Remote.class,
-                r -> r.command() instanceof DestinationProtocol.MergeOverlays,
-                r -> {
-                  DestinationProtocol.MergeOverlays m =
-                      (DestinationProtocol.MergeOverlays) r.command();
+            .on(
+                DestinationProtocol.MergeOverlays.class,
+                m -> {
                   timers.cancel(IdleTimeout.class);
                   return migration.overlay.merging(m.overlays(), m.replyTo());
                 })
-            .onMessage(Lifecycle.class, m -> Behaviors.same()));
+            .on(Lifecycle.class, m -> Behaviors.same()));
   }
 
   private static boolean afterThePause(DestinationProtocol.Command c) {
@@ -86,8 +84,9 @@ final class IncomingSwitchover extends DestinationFlow {
   /** Is the VM paused here after libvirt's Finish? Only then does the switchover count here. */
   private Behavior<Message> checkingPaused(long at) {
     migration.blocking(() -> host.state(manifest.vm()), PausedChecked::new);
-    return Behaviors.receive(Message.class)
-        .onMessage(
+    return migration
+        .state()
+        .on(
             PausedChecked.class,
             s -> {
               if (!s.failed() && s.state() == DomainState.PAUSED) {
@@ -110,14 +109,14 @@ final class IncomingSwitchover extends DestinationFlow {
               }
               return armed();
             })
-        .onMessage(
+        .on(
             Remote.class,
             r -> afterThePause(r.command()),
             r -> {
               migration.pendingFromSource = r.command();
               return Behaviors.same();
             })
-        .onMessage(Lifecycle.class, x -> Behaviors.same())
+        .on(Lifecycle.class, x -> Behaviors.same())
         .build();
   }
 
@@ -139,26 +138,21 @@ final class IncomingSwitchover extends DestinationFlow {
    * our own in this state: the source's files are authoritative and the source decides.
    */
   Behavior<Message> paused() {
-    return Behaviors.receive(Message.class)
-        .onMessage(
-            Remote.class,
-            r -> r.command() instanceof DestinationProtocol.FinalSynced,
-            r -> {
-              DestinationProtocol.FinalSynced m = (DestinationProtocol.FinalSynced) r.command();
+    return migration
+        .state()
+        .on(
+            DestinationProtocol.FinalSynced.class,
+            m -> {
               return verifying(m.bitmaps(), m.replyTo());
             })
-        .onMessage(
-            Remote.class,
-            r -> r.command() instanceof DestinationProtocol.MigrateBack,
-            r -> {
-              DestinationProtocol.MigrateBack m = (DestinationProtocol.MigrateBack) r.command();
+        .on(
+            DestinationProtocol.MigrateBack.class,
+            m -> {
               return migratingBack(m.sourceHost(), m.replyTo());
             })
-        .onMessage(
-            Remote.class,
-            r -> r.command() instanceof DestinationProtocol.Abort,
-            r -> {
-              DestinationProtocol.Abort a = (DestinationProtocol.Abort) r.command();
+        .on(
+            DestinationProtocol.Abort.class,
+            a -> {
               // only once the VM is gone (the source took it back through this host's libvirt):
               // a paused VM here is never removed with its files
               migration.blocking(
@@ -166,7 +160,7 @@ final class IncomingSwitchover extends DestinationFlow {
                   (state, error) -> new AbortChecked(a, state, error));
               return Behaviors.same();
             })
-        .onMessage(
+        .on(
             AbortChecked.class,
             c -> {
               if (!c.failed() && c.state() == DomainState.NOSTATE) {
@@ -182,12 +176,9 @@ final class IncomingSwitchover extends DestinationFlow {
                               + ": migrate it back before aborting"));
               return Behaviors.same();
             })
-        .onMessage(
-            Remote.class,
-            r -> r.command() instanceof DestinationProtocol.Release,
-            r -> {
-              DestinationProtocol.Release m = (DestinationProtocol.Release) r.command();
-
+        .on(
+            DestinationProtocol.Release.class,
+            m -> {
               ctx.getLog()
                   .warn(
                       "{}: released while paused here ({}); leaving it paused for an operator",
@@ -195,7 +186,7 @@ final class IncomingSwitchover extends DestinationFlow {
                       m.outcome());
               return Behaviors.stopped();
             })
-        .onMessage(Lifecycle.class, m -> Behaviors.same())
+        .on(Lifecycle.class, m -> Behaviors.same())
         .build();
   }
 
@@ -209,8 +200,9 @@ final class IncomingSwitchover extends DestinationFlow {
             DestinationVerification.verifyAndResume(
                 host, manifest, bitmaps, early, () -> migration.journal(Incoming.RESUMED, null)),
         (verified, error) -> error == null ? verified : new Verified(null, false, 0, error));
-    return Behaviors.receive(Message.class)
-        .onMessage(
+    return migration
+        .state()
+        .on(
             Verified.class,
             m -> {
               if (m.failed()) {
@@ -259,7 +251,7 @@ final class IncomingSwitchover extends DestinationFlow {
               replyTo.tell(new DestinationProtocol.Resumed(r.verification(), r.resumedAt()));
               return migration.running();
             })
-        .onMessage(Lifecycle.class, m -> Behaviors.same())
+        .on(Lifecycle.class, m -> Behaviors.same())
         .build();
   }
 
@@ -274,14 +266,15 @@ final class IncomingSwitchover extends DestinationFlow {
         PollJob.class, new PollJob(), services.settings().migration().intervals().blockJobPoll());
     timers.startSingleTimer(
         IdleTimeout.class, new IdleTimeout(), services.settings().tools().commandTimeout());
-    return Behaviors.receive(Message.class)
-        .onMessage(
+    return migration
+        .state()
+        .on(
             PollJob.class,
             m -> {
               migration.blocking(() -> host.jobActive(manifest.vm()), JobChecked::new);
               return Behaviors.same();
             })
-        .onMessage(
+        .on(
             JobChecked.class,
             m -> {
               if (!m.failed() && !m.active()) {
@@ -291,7 +284,7 @@ final class IncomingSwitchover extends DestinationFlow {
               }
               return Behaviors.same();
             })
-        .onMessage(
+        .on(
             IdleTimeout.class,
             m -> {
               timers.cancel(PollJob.class);
@@ -300,7 +293,7 @@ final class IncomingSwitchover extends DestinationFlow {
                       "the incoming migration job of " + manifest.vm() + " did not end"));
               return paused();
             })
-        .onMessage(Lifecycle.class, m -> Behaviors.same())
+        .on(Lifecycle.class, m -> Behaviors.same())
         .build();
   }
 
@@ -311,8 +304,9 @@ final class IncomingSwitchover extends DestinationFlow {
           return host.cleanup(manifest);
         },
         SentBack::new);
-    return Behaviors.receive(Message.class)
-        .onMessage(
+    return migration
+        .state()
+        .on(
             SentBack.class,
             m -> {
               if (m.failed()) {
@@ -323,7 +317,7 @@ final class IncomingSwitchover extends DestinationFlow {
               replyTo.tell(new DestinationProtocol.MigratedBack(System.currentTimeMillis()));
               return awaitRelease();
             })
-        .onMessage(Lifecycle.class, m -> Behaviors.same())
+        .on(Lifecycle.class, m -> Behaviors.same())
         .build();
   }
 
@@ -336,12 +330,10 @@ final class IncomingSwitchover extends DestinationFlow {
         IdleTimeout.class,
         new IdleTimeout(),
         services.settings().migration().intervals().releaseWait());
-    return Behaviors.receive(Message.class)
-        .onMessage(
-            Remote.class,
-            r -> r.command() instanceof DestinationProtocol.Release,
-            r -> Behaviors.stopped())
-        .onMessage(IdleTimeout.class, m -> Behaviors.stopped())
+    return migration
+        .state()
+        .on(DestinationProtocol.Release.class, r -> Behaviors.stopped())
+        .on(IdleTimeout.class, m -> Behaviors.stopped())
         .onAnyMessage(m -> Behaviors.same())
         .build();
   }

@@ -3,6 +3,7 @@ package dev.ferry.node.migration.source;
 import dev.ferry.node.journal.JournalEntry;
 import dev.ferry.node.libvirt.DomainState;
 import dev.ferry.node.migration.MigrationFailure;
+import dev.ferry.node.migration.StateBuilder;
 import dev.ferry.node.migration.source.SourceMessage.ConfirmWaitOver;
 import dev.ferry.node.migration.source.SourceMessage.MemoryDone;
 import dev.ferry.node.migration.source.SourceMessage.PhaseTimeout;
@@ -25,7 +26,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import org.apache.pekko.actor.typed.Behavior;
-import org.apache.pekko.actor.typed.javadsl.BehaviorBuilder;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 
 /**
@@ -57,14 +57,15 @@ final class Acknowledge extends SourceFlow {
         new ConfirmWaitOver(),
         services.settings().migration().intervals().confirmWait());
     return migration.withCommon(
-        Behaviors.receive(Command.class)
-            .onMessage(
+        migration
+            .state()
+            .on(
                 MemoryDone.class,
                 m -> {
                   migration.memoryReturnedAfterSwitchover(m);
                   return confirmed();
                 })
-            .onMessage(
+            .on(
                 SourceDomainChecked.class,
                 m -> {
                   if (m.gone()) {
@@ -76,20 +77,20 @@ final class Acknowledge extends SourceFlow {
                       services.settings().migration().intervals().confirmPoll());
                   return Behaviors.same();
                 })
-            .onMessage(
+            .on(
                 RecheckSourceDomain.class,
                 m -> {
                   checkSourceDomain();
                   return Behaviors.same();
                 })
-            .onMessage(
+            .on(
                 ConfirmWaitOver.class,
                 m -> {
                   String vm = run.vm;
                   migration.blocking(() -> source.state(vm), SourceStateAtConfirm::new);
                   return Behaviors.same();
                 })
-            .onMessage(
+            .on(
                 SourceStateAtConfirm.class,
                 m -> {
                   if (m.error() == null && m.state() == DomainState.RUNNING) {
@@ -119,8 +120,9 @@ final class Acknowledge extends SourceFlow {
     String vm = run.vm;
     migration.act(() -> services.hypervisor().suspend(vm), SourcePaused::new);
     return migration.waiting(
-        Behaviors.receive(Command.class)
-            .onMessage(
+        migration
+            .state()
+            .on(
                 SourcePaused.class,
                 m ->
                     migration.finish(
@@ -203,8 +205,9 @@ final class Acknowledge extends SourceFlow {
         SourceCleanedUp::new);
     return announced(
         result,
-        Behaviors.receive(Command.class)
-            .onMessage(
+        migration
+            .state()
+            .on(
                 SourceCleanedUp.class,
                 m -> {
                   if (m.failed()) {
@@ -246,8 +249,9 @@ final class Acknowledge extends SourceFlow {
         services.settings().migration().intervals().confirmAfterAck());
     return announced(
         result,
-        Behaviors.receive(Command.class)
-            .onMessage(
+        migration
+            .state()
+            .on(
                 MemoryDone.class,
                 m -> {
                   if (m.error() != null) {
@@ -259,7 +263,7 @@ final class Acknowledge extends SourceFlow {
                   }
                   return Behaviors.stopped();
                 })
-            .onMessage(
+            .on(
                 PhaseTimeout.class,
                 m -> {
                   ctx.getLog()
@@ -280,15 +284,15 @@ final class Acknowledge extends SourceFlow {
    * After the result was announced: a late watcher gets the result, a cancel is refused, anything
    * else waits for the state's own handlers.
    */
-  private Behavior<Command> announced(MigrationResult result, BehaviorBuilder<Command> state) {
+  private Behavior<Command> announced(MigrationResult result, StateBuilder<Command> state) {
     return state
-        .onMessage(
+        .on(
             Watch.class,
             m -> {
               m.watcher().tell(new MigrationEvent.Finished(result));
               return Behaviors.same();
             })
-        .onMessage(Cancel.class, migration::refuseCancel)
+        .on(Cancel.class, migration::refuseCancel)
         .onAnyMessage(m -> Behaviors.same())
         .build();
   }

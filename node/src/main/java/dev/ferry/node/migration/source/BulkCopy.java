@@ -9,7 +9,6 @@ import dev.ferry.node.migration.MigrationFailure;
 import dev.ferry.node.migration.overlay.OverlayOps;
 import dev.ferry.node.migration.source.SourceMessage.BitmapsAdded;
 import dev.ferry.node.migration.source.SourceMessage.DirectoryCopied;
-import dev.ferry.node.migration.source.SourceMessage.Disk;
 import dev.ferry.node.migration.source.SourceMessage.DiskStopped;
 import dev.ferry.node.migration.source.SourceMessage.PhaseTimeout;
 import dev.ferry.node.migration.source.SourceMigration.Cancel;
@@ -159,8 +158,9 @@ final class BulkCopy extends SourceFlow {
         },
         (done, error) -> error == null ? done : new BitmapsAdded(0, error));
     return migration.withCommon(
-        Behaviors.receive(Command.class)
-            .onMessage(
+        migration
+            .state()
+            .on(
                 BitmapsAdded.class,
                 m -> {
                   run.bitmapsAdded = m.added() > 0;
@@ -171,8 +171,8 @@ final class BulkCopy extends SourceFlow {
                   }
                   return copying();
                 })
-            .onMessage(Cancel.class, migration::cancelAndRollBack)
-            .onMessage(
+            .on(Cancel.class, migration::cancelAndRollBack)
+            .on(
                 PhaseTimeout.class,
                 m ->
                     migration.undo.rollingBack(
@@ -228,8 +228,9 @@ final class BulkCopy extends SourceFlow {
           "copying the VM directory failed: " + MigrationFailure.reason(run.ancillaryError));
     }
     return migration.withCommon(
-        Behaviors.receive(Command.class)
-            .onMessage(
+        migration
+            .state()
+            .on(
                 DirectoryCopied.class,
                 m -> {
                   recordDirectoryCopy(m);
@@ -240,34 +241,30 @@ final class BulkCopy extends SourceFlow {
                   }
                   return pending.isEmpty() ? copied() : Behaviors.same();
                 })
-            .onMessage(
-                Disk.class,
-                m -> m.event() instanceof DiskSyncActor.BulkCopied,
-                m -> {
-                  DiskSyncActor.BulkCopied b = (DiskSyncActor.BulkCopied) m.event();
+            .on(
+                DiskSyncActor.BulkCopied.class,
+                b -> {
                   run.bulkMethod.put(b.target(), b.method());
                   run.bulkBytes.put(b.target(), b.bytes());
                   pending.remove(b.target());
                   return pending.isEmpty() && !run.ancillaryPending ? copied() : Behaviors.same();
                 })
-            .onMessage(
-                Disk.class,
-                m -> m.event() instanceof DiskSyncActor.Failed,
-                m -> {
-                  DiskSyncActor.Failed f = (DiskSyncActor.Failed) m.event();
+            .on(
+                DiskSyncActor.Failed.class,
+                f -> {
                   return migration.undo.rollingBack(
                       MigrationOutcome.ROLLED_BACK,
                       "copying " + f.target() + " failed: " + f.reason());
                 })
-            .onMessage(
+            .on(
                 DiskStopped.class,
                 m -> run.disks.containsKey(m.target()),
                 m ->
                     migration.undo.rollingBack(
                         MigrationOutcome.ROLLED_BACK,
                         "the copy of " + m.target() + " stopped unexpectedly"))
-            .onMessage(Cancel.class, migration::cancelAndRollBack)
-            .onMessage(
+            .on(Cancel.class, migration::cancelAndRollBack)
+            .on(
                 PhaseTimeout.class,
                 m ->
                     migration.undo.rollingBack(

@@ -4,7 +4,6 @@ import dev.ferry.node.journal.JournalEntry;
 import dev.ferry.node.libvirt.DomainState;
 import dev.ferry.node.migration.MigrationFailure;
 import dev.ferry.node.migration.source.SourceMessage.DefinitionRead;
-import dev.ferry.node.migration.source.SourceMessage.FromTarget;
 import dev.ferry.node.migration.source.SourceMessage.PhaseTimeout;
 import dev.ferry.node.migration.source.SourceMessage.PollShutdown;
 import dev.ferry.node.migration.source.SourceMessage.ShutdownPolled;
@@ -54,8 +53,9 @@ final class ColdMove extends SourceFlow {
         },
         ShutdownRequested::new);
     return migration.withCommon(
-        Behaviors.receive(Command.class)
-            .onMessage(
+        migration
+            .state()
+            .on(
                 ShutdownRequested.class,
                 m -> {
                   if (m.failed()) {
@@ -69,13 +69,13 @@ final class ColdMove extends SourceFlow {
                   pollState(); // off already?
                   return Behaviors.same();
                 })
-            .onMessage(
+            .on(
                 PollShutdown.class,
                 m -> {
                   pollState();
                   return Behaviors.same();
                 })
-            .onMessage(
+            .on(
                 ShutdownPolled.class,
                 m -> {
                   if (!m.failed() && m.state() == DomainState.SHUTOFF) {
@@ -85,8 +85,8 @@ final class ColdMove extends SourceFlow {
                   }
                   return pollShutdown();
                 })
-            .onMessage(Cancel.class, migration::cancelAndRollBack)
-            .onMessage(
+            .on(Cancel.class, migration::cancelAndRollBack)
+            .on(
                 PhaseTimeout.class,
                 m ->
                     migration.undo.rollingBack(
@@ -135,8 +135,9 @@ final class ColdMove extends SourceFlow {
         },
         DefinitionRead::new);
     return migration.withCommon(
-        Behaviors.receive(Command.class)
-            .onMessage(
+        migration
+            .state()
+            .on(
                 DefinitionRead.class,
                 m -> {
                   if (m.failed()) {
@@ -154,29 +155,23 @@ final class ColdMove extends SourceFlow {
                   run.target.tell(new DestinationProtocol.StartCold(m.xml(), targetReplies));
                   return Behaviors.same();
                 })
-            .onMessage(
-                FromTarget.class,
-                m -> m.reply() instanceof DestinationProtocol.ColdStarted,
-                m -> {
-                  DestinationProtocol.ColdStarted c = (DestinationProtocol.ColdStarted) m.reply();
+            .on(
+                DestinationProtocol.ColdStarted.class,
+                c -> {
                   run.verification = c.verification();
                   run.resumedAt = c.startedAtMillis();
                   return undefiningOnSource();
                 })
-            .onMessage(
-                FromTarget.class,
-                m -> m.reply() instanceof DestinationProtocol.Failed,
-                m ->
-                    migration.undo.rollingBack(
-                        MigrationOutcome.ROLLED_BACK,
-                        ((DestinationProtocol.Failed) m.reply()).reason()))
-            .onMessage(
+            .on(
+                DestinationProtocol.Failed.class,
+                failed -> migration.undo.rollingBack(MigrationOutcome.ROLLED_BACK, failed.reason()))
+            .on(
                 Cancel.class,
                 m ->
                     run.coldStartRequested
                         ? migration.refuseCancel(m)
                         : migration.cancelAndRollBack(m))
-            .onMessage(
+            .on(
                 TargetGone.class,
                 m ->
                     migration.finish(
@@ -187,7 +182,7 @@ final class ColdMove extends SourceFlow {
                             + run.vm
                             + "; "
                             + whereIsTheColdVm()))
-            .onMessage(
+            .on(
                 PhaseTimeout.class,
                 m ->
                     migration.finish(
@@ -211,8 +206,9 @@ final class ColdMove extends SourceFlow {
         },
         (undefined, error) -> new SourceUndefined(Boolean.TRUE.equals(undefined), error));
     return migration.withCommon(
-        Behaviors.receive(Command.class)
-            .onMessage(
+        migration
+            .state()
+            .on(
                 SourceUndefined.class,
                 m -> {
                   if (!m.failed() && !m.undefined()) {
@@ -231,8 +227,8 @@ final class ColdMove extends SourceFlow {
                   }
                   return migration.ack.acknowledgingNow();
                 })
-            .onMessage(Cancel.class, migration::refuseCancel)
-            .onMessage(PhaseTimeout.class, m -> Behaviors.same()));
+            .on(Cancel.class, migration::refuseCancel)
+            .on(PhaseTimeout.class, m -> Behaviors.same()));
   }
 
   String coldBreakdown() {

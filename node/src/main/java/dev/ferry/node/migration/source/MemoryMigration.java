@@ -7,7 +7,6 @@ import dev.ferry.node.libvirt.JobStats;
 import dev.ferry.node.libvirt.MigrationFlag;
 import dev.ferry.node.libvirt.MigrationRequest;
 import dev.ferry.node.migration.MigrationFailure;
-import dev.ferry.node.migration.source.SourceMessage.FromTarget;
 import dev.ferry.node.migration.source.SourceMessage.JobPolled;
 import dev.ferry.node.migration.source.SourceMessage.MemoryDone;
 import dev.ferry.node.migration.source.SourceMessage.MetadataDropped;
@@ -129,17 +128,16 @@ final class MemoryMigration extends SourceFlow {
     timers.startTimerAtFixedRate(
         "poll-job", new PollJob(), services.settings().migration().intervals().jobPoll());
     return migration.withCommon(
-        Behaviors.receive(Command.class)
-            .onMessage(
-                FromTarget.class,
-                m -> m.reply() instanceof DestinationProtocol.DestinationPaused,
-                m -> {
-                  run.destinationPausedAt =
-                      ((DestinationProtocol.DestinationPaused) m.reply()).atMillis();
+        migration
+            .state()
+            .on(
+                DestinationProtocol.DestinationPaused.class,
+                destinationPaused -> {
+                  run.destinationPausedAt = destinationPaused.atMillis();
                   return migration.suspendSync.switchedOver(
                       "the destination is paused after Finish");
                 })
-            .onMessage(
+            .on(
                 MemoryDone.class,
                 m -> {
                   run.memoryReturned = true;
@@ -159,9 +157,9 @@ final class MemoryMigration extends SourceFlow {
                           : MigrationOutcome.ROLLED_BACK,
                       why);
                 })
-            .onMessage(PollJob.class, m -> pollJob())
-            .onMessage(JobPolled.class, this::onJobStats)
-            .onMessage(
+            .on(PollJob.class, m -> pollJob())
+            .on(JobPolled.class, this::onJobStats)
+            .on(
                 Cancel.class,
                 m -> {
                   if (run.switchoverStarted) {
@@ -183,7 +181,7 @@ final class MemoryMigration extends SourceFlow {
                   abortJob("cancel: " + m.reason());
                   return Behaviors.same();
                 })
-            .onMessage(
+            .on(
                 PhaseTimeout.class,
                 m -> {
                   if (!run.switchoverStarted) {

@@ -1,9 +1,9 @@
 package dev.ferry.node.migration.source;
 
 import dev.ferry.node.journal.JournalEntry;
+import dev.ferry.node.migration.StateBuilder;
 import dev.ferry.node.migration.overlay.OverlayOps;
 import dev.ferry.node.migration.source.SourceMessage.AgentListing;
-import dev.ferry.node.migration.source.SourceMessage.FromTarget;
 import dev.ferry.node.migration.source.SourceMessage.OverlaysCreated;
 import dev.ferry.node.migration.source.SourceMessage.PhaseTimeout;
 import dev.ferry.node.migration.source.SourceMessage.Queried;
@@ -19,7 +19,6 @@ import dev.ferry.protocol.MigrationPhase;
 import dev.ferry.protocol.Verification;
 import java.util.List;
 import org.apache.pekko.actor.typed.Behavior;
-import org.apache.pekko.actor.typed.javadsl.BehaviorBuilder;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 
 /**
@@ -94,34 +93,32 @@ final class OverlaySwitchover extends SourceFlow {
             .plus(migration.copyTimeout(run.manifest.totalBytes())));
     run.target.tell(new DestinationProtocol.MergeOverlays(run.overlays, targetReplies));
     return withMergeResult(
-        Behaviors.receive(Command.class)
-            .onMessage(TargetGone.class, m -> awaitingRecoveredTarget(0))
-            .onMessage(
+        migration
+            .state()
+            .on(TargetGone.class, m -> awaitingRecoveredTarget(0))
+            .on(
                 PhaseTimeout.class,
                 m ->
                     runsThereBut(
                         " but the merge did not finish in time; the agent there finishes it when it restarts")));
   }
 
-  Behavior<Command> withMergeResult(BehaviorBuilder<Command> state) {
+  Behavior<Command> withMergeResult(StateBuilder<Command> state) {
     return migration.withCommon(
         state
-            .onMessage(
-                FromTarget.class,
-                m -> m.reply() instanceof DestinationProtocol.Merged,
-                m -> {
-                  DestinationProtocol.Merged r = (DestinationProtocol.Merged) m.reply();
+            .on(
+                DestinationProtocol.Merged.class,
+                r -> {
                   return merged(r.resumedAtMillis(), r.mergedAtMillis(), r.verification());
                 })
-            .onMessage(
-                FromTarget.class,
-                m -> m.reply() instanceof DestinationProtocol.Failed,
-                m ->
+            .on(
+                DestinationProtocol.Failed.class,
+                failed ->
                     runsThereBut(
                         " on its temporary overlay chain (consistent), but: "
-                            + ((DestinationProtocol.Failed) m.reply()).reason()
+                            + failed.reason()
                             + "; the agent there finishes the merge when it restarts"))
-            .onMessage(Cancel.class, migration::refuseCancel));
+            .on(Cancel.class, migration::refuseCancel));
   }
 
   /**
@@ -163,14 +160,15 @@ final class OverlaySwitchover extends SourceFlow {
         new RetryQuery(),
         services.settings().migration().intervals().recoveredDestinationPoll());
     return migration.withCommon(
-        Behaviors.receive(Command.class)
-            .onMessage(
+        migration
+            .state()
+            .on(
                 RetryQuery.class,
                 m -> {
                   migration.preparation.findDestinationAgent();
                   return Behaviors.same();
                 })
-            .onMessage(
+            .on(
                 AgentListing.class,
                 m -> {
                   if (m.agents().isEmpty()) {
@@ -184,7 +182,7 @@ final class OverlaySwitchover extends SourceFlow {
                       (status, err) -> status == null ? new RetryQuery() : new Queried(status));
                   return Behaviors.same();
                 })
-            .onMessage(
+            .on(
                 Queried.class,
                 m -> {
                   AgentProtocol.IncomingStatus st = m.status();
@@ -192,17 +190,14 @@ final class OverlaySwitchover extends SourceFlow {
                     return merged(st.resumedAtMillis(), 0, st.verification());
                   }
                   if (st.state().equals("aborted")) {
-                    return migration.finish(
-                        MigrationOutcome.FAILED,
+                    return migration.failWithWhereabouts(
                         "the destination reports the incoming migration aborted after the switchover: "
-                            + st.detail()
-                            + "; "
-                            + migration.whereIsTheVm());
+                            + st.detail());
                   }
                   return awaitingRecoveredTarget(polls + 1);
                 })
-            .onMessage(Cancel.class, migration::refuseCancel)
-            .onMessage(
+            .on(Cancel.class, migration::refuseCancel)
+            .on(
                 PhaseTimeout.class,
                 m ->
                     runsThereBut(

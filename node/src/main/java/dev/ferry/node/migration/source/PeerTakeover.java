@@ -68,12 +68,8 @@ public final class PeerTakeover extends SourceFlow {
     if (!run.overlay() && !run.cold()) {
       return takingOver("the agent on " + run.destination + " stopped after the switchover");
     }
-    return migration.finish(
-        MigrationOutcome.FAILED,
-        "the agent on "
-            + run.destination
-            + " stopped after the switchover; "
-            + migration.whereIsTheVm());
+    return migration.failWithWhereabouts(
+        "the agent on " + run.destination + " stopped after the switchover");
   }
 
   Behavior<Command> takingOver(String cause) {
@@ -92,9 +88,10 @@ public final class PeerTakeover extends SourceFlow {
     String destination = run.destination;
     migration.blocking(() -> lookAndBringBack(ports, manifest, destination), PeerLooked::new);
     return migration.waiting(
-        Behaviors.receive(Command.class)
-            .onMessage(PeerLooked.class, m -> looked(m, cause))
-            .onMessage(RetryTakeover.class, m -> looking(cause)),
+        migration
+            .state()
+            .on(PeerLooked.class, m -> looked(m, cause))
+            .on(RetryTakeover.class, m -> looking(cause)),
         migration::refuseCancel,
         () ->
             cause

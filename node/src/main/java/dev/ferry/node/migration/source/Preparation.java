@@ -3,7 +3,6 @@ package dev.ferry.node.migration.source;
 import dev.ferry.node.journal.JournalEntry;
 import dev.ferry.node.migration.MigrationFailure;
 import dev.ferry.node.migration.source.SourceMessage.AgentListing;
-import dev.ferry.node.migration.source.SourceMessage.FromTarget;
 import dev.ferry.node.migration.source.SourceMessage.PhaseTimeout;
 import dev.ferry.node.migration.source.SourceMessage.Preflighted;
 import dev.ferry.node.migration.source.SourceMessage.RetryContact;
@@ -53,8 +52,9 @@ final class Preparation extends SourceFlow {
         },
         (done, error) -> error == null ? done : new Preflighted(null, Map.of(), List.of(), error));
     return migration.withCommon(
-        Behaviors.receive(Command.class)
-            .onMessage(
+        migration
+            .state()
+            .on(
                 Preflighted.class,
                 m -> {
                   if (m.failed()) {
@@ -80,17 +80,13 @@ final class Preparation extends SourceFlow {
                   if (!migration.record(new JournalEntry.Started(run.manifest, run.options))) {
                     return migration.finish(
                         MigrationOutcome.ROLLED_BACK,
-                        "refused: the journal on "
-                            + services.settings().host()
-                            + " cannot be written ("
-                            + run.journalError
-                            + "); nothing was changed");
+                        "refused: " + migration.journalUnwritable() + "; nothing was changed");
                   }
                   migration.subscribeToSourceEvents();
                   return contacting();
                 })
-            .onMessage(Cancel.class, m -> migration.cancelBeforeStart(m))
-            .onMessage(
+            .on(Cancel.class, m -> migration.cancelBeforeStart(m))
+            .on(
                 PhaseTimeout.class,
                 m ->
                     migration.finish(
@@ -105,8 +101,9 @@ final class Preparation extends SourceFlow {
         services.settings().migration().timeouts().contact());
     findDestinationAgent();
     return migration.withCommon(
-        Behaviors.receive(Command.class)
-            .onMessage(
+        migration
+            .state()
+            .on(
                 AgentListing.class,
                 m -> {
                   if (m.agents().isEmpty()) {
@@ -124,17 +121,16 @@ final class Preparation extends SourceFlow {
                   }
                   return Behaviors.same();
                 })
-            .onMessage(
+            .on(
                 RetryContact.class,
                 m -> {
                   findDestinationAgent();
                   return Behaviors.same();
                 })
-            .onMessage(
-                FromTarget.class,
-                m -> m.reply() instanceof DestinationProtocol.Ready,
-                m -> {
-                  run.target = ((DestinationProtocol.Ready) m.reply()).target();
+            .on(
+                DestinationProtocol.Ready.class,
+                ready -> {
+                  run.target = ready.target();
                   ctx.watchWith(run.target, new TargetGone());
                   if (!migration.record(
                       new JournalEntry.TargetReady(
@@ -151,19 +147,18 @@ final class Preparation extends SourceFlow {
                   migration.bulkCopy.startDirectoryCopy();
                   return migration.bulkCopy.dirtyTracking();
                 })
-            .onMessage(
-                FromTarget.class,
-                m -> m.reply() instanceof DestinationProtocol.Refused,
-                m ->
+            .on(
+                DestinationProtocol.Refused.class,
+                refusal ->
                     migration.finish(
                         MigrationOutcome.ROLLED_BACK,
                         "refused by "
                             + run.destination
                             + ": "
-                            + ((DestinationProtocol.Refused) m.reply()).reason()
+                            + refusal.reason()
                             + "; nothing was changed"))
-            .onMessage(Cancel.class, m -> migration.cancelBeforeStart(m))
-            .onMessage(
+            .on(Cancel.class, m -> migration.cancelBeforeStart(m))
+            .on(
                 PhaseTimeout.class,
                 m ->
                     migration.finish(

@@ -10,6 +10,7 @@ import dev.ferry.node.migration.Blocking;
 import dev.ferry.node.migration.HostPorts;
 import dev.ferry.node.migration.MigrationBehaviors;
 import dev.ferry.node.migration.MigrationFailure;
+import dev.ferry.node.migration.StateBuilder;
 import dev.ferry.node.migration.source.SourceMessage.DirectoryCopied;
 import dev.ferry.node.migration.source.SourceMessage.Disk;
 import dev.ferry.node.migration.source.SourceMessage.DiskStopped;
@@ -37,7 +38,6 @@ import java.util.function.Supplier;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
-import org.apache.pekko.actor.typed.javadsl.BehaviorBuilder;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
 
@@ -66,7 +66,7 @@ import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
  * cancel is refused: the VM's memory is on its way and finishing is safer than undoing. The states
  * and their transitions are described in {@code docs/flows.md}.
  */
-public final class SourceMigration {
+public final class SourceMigration extends SourceParts {
 
   /** Messages to a migration. */
   public sealed interface Command permits Watch, Cancel, SourceMessage {}
@@ -101,14 +101,6 @@ public final class SourceMigration {
                     })));
   }
 
-  final ActorContext<Command> ctx;
-  final TimerScheduler<Command> timers;
-  final SourceFacts run;
-  final HostPorts services;
-  final SourceHost source;
-  final MigrationJournal journal;
-  final ActorRef<DestinationProtocol.Reply> targetReplies;
-  final ActorRef<DiskSyncActor.Event> diskEvents;
   final AtomicReference<AutoCloseable> lifecycleSubscription = new AtomicReference<>();
 
   final Preparation preparation;
@@ -126,14 +118,7 @@ public final class SourceMigration {
       TimerScheduler<Command> timers,
       SourceFacts run,
       HostPorts services) {
-    this.ctx = ctx;
-    this.timers = timers;
-    this.run = run;
-    this.services = services;
-    this.source = new SourceHost(services);
-    this.journal = services.journal();
-    this.targetReplies = ctx.messageAdapter(DestinationProtocol.Reply.class, FromTarget::new);
-    this.diskEvents = ctx.messageAdapter(DiskSyncActor.Event.class, Disk::new);
+    super(ctx, timers, run, services);
     this.preparation = new Preparation(this);
     this.bulkCopy = new BulkCopy(this);
     this.memory = new MemoryMigration(this);
@@ -152,19 +137,27 @@ public final class SourceMigration {
 
   // ---------------------------------------------------------------- shared handling
 
+  private static final StateBuilder<Command> NO_HANDLERS =
+      StateBuilder.receive(Command.class)
+          .carrying(FromTarget.class, DestinationProtocol.Reply.class, FromTarget::reply)
+          .carrying(Disk.class, DiskSyncActor.Event.class, Disk::event);
+
+  /** A new state's handlers: the destination's replies and disk events by their own types. */
+  StateBuilder<Command> state() {
+    return NO_HANDLERS;
+  }
+
   /**
    * Adds the handlers every working state has (watchers, progress, disk progress, source events,
    * late replies) after the state's own, which therefore win.
    */
-  Behavior<Command> withCommon(BehaviorBuilder<Command> state) {
+  Behavior<Command> withCommon(StateBuilder<Command> state) {
     return state
-        .onMessage(Watch.class, this::onWatch)
-        .onMessage(Tick.class, m -> publishTick())
-        .onMessage(
-            Disk.class,
-            m -> m.event() instanceof DiskSyncActor.Progress,
-            m -> {
-              DiskSyncActor.Progress p = (DiskSyncActor.Progress) m.event();
+        .on(Watch.class, this::onWatch)
+        .on(Tick.class, m -> publishTick())
+        .on(
+            DiskSyncActor.Progress.class,
+            p -> {
               run.diskProgress.put(
                   p.target(),
                   new DiskProgress(
@@ -175,7 +168,7 @@ public final class SourceMigration {
                       p.bytesTotal()));
               return Behaviors.same();
             })
-        .onMessage(
+        .on(
             SourceEvent.class,
             m -> {
               LifecycleEvent e = m.event();
@@ -185,32 +178,30 @@ public final class SourceMigration {
               }
               return Behaviors.same();
             })
-        .onMessage(
+        .on(
             MemoryDone.class,
             m -> {
               memoryReturnedAfterSwitchover(m);
               return Behaviors.same();
             })
-        .onMessage(DiskStopped.class, m -> Behaviors.same())
-        .onMessage(
-            Disk.class,
-            m -> m.event() instanceof DiskSyncActor.Armed,
-            m -> {
-              DiskSyncActor.Armed a = (DiskSyncActor.Armed) m.event();
+        .on(DiskStopped.class, m -> Behaviors.same())
+        .on(
+            DiskSyncActor.Armed.class,
+            a -> {
               if (!a.note().equals("applier ready") && !a.note().equals("rsync needs no applier")) {
                 run.note(a.target() + ": " + a.note());
               }
               return Behaviors.same();
             })
-        .onMessage(
+        .on(
             DirectoryCopied.class,
             m -> {
               bulkCopy.recordDirectoryCopy(m);
               return Behaviors.same();
             })
-        .onMessage(PollJob.class, m -> Behaviors.same())
-        .onMessage(JobPolled.class, m -> Behaviors.same())
-        .onMessage(TargetGone.class, m -> takeover.destinationStopped())
+        .on(PollJob.class, m -> Behaviors.same())
+        .on(JobPolled.class, m -> Behaviors.same())
+        .on(TargetGone.class, m -> takeover.destinationStopped())
         .onAnyMessage(
             m -> {
               ctx.getLog().debug("{}: ignored in {}: {}", run.vm, run.phase, m);
@@ -225,16 +216,16 @@ public final class SourceMigration {
    * timedOut}'s message when the phase's time is up (unless null), and lets anything else wait.
    */
   Behavior<Command> waiting(
-      BehaviorBuilder<Command> state,
+      StateBuilder<Command> state,
       Function<Cancel, Behavior<Command>> onCancel,
       Supplier<String> timedOut) {
-    BehaviorBuilder<Command> b =
+    StateBuilder<Command> b =
         state
-            .onMessage(Watch.class, this::onWatch)
-            .onMessage(Cancel.class, onCancel::apply)
-            .onMessage(Tick.class, m -> publishTick());
+            .on(Watch.class, this::onWatch)
+            .on(Cancel.class, onCancel::apply)
+            .on(Tick.class, m -> publishTick());
     if (timedOut != null) {
-      b = b.onMessage(PhaseTimeout.class, m -> finish(MigrationOutcome.FAILED, timedOut.get()));
+      b = b.on(PhaseTimeout.class, m -> finish(MigrationOutcome.FAILED, timedOut.get()));
     }
     return b.onAnyMessage(m -> Behaviors.same()).build();
   }
@@ -246,8 +237,8 @@ public final class SourceMigration {
   <S extends SourceMessage.Step> Behavior<Command> stepBeforeSwitchover(
       Class<S> result, String doing, Function<S, Behavior<Command>> onDone) {
     return withCommon(
-        Behaviors.receive(Command.class)
-            .onMessage(
+        state()
+            .on(
                 result,
                 m ->
                     m.failed()
@@ -255,8 +246,8 @@ public final class SourceMigration {
                             MigrationOutcome.ROLLED_BACK,
                             doing + " failed: " + MigrationFailure.reason(m.error()))
                         : onDone.apply(m))
-            .onMessage(Cancel.class, this::cancelAndRollBack)
-            .onMessage(
+            .on(Cancel.class, this::cancelAndRollBack)
+            .on(
                 PhaseTimeout.class,
                 m -> undo.rollingBack(MigrationOutcome.ROLLED_BACK, doing + " timed out")));
   }
@@ -269,20 +260,16 @@ public final class SourceMigration {
   <R extends DestinationProtocol.Reply> Behavior<Command> askedBeforeSwitchover(
       Class<R> answer, String doing, String refused, Function<R, Behavior<Command>> onDone) {
     return withCommon(
-        Behaviors.receive(Command.class)
-            .onMessage(
+        state()
+            .on(
                 FromTarget.class,
                 m -> answer.isInstance(m.reply()),
                 m -> onDone.apply(answer.cast(m.reply())))
-            .onMessage(
-                FromTarget.class,
-                m -> m.reply() instanceof DestinationProtocol.Failed,
-                m ->
-                    undo.rollingBack(
-                        MigrationOutcome.ROLLED_BACK,
-                        refused + ((DestinationProtocol.Failed) m.reply()).reason()))
-            .onMessage(Cancel.class, this::cancelAndRollBack)
-            .onMessage(
+            .on(
+                DestinationProtocol.Failed.class,
+                failed -> undo.rollingBack(MigrationOutcome.ROLLED_BACK, refused + failed.reason()))
+            .on(Cancel.class, this::cancelAndRollBack)
+            .on(
                 PhaseTimeout.class,
                 m -> undo.rollingBack(MigrationOutcome.ROLLED_BACK, doing + " timed out")));
   }
@@ -383,11 +370,16 @@ public final class SourceMigration {
   Behavior<Command> cannotJournal() {
     return undo.rollingBack(
         MigrationOutcome.ROLLED_BACK,
-        "the journal on "
-            + services.settings().host()
-            + " cannot be written ("
-            + run.journalError
-            + "); rolled back rather than go on without it");
+        journalUnwritable() + "; rolled back rather than go on without it");
+  }
+
+  /** Why the last journal append failed, for a result. */
+  String journalUnwritable() {
+    return "the journal on "
+        + services.settings().host()
+        + " cannot be written ("
+        + run.journalError
+        + ")";
   }
 
   /** Tells the watchers how the migration ended and counts it in this agent's metrics. */
@@ -405,6 +397,11 @@ public final class SourceMigration {
           case FAILED -> "";
         };
     return finish(outcome, where, message);
+  }
+
+  /** Ends the migration failed: what went wrong, then where the VM is now. */
+  Behavior<Command> failWithWhereabouts(String what) {
+    return finish(MigrationOutcome.FAILED, what + "; " + whereIsTheVm());
   }
 
   /** Ends the migration; {@code where} is the host the VM runs on (empty: not known for sure). */
@@ -457,8 +454,8 @@ public final class SourceMigration {
       return next.get();
     }
     return waiting(
-        Behaviors.receive(Command.class)
-            .onMessage(
+        state()
+            .on(
                 MemoryDone.class,
                 m -> {
                   run.memoryReturned = true;

@@ -2,15 +2,12 @@ package dev.ferry.node.migration.source;
 
 import dev.ferry.node.disksync.DiskSyncActor;
 import dev.ferry.node.journal.JournalEntry;
-import dev.ferry.node.migration.source.SourceMessage.Disk;
 import dev.ferry.node.migration.source.SourceMessage.DiskStopped;
 import dev.ferry.node.migration.source.SourceMessage.FaultTestHoldOver;
-import dev.ferry.node.migration.source.SourceMessage.FromTarget;
 import dev.ferry.node.migration.source.SourceMessage.PhaseTimeout;
 import dev.ferry.node.migration.source.SourceMigration.Cancel;
 import dev.ferry.node.migration.source.SourceMigration.Command;
 import dev.ferry.protocol.DestinationProtocol;
-import dev.ferry.protocol.MigrationOutcome;
 import dev.ferry.protocol.MigrationPhase;
 import java.time.Duration;
 import java.util.HashSet;
@@ -47,8 +44,7 @@ final class SuspendSyncSwitchover extends SourceFlow {
         "final sync held " + hold.toSeconds() + " s for a fault test",
         hold.plus(services.settings().migration().timeouts().finalSync()));
     timers.startSingleTimer(new FaultTestHoldOver(), hold);
-    return migration.withCommon(
-        Behaviors.receive(Command.class).onMessage(FaultTestHoldOver.class, m -> finalSync(1)));
+    return migration.withCommon(migration.state().on(FaultTestHoldOver.class, m -> finalSync(1)));
   }
 
   /** Makes every destination file match the source's final file, in place, while paused. */
@@ -61,12 +57,11 @@ final class SuspendSyncSwitchover extends SourceFlow {
     Set<String> pending = new HashSet<>(run.disks.keySet());
     run.disks.values().forEach(d -> d.tell(new DiskSyncActor.FinalSync(attempt > 1)));
     return migration.withCommon(
-        Behaviors.receive(Command.class)
-            .onMessage(
-                Disk.class,
-                m -> m.event() instanceof DiskSyncActor.FinalSyncDone,
-                m -> {
-                  DiskSyncActor.FinalSyncDone f = (DiskSyncActor.FinalSyncDone) m.event();
+        migration
+            .state()
+            .on(
+                DiskSyncActor.FinalSyncDone.class,
+                f -> {
                   run.finalMethod.put(f.target(), f.method());
                   run.finalBytes.put(f.target(), f.bytes());
                   f.bitmapLeft()
@@ -85,11 +80,9 @@ final class SuspendSyncSwitchover extends SourceFlow {
                           List.copyOf(run.bitmapsLeft), targetReplies));
                   return verifying(attempt);
                 })
-            .onMessage(
-                Disk.class,
-                m -> m.event() instanceof DiskSyncActor.Failed,
-                m -> {
-                  DiskSyncActor.Failed f = (DiskSyncActor.Failed) m.event();
+            .on(
+                DiskSyncActor.Failed.class,
+                f -> {
                   run.note(
                       "final sync attempt "
                           + attempt
@@ -100,15 +93,14 @@ final class SuspendSyncSwitchover extends SourceFlow {
                   return afterFailedSync(
                       attempt, "final sync of " + f.target() + " failed: " + f.reason());
                 })
-            .onMessage(
+            .on(
                 DiskStopped.class,
                 m -> run.disks.containsKey(m.target()),
                 m ->
                     migration.undo.migratingBack(
                         "the final sync of " + m.target() + " stopped unexpectedly"))
-            .onMessage(Cancel.class, migration::refuseCancel)
-            .onMessage(
-                PhaseTimeout.class, m -> afterFailedSync(attempt, "the final sync timed out")));
+            .on(Cancel.class, migration::refuseCancel)
+            .on(PhaseTimeout.class, m -> afterFailedSync(attempt, "the final sync timed out")));
   }
 
   Behavior<Command> afterFailedSync(int attempt, String why) {
@@ -125,48 +117,33 @@ final class SuspendSyncSwitchover extends SourceFlow {
         "verifying on " + run.destination,
         services.settings().migration().timeouts().verify());
     return migration.withCommon(
-        Behaviors.receive(Command.class)
-            .onMessage(
-                FromTarget.class,
-                m -> m.reply() instanceof DestinationProtocol.Resumed,
-                m -> {
-                  DestinationProtocol.Resumed r = (DestinationProtocol.Resumed) m.reply();
+        migration
+            .state()
+            .on(
+                DestinationProtocol.Resumed.class,
+                r -> {
                   run.resumedAt = r.resumedAtMillis();
                   run.verification = r.verification();
                   return migration.ack.acknowledging();
                 })
-            .onMessage(
-                FromTarget.class,
-                m -> m.reply() instanceof DestinationProtocol.VerificationFailed,
-                m -> {
-                  DestinationProtocol.VerificationFailed f =
-                      (DestinationProtocol.VerificationFailed) m.reply();
+            .on(
+                DestinationProtocol.VerificationFailed.class,
+                f -> {
                   run.verification = f.verification();
                   run.note("verification after attempt " + attempt + " failed: " + f.reason());
                   return afterFailedSync(attempt, "verification failed: " + f.reason());
                 })
-            .onMessage(
-                FromTarget.class,
-                m -> m.reply() instanceof DestinationProtocol.Failed,
-                m -> {
-                  String reason = ((DestinationProtocol.Failed) m.reply()).reason();
-                  // the target only fails after the resume if the VM already runs there
-                  return migration.finish(
-                      MigrationOutcome.FAILED,
-                      "the destination failed after the switchover: "
-                          + reason
-                          + "; "
-                          + migration.whereIsTheVm());
-                })
-            .onMessage(Cancel.class, migration::refuseCancel)
-            .onMessage(
+            .on(
+                DestinationProtocol.Failed.class,
+                // the target only fails after the resume if the VM already runs there
+                failure ->
+                    migration.failWithWhereabouts(
+                        "the destination failed after the switchover: " + failure.reason()))
+            .on(Cancel.class, migration::refuseCancel)
+            .on(
                 PhaseTimeout.class,
                 m ->
-                    migration.finish(
-                        MigrationOutcome.FAILED,
-                        "no answer from "
-                            + run.destination
-                            + " while verifying; "
-                            + migration.whereIsTheVm())));
+                    migration.failWithWhereabouts(
+                        "no answer from " + run.destination + " while verifying")));
   }
 }

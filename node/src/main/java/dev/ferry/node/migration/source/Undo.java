@@ -5,7 +5,6 @@ import dev.ferry.node.journal.JournalEntry;
 import dev.ferry.node.libvirt.DomainState;
 import dev.ferry.node.migration.MigrationFailure;
 import dev.ferry.node.migration.overlay.OverlayMergeActor;
-import dev.ferry.node.migration.source.SourceMessage.FromTarget;
 import dev.ferry.node.migration.source.SourceMessage.MemoryDone;
 import dev.ferry.node.migration.source.SourceMessage.MergedBack;
 import dev.ferry.node.migration.source.SourceMessage.PhaseTimeout;
@@ -53,18 +52,17 @@ final class Undo extends SourceFlow {
       migration.memory.abortJob("rolling back");
       // wait for libvirt's migration call to return before touching the domain
       return migration.waiting(
-          Behaviors.receive(Command.class)
-              .onMessage(
+          migration
+              .state()
+              .on(
                   MemoryDone.class,
                   m -> {
                     run.memoryReturned = true;
                     if (m.error() == null && run.target == null) {
-                      return migration.finish(
-                          MigrationOutcome.FAILED,
+                      return migration.failWithWhereabouts(
                           cause
                               + "; the memory migration completed before the abort took effect"
-                              + " and the destination's agent is gone; "
-                              + migration.whereIsTheVm());
+                              + " and the destination's agent is gone");
                     }
                     if (m.error() == null) {
                       // the migration finished after all: the VM is on the destination, paused
@@ -75,9 +73,8 @@ final class Undo extends SourceFlow {
                         ? mergingBackOnSource(outcome, cause, undone)
                         : undoOnSource(outcome, cause, undone);
                   })
-              .onMessage(
-                  FromTarget.class,
-                  m -> m.reply() instanceof DestinationProtocol.DestinationPaused,
+              .on(
+                  DestinationProtocol.DestinationPaused.class,
                   m -> {
                     run.memoryReturned = true;
                     return migration.suspendSync.switchedOver(
@@ -113,8 +110,9 @@ final class Undo extends SourceFlow {
             services,
             ctx.messageAdapter(OverlayMergeActor.Result.class, MergedBack::new)));
     return migration.waiting(
-        Behaviors.receive(Command.class)
-            .onMessage(
+        migration
+            .state()
+            .on(
                 MergedBack.class,
                 m -> {
                   if (m.result() instanceof OverlayMergeActor.Failed f) {
@@ -177,8 +175,9 @@ final class Undo extends SourceFlow {
         },
         (done, error) -> error == null ? done : new UndoneOnSource(List.of(), error));
     return migration.waiting(
-        Behaviors.receive(Command.class)
-            .onMessage(
+        migration
+            .state()
+            .on(
                 UndoneOnSource.class,
                 m -> {
                   undone.addAll(m.undone());
@@ -189,56 +188,49 @@ final class Undo extends SourceFlow {
                             + " failed: "
                             + MigrationFailure.reason(m.error()));
                   }
+                  // without the destination's word: its part is undone unless a cold boot was asked
+                  java.util.function.Function<String, Behavior<Command>> unconfirmed =
+                      why -> {
+                        if (why != null) {
+                          undone.add(why);
+                        }
+                        return afterDestinationUndone(
+                            outcome, cause, undone, m.error() == null, !run.coldStartRequested);
+                      };
                   if (run.target == null) {
-                    return afterDestinationUndone(
-                        outcome, cause, undone, m.error() == null, !run.coldStartRequested);
+                    return unconfirmed.apply(null);
                   }
                   run.target.tell(new DestinationProtocol.Abort(cause, targetReplies));
                   return migration.waiting(
-                      Behaviors.receive(Command.class)
-                          .onMessage(
-                              FromTarget.class,
-                              r -> r.reply() instanceof DestinationProtocol.Aborted,
-                              r -> {
-                                int n = ((DestinationProtocol.Aborted) r.reply()).removed().size();
+                      migration
+                          .state()
+                          .on(
+                              DestinationProtocol.Aborted.class,
+                              aborted -> {
+                                int n = aborted.removed().size();
                                 undone.add(
                                     n + " file(s) of this migration removed on " + run.destination);
                                 return afterDestinationUndone(
                                     outcome, cause, undone, m.error() == null, true);
                               })
-                          .onMessage(
-                              FromTarget.class,
-                              r -> r.reply() instanceof DestinationProtocol.Failed,
-                              r -> {
+                          .on(
+                              DestinationProtocol.Failed.class,
+                              failed -> {
                                 undone.add(
-                                    "the destination could not clean up: "
-                                        + ((DestinationProtocol.Failed) r.reply()).reason());
+                                    "the destination could not clean up: " + failed.reason());
                                 return afterDestinationUndone(
                                     outcome, cause, undone, m.error() == null, false);
                               })
-                          .onMessage(
+                          .on(
                               TargetGone.class,
-                              r -> {
-                                undone.add(
-                                    "the destination agent is gone; it removes its leftovers when it restarts");
-                                return afterDestinationUndone(
-                                    outcome,
-                                    cause,
-                                    undone,
-                                    m.error() == null,
-                                    !run.coldStartRequested);
-                              })
-                          .onMessage(
+                              r ->
+                                  unconfirmed.apply(
+                                      "the destination agent is gone; it removes its leftovers when it restarts"))
+                          .on(
                               PhaseTimeout.class,
-                              r -> {
-                                undone.add("the destination did not confirm its clean-up");
-                                return afterDestinationUndone(
-                                    outcome,
-                                    cause,
-                                    undone,
-                                    m.error() == null,
-                                    !run.coldStartRequested);
-                              }),
+                              r ->
+                                  unconfirmed.apply(
+                                      "the destination did not confirm its clean-up")),
                       migration::refuseCancelRollingBack,
                       null);
                 }),
@@ -278,8 +270,9 @@ final class Undo extends SourceFlow {
         },
         (started, error) -> new SourceRestarted(Boolean.TRUE.equals(started), error));
     return migration.waiting(
-        Behaviors.receive(Command.class)
-            .onMessage(
+        migration
+            .state()
+            .on(
                 SourceRestarted.class,
                 m -> {
                   if (m.failed()) {
@@ -311,7 +304,7 @@ final class Undo extends SourceFlow {
       MigrationOutcome outcome, String cause, List<String> undone, boolean sourceOk) {
     String message = cause + (undone.isEmpty() ? "" : "; " + String.join("; ", undone));
     if (!sourceOk) {
-      return migration.finish(MigrationOutcome.FAILED, message + "; " + migration.whereIsTheVm());
+      return migration.failWithWhereabouts(message);
     }
     return migration.finish(
         outcome, message + "; " + run.vm + " runs on " + services.settings().host());
@@ -347,34 +340,25 @@ final class Undo extends SourceFlow {
   Behavior<Command> sendBack(String cause) {
     run.target.tell(new DestinationProtocol.MigrateBack(services.settings().host(), targetReplies));
     return migration.withCommon(
-        Behaviors.receive(Command.class)
-            .onMessage(
-                FromTarget.class,
-                m -> m.reply() instanceof DestinationProtocol.MigratedBack,
+        migration
+            .state()
+            .on(
+                DestinationProtocol.MigratedBack.class,
                 m -> {
                   ctx.unwatch(run.target); // its part is done; it stops when released
                   resumeHere();
                   return Behaviors.same();
                 })
-            .onMessage(ResumedHere.class, m -> resumedHere(m, cause))
-            .onMessage(
-                FromTarget.class,
-                m -> m.reply() instanceof DestinationProtocol.Failed,
-                m ->
-                    migration.finish(
-                        MigrationOutcome.FAILED,
-                        cause
-                            + "; migrating back failed: "
-                            + ((DestinationProtocol.Failed) m.reply()).reason()
-                            + "; "
-                            + migration.whereIsTheVm()))
-            .onMessage(Cancel.class, migration::refuseCancel)
-            .onMessage(
+            .on(ResumedHere.class, m -> resumedHere(m, cause))
+            .on(
+                DestinationProtocol.Failed.class,
+                failure ->
+                    migration.failWithWhereabouts(
+                        cause + "; migrating back failed: " + failure.reason()))
+            .on(Cancel.class, migration::refuseCancel)
+            .on(
                 PhaseTimeout.class,
-                m ->
-                    migration.finish(
-                        MigrationOutcome.FAILED,
-                        cause + "; migrating back timed out; " + migration.whereIsTheVm())));
+                m -> migration.failWithWhereabouts(cause + "; migrating back timed out")));
   }
 
   /**
@@ -384,22 +368,19 @@ final class Undo extends SourceFlow {
   Behavior<Command> resumingHere(String cause) {
     resumeHere();
     return migration.waiting(
-        Behaviors.receive(Command.class).onMessage(ResumedHere.class, m -> resumedHere(m, cause)),
+        migration.state().on(ResumedHere.class, m -> resumedHere(m, cause)),
         migration::refuseCancel,
         () -> cause + "; resuming " + run.vm + " here timed out; " + migration.whereIsTheVm());
   }
 
   private Behavior<Command> resumedHere(ResumedHere m, String cause) {
     if (m.failed()) {
-      return migration.finish(
-          MigrationOutcome.FAILED,
+      return migration.failWithWhereabouts(
           cause
               + "; migrated back to "
               + services.settings().host()
               + " but resuming failed: "
-              + MigrationFailure.reason(m.error())
-              + "; "
-              + migration.whereIsTheVm());
+              + MigrationFailure.reason(m.error()));
     }
     run.resumedAt = System.currentTimeMillis();
     return migration.finish(
