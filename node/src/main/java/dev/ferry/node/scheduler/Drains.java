@@ -1,11 +1,15 @@
 package dev.ferry.node.scheduler;
 
+import dev.ferry.node.validation.InvalidInputException;
+import dev.ferry.node.validation.Names;
 import dev.ferry.protocol.HostInventory;
 import dev.ferry.protocol.MigrationOptions;
 import dev.ferry.protocol.MigrationResult;
 import dev.ferry.protocol.MigrationStrategy;
+import dev.ferry.protocol.SchedulerProtocol;
 import dev.ferry.protocol.SchedulerProtocol.DrainRequest;
 import dev.ferry.protocol.SchedulerProtocol.DrainVm;
+import dev.ferry.protocol.SchedulerProtocol.ErrorKind;
 import dev.ferry.protocol.SchedulerProtocol.JobState;
 import dev.ferry.protocol.SchedulerProtocol.MigrationRequest;
 import dev.ferry.protocol.SchedulerProtocol.Priority;
@@ -25,6 +29,39 @@ import java.util.Optional;
  */
 final class Drains {
   private Drains() {}
+
+  /**
+   * Why a drain is refused: a host name that is not one, a deadline already passed, a drain of the
+   * host already running, a host no agent reported from or whose agent is unreachable.
+   */
+  static Optional<SchedulerProtocol.DrainReply> refusal(
+      SchedulerState s, SchedulerProtocol.DrainRequest r, KnownHosts known, long now) {
+    try {
+      Names.hostName(r.host());
+    } catch (InvalidInputException e) {
+      return Optional.of(SchedulerProtocol.DrainReply.error(ErrorKind.INVALID, e.getMessage()));
+    }
+    if (r.deadlineEpochMillis() != 0 && r.deadlineEpochMillis() <= now) {
+      return Optional.of(
+          SchedulerProtocol.DrainReply.error(ErrorKind.INVALID, "the deadline is in the past"));
+    }
+    Optional<SchedulerState.Drain> running = s.runningDrainOf(r.host());
+    if (running.isPresent()) {
+      return Optional.of(
+          SchedulerProtocol.DrainReply.error(
+              ErrorKind.CONFLICT, r.host() + " is already draining: " + running.get().id));
+    }
+    if (known.get(r.host()).isEmpty()) {
+      return Optional.of(
+          SchedulerProtocol.DrainReply.error(ErrorKind.INVALID, "unknown host " + r.host()));
+    }
+    if (!known.reachable(r.host())) {
+      return Optional.of(
+          SchedulerProtocol.DrainReply.error(
+              ErrorKind.UNAVAILABLE, "the agent of " + r.host() + " is unreachable"));
+    }
+    return Optional.empty();
+  }
 
   /**
    * A drain of {@code request.host()} starts: one job per VM in its inventory, except VMs that a

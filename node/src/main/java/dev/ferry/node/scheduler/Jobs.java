@@ -4,6 +4,8 @@ import dev.ferry.node.validation.InvalidInputException;
 import dev.ferry.node.validation.Names;
 import dev.ferry.protocol.HostInventory;
 import dev.ferry.protocol.MigrationOptions;
+import dev.ferry.protocol.SchedulerProtocol.ErrorKind;
+import dev.ferry.protocol.SchedulerProtocol.JobReply;
 import dev.ferry.protocol.SchedulerProtocol.JobState;
 import dev.ferry.protocol.SchedulerProtocol.MigrationRequest;
 import dev.ferry.protocol.SchedulerProtocol.Priority;
@@ -20,6 +22,38 @@ final class Jobs {
    */
   static String newId(String prefix, int hexDigits) {
     return prefix + UUID.randomUUID().toString().replace("-", "").substring(0, hexDigits);
+  }
+
+  /**
+   * Why a submission is refused, checked in this order: the request itself, a migration the VM
+   * already has, hosts no agent reported from, the VM not on its source. Empty when it may queue.
+   */
+  static Optional<JobReply> refusal(SchedulerState s, MigrationRequest r, KnownHosts known) {
+    Optional<String> invalid = invalid(r);
+    if (invalid.isPresent()) {
+      return Optional.of(JobReply.error(ErrorKind.INVALID, invalid.get()));
+    }
+    Optional<Job> active = s.activeJobOf(r.vm());
+    if (active.isPresent()) {
+      return Optional.of(
+          JobReply.error(
+              ErrorKind.CONFLICT,
+              r.vm()
+                  + " already has migration "
+                  + active.get().id()
+                  + " ("
+                  + active.get().state().name().toLowerCase()
+                  + ")"));
+    }
+    Optional<String> unknown = known.unknownHosts(r.source(), r.destination());
+    if (unknown.isPresent()) {
+      return Optional.of(JobReply.error(ErrorKind.INVALID, unknown.get()));
+    }
+    if (known.vmOn(r.source(), r.vm()).isEmpty()) {
+      return Optional.of(
+          JobReply.error(ErrorKind.INVALID, r.vm() + " is not running on " + r.source()));
+    }
+    return Optional.empty();
   }
 
   /** A queued job for {@code r}, charged the VM's disk and memory as its inventory reports them. */

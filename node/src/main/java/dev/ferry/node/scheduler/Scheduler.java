@@ -1,7 +1,5 @@
 package dev.ferry.node.scheduler;
 
-import dev.ferry.node.validation.InvalidInputException;
-import dev.ferry.node.validation.Names;
 import dev.ferry.protocol.AgentProtocol;
 import dev.ferry.protocol.HostInventory;
 import dev.ferry.protocol.MigrationOptions;
@@ -21,7 +19,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
-import java.util.TreeMap;
 import java.util.function.LongSupplier;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
@@ -102,13 +99,20 @@ public final class Scheduler {
   /** The scheduler behaviour (tests run it without a singleton). */
   public static Behavior<SchedulerProtocol.Command> create(
       SchedulerSettings settings, LongSupplier clock) {
+    return create(settings, clock, PERSISTENCE_ID);
+  }
+
+  /** The same under another persistence id, so that tests share one journal. */
+  static Behavior<SchedulerProtocol.Command> create(
+      SchedulerSettings settings, LongSupplier clock, PersistenceId persistenceId) {
     return Behaviors.setup(
         ctx -> {
           Behavior<Message> core =
               Behaviors.supervise(
                       Behaviors.<Message>setup(
                           c ->
-                              Behaviors.withTimers(timers -> new Core(c, timers, settings, clock))))
+                              Behaviors.withTimers(
+                                  timers -> new Core(c, timers, settings, clock, persistenceId))))
                   .onFailure(
                       SupervisorStrategy.restartWithBackoff(
                           Duration.ofSeconds(1), Duration.ofSeconds(30), 0.2));
@@ -136,7 +140,7 @@ public final class Scheduler {
     private final LongSupplier clock;
 
     // not journaled: rebuilt within an inventory interval after a start or failover
-    private final Map<String, HostLoads.Known> known = new TreeMap<>();
+    private final KnownHosts known;
     private final Map<String, ActorRef<JobRunner.Command>> runners = new HashMap<>();
     private final Map<String, MigrationProgress> progress = new HashMap<>();
     private Map<String, String> waiting = Map.of();
@@ -145,15 +149,17 @@ public final class Scheduler {
         ActorContext<Message> ctx,
         TimerScheduler<Message> timers,
         SchedulerSettings settings,
-        LongSupplier clock) {
+        LongSupplier clock,
+        PersistenceId persistenceId) {
       super(
-          PERSISTENCE_ID,
+          persistenceId,
           SupervisorStrategy.restartWithBackoff(
               Duration.ofSeconds(1), Duration.ofSeconds(30), 0.2));
       this.ctx = ctx;
       this.timers = timers;
       this.settings = settings;
       this.clock = clock;
+      this.known = new KnownHosts(settings, clock);
     }
 
     @Override
@@ -258,7 +264,7 @@ public final class Scheduler {
         return Effect().none();
       }
       if (c instanceof SchedulerProtocol.GetVm m) {
-        m.replyTo().tell(whereIs(m.vm()));
+        m.replyTo().tell(known.whereIs(m.vm()));
         return Effect().none();
       }
       if (c instanceof SchedulerProtocol.EnableHost m) {
@@ -301,7 +307,7 @@ public final class Scheduler {
 
     private Effect<SchedulerEvent, SchedulerState> onSubmit(
         SchedulerState s, SchedulerProtocol.Submit m) {
-      MigrationRequest r = byName(m.request());
+      MigrationRequest r = known.byName(m.request());
       String key = m.idempotencyKey() == null ? "" : m.idempotencyKey();
       if (!key.isEmpty()) {
         Optional<Job> seen = s.byIdempotencyKey(key);
@@ -319,38 +325,14 @@ public final class Scheduler {
           return Effect().none();
         }
       }
-      Optional<String> invalid = Jobs.invalid(r);
-      if (invalid.isPresent()) {
-        m.replyTo().tell(JobReply.error(ErrorKind.INVALID, invalid.get()));
+      Optional<JobReply> refused = Jobs.refusal(s, r, known);
+      if (refused.isPresent()) {
+        m.replyTo().tell(refused.get());
         return Effect().none();
       }
-      Optional<Job> active = s.activeJobOf(r.vm());
-      if (active.isPresent()) {
-        m.replyTo()
-            .tell(
-                JobReply.error(
-                    ErrorKind.CONFLICT,
-                    r.vm()
-                        + " already has migration "
-                        + active.get().id()
-                        + " ("
-                        + active.get().state().name().toLowerCase()
-                        + ")"));
-        return Effect().none();
-      }
-      Optional<String> unknown = unknownHosts(r.source(), r.destination());
-      if (unknown.isPresent()) {
-        m.replyTo().tell(JobReply.error(ErrorKind.INVALID, unknown.get()));
-        return Effect().none();
-      }
-      Optional<HostInventory.VmInfo> vm = vmOn(r.source(), r.vm());
-      if (vm.isEmpty()) {
-        m.replyTo()
-            .tell(JobReply.error(ErrorKind.INVALID, r.vm() + " is not running on " + r.source()));
-        return Effect().none();
-      }
+      HostInventory.VmInfo vm = known.vmOn(r.source(), r.vm()).orElseThrow();
       long seq = s.nextSeq();
-      Job job = Jobs.create(r, key, seq, seq, vm.get(), clock.getAsLong());
+      Job job = Jobs.create(r, key, seq, seq, vm, clock.getAsLong());
       return Effect()
           .persist(new SchedulerEvent.JobSubmitted(job))
           .thenRun(
@@ -360,90 +342,15 @@ public final class Scheduler {
               });
     }
 
-    private Optional<String> unknownHosts(String source, String destination) {
-      for (String h : destination.isEmpty() ? List.of(source) : List.of(source, destination)) {
-        if (!known.containsKey(h)) {
-          return Optional.of(
-              "unknown host "
-                  + h
-                  + ": no agent on it has reported (known: "
-                  + String.join(", ", known.keySet())
-                  + ")");
-        }
-      }
-      return Optional.empty();
-    }
-
-    /**
-     * The request with the VM named as libvirt names it. OpenNebula asks by the domain's UUID (its
-     * deploy id); jobs, journals and the engine use the name. Every host is searched, so a retry
-     * after the VM moved resolves to the same name as the first call did.
-     */
-    private MigrationRequest byName(MigrationRequest r) {
-      for (HostLoads.Known k : known.values()) {
-        for (HostInventory.VmInfo v : k.inventory().vms()) {
-          if (!v.name().equals(r.vm()) && v.isCalled(r.vm())) {
-            return new MigrationRequest(
-                v.name(), r.source(), r.destination(), r.options(), r.priority(), r.origin());
-          }
-        }
-      }
-      return r;
-    }
-
-    private SchedulerProtocol.VmReply whereIs(String vm) {
-      String name = vm;
-      String uuid = "";
-      List<SchedulerProtocol.VmPlace> on = new ArrayList<>();
-      for (Map.Entry<String, HostLoads.Known> e : new TreeMap<>(known).entrySet()) {
-        if (!reachable(e.getKey())) {
-          continue; // a stale inventory would place the VM where it may no longer be
-        }
-        for (HostInventory.VmInfo v : e.getValue().inventory().vms()) {
-          if (v.isCalled(vm)) {
-            name = v.name();
-            uuid = v.uuid();
-            on.add(
-                new SchedulerProtocol.VmPlace(
-                    e.getKey(), v.running(), clock.getAsLong() - e.getValue().receivedAtMillis()));
-          }
-        }
-      }
-      return new SchedulerProtocol.VmReply(name, uuid, on);
-    }
-
-    private Optional<HostInventory.VmInfo> vmOn(String host, String vm) {
-      HostLoads.Known k = known.get(host);
-      return k == null
-          ? Optional.empty()
-          : k.inventory().vms().stream().filter(v -> v.name().equals(vm)).findFirst();
-    }
-
     // ---- admission
 
-    private boolean reachable(String host) {
-      HostLoads.Known k = known.get(host);
-      return k != null
-          && clock.getAsLong() - k.receivedAtMillis() <= settings.inventoryStaleAfter().toMillis();
-    }
-
-    private Map<String, HostLoads.Known> reachableInventories() {
-      Map<String, HostLoads.Known> m = new TreeMap<>();
-      known.forEach(
-          (h, k) -> {
-            if (reachable(h)) {
-              m.put(h, k);
-            }
-          });
-      return m;
-    }
-
     private HostLoads loads(SchedulerState s) {
-      return HostLoads.of(reachableInventories(), s.running(), s.finished());
+      return HostLoads.of(known.reachableInventories(), s.running(), s.finished());
     }
 
     private Effect<SchedulerEvent, SchedulerState> onAdmit(SchedulerState s) {
-      Admission.Decision d = Admission.decide(s, loads(s), this::reachable, s::hostState, settings);
+      Admission.Decision d =
+          Admission.decide(s, loads(s), known::reachable, s::hostState, settings);
       waiting = d.waiting();
       if (d.starts().isEmpty()) {
         return Effect().none();
@@ -498,8 +405,7 @@ public final class Scheduler {
     }
 
     private Effect<SchedulerEvent, SchedulerState> onInventory(InventoryRead m) {
-      boolean fresh = !reachable(m.inventory().host());
-      known.put(m.inventory().host(), new HostLoads.Known(m.inventory(), clock.getAsLong()));
+      boolean fresh = known.record(m.inventory());
       if (fresh || !waiting.isEmpty()) {
         ctx.getSelf().tell(Admit.INSTANCE);
       }
@@ -590,39 +496,13 @@ public final class Scheduler {
     private Effect<SchedulerEvent, SchedulerState> onStartDrain(
         SchedulerState s, SchedulerProtocol.StartDrain m) {
       SchedulerProtocol.DrainRequest r = m.request();
-      try {
-        Names.hostName(r.host());
-      } catch (InvalidInputException e) {
-        m.replyTo().tell(SchedulerProtocol.DrainReply.error(ErrorKind.INVALID, e.getMessage()));
-        return Effect().none();
-      }
       long now = clock.getAsLong();
-      if (r.deadlineEpochMillis() != 0 && r.deadlineEpochMillis() <= now) {
-        m.replyTo()
-            .tell(
-                SchedulerProtocol.DrainReply.error(
-                    ErrorKind.INVALID, "the deadline is in the past"));
+      Optional<SchedulerProtocol.DrainReply> refused = Drains.refusal(s, r, known, now);
+      if (refused.isPresent()) {
+        m.replyTo().tell(refused.get());
         return Effect().none();
       }
-      Optional<SchedulerState.Drain> running = s.runningDrainOf(r.host());
-      if (running.isPresent()) {
-        m.replyTo()
-            .tell(
-                SchedulerProtocol.DrainReply.error(
-                    ErrorKind.CONFLICT, r.host() + " is already draining: " + running.get().id));
-        return Effect().none();
-      }
-      HostLoads.Known k = known.get(r.host());
-      if (k == null || !reachable(r.host())) {
-        m.replyTo()
-            .tell(
-                SchedulerProtocol.DrainReply.error(
-                    k == null ? ErrorKind.INVALID : ErrorKind.UNAVAILABLE,
-                    k == null
-                        ? "unknown host " + r.host()
-                        : "the agent of " + r.host() + " is unreachable"));
-        return Effect().none();
-      }
+      HostLoads.Known k = known.get(r.host()).orElseThrow();
       String id = Jobs.newId("d-", 12);
       List<SchedulerEvent> events = Drains.started(s, id, r, k.inventory(), now);
       return Effect()
@@ -696,7 +576,7 @@ public final class Scheduler {
                   && s.movedAt(vm)
                       .map(at -> now - at >= settings.cooldown().toMillis())
                       .orElse(true),
-          h -> reachable(h) && s.hostState(h).equals("active"),
+          h -> known.reachable(h) && s.hostState(h).equals("active"),
           settings);
     }
 
@@ -707,7 +587,7 @@ public final class Scheduler {
           m.request().options() == null ? MigrationOptions.defaults() : m.request().options();
       Rebalancer.Queued queued =
           Rebalancer.queue(
-              plan, Jobs.newId("r-", 12), s.nextSeq(), options, this::vmOn, clock.getAsLong());
+              plan, Jobs.newId("r-", 12), s.nextSeq(), options, known::vmOn, clock.getAsLong());
       List<SchedulerEvent> events = queued.events();
       RebalancePlan applied = queued.applied();
       if (events.isEmpty()) {
@@ -730,7 +610,7 @@ public final class Scheduler {
     }
 
     private SchedulerProtocol.HostsReply hosts(SchedulerState s) {
-      return HostsView.of(s, known, loads(s), this::reachable, settings, clock.getAsLong());
+      return HostsView.of(s, known.all(), loads(s), known::reachable, settings, clock.getAsLong());
     }
   }
 }

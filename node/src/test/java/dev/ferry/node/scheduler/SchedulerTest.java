@@ -22,6 +22,7 @@ import dev.ferry.protocol.SchedulerProtocol.JobState;
 import dev.ferry.protocol.SchedulerProtocol.MigrationRequest;
 import dev.ferry.protocol.SchedulerProtocol.Priority;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
@@ -31,21 +32,29 @@ import java.util.concurrent.atomic.AtomicLong;
 import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
 import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
 import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.persistence.typed.PersistenceId;
+import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInfo;
 
 /**
  * The scheduler against fake agents, with a real event journal (H2 in memory): admission under
  * caps, idempotency, cancel, drains with retries, and recovery after the scheduler restarts.
  */
 class SchedulerTest {
-  private ActorTestKit kit;
+  /** One kit and one journal database for the class; each test has its own persistence id. */
+  private static ActorTestKit kit;
+
+  private static Config config;
   private SchedulerSettings settings;
   private FakeAgent host1;
   private FakeAgent host2;
   private FakeAgent host3;
-  private Config config;
+  private PersistenceId persistenceId;
+  private final List<ActorRef<SchedulerProtocol.Command>> schedulers = new ArrayList<>();
 
   static Config config(String db) {
     Config c =
@@ -63,27 +72,43 @@ class SchedulerTest {
     return configured;
   }
 
+  @BeforeAll
+  static void startKit() {
+    config = config("sched-" + UUID.randomUUID());
+    kit = ActorTestKit.create(config);
+  }
+
+  @AfterAll
+  static void stopKit() {
+    kit.shutdownTestKit();
+  }
+
   @BeforeEach
-  void start() {
-    Config c = config("sched-" + UUID.randomUUID());
-    config = c;
-    kit = ActorTestKit.create(c);
-    settings = SchedulerSettings.from(c).withCaps(2, 2, 8);
+  void start(TestInfo test) {
+    persistenceId = PersistenceId.ofUniqueId("scheduler-" + test.getDisplayName());
+    settings = SchedulerSettings.from(config).withCaps(2, 2, 8);
     host1 = new FakeAgent(kit, "host1");
     host2 = new FakeAgent(kit, "host2");
     host3 = new FakeAgent(kit, "host3");
   }
 
+  /** Stops what the test started, so the next test's scheduler sees only its own agents. */
   @AfterEach
   void stop() {
-    kit.shutdownTestKit();
+    schedulers.forEach(kit::stop);
+    for (FakeAgent agent : List.of(host1, host2, host3)) {
+      kit.stop(agent.ref);
+    }
   }
 
   /** The scheduler's clock: tests move it instead of waiting. */
   private final AtomicLong now = new AtomicLong(System.currentTimeMillis());
 
   private ActorRef<SchedulerProtocol.Command> scheduler(SchedulerSettings s, String name) {
-    return kit.spawn(Scheduler.create(s, now::get), name);
+    ActorRef<SchedulerProtocol.Command> ref =
+        kit.spawn(Scheduler.create(s, now::get, persistenceId), name);
+    schedulers.add(ref);
+    return ref;
   }
 
   /** Asks until {@code check} passes (it throws AssertionError until then), within 5 s. */
@@ -503,6 +528,7 @@ class SchedulerTest {
     AgentProtocol.StartMigration first = host1.starts.receiveMessage();
     assertEquals(a, first.migrationId());
     kit.stop(sched);
+    schedulers.remove(sched);
 
     ActorRef<SchedulerProtocol.Command> again = scheduler(one, "s-after");
     // the running job's runner asks again: the agent treats the same id as a subscription
@@ -519,7 +545,10 @@ class SchedulerTest {
     try (var c =
             java.sql.DriverManager.getConnection(
                 config.getString("ferry.scheduler.journal.url"), "ferry", "");
-        var rs = c.createStatement().executeQuery("SELECT COUNT(*) FROM \"snapshot\"")) {
+        var q =
+            c.prepareStatement("SELECT COUNT(*) FROM \"snapshot\" WHERE \"persistence_id\" = ?")) {
+      q.setString(1, persistenceId.id());
+      var rs = q.executeQuery();
       rs.next();
       return rs.getInt(1);
     } catch (java.sql.SQLException e) {
