@@ -33,6 +33,7 @@ import org.apache.pekko.http.javadsl.model.ContentType;
 import org.apache.pekko.http.javadsl.model.ContentTypes;
 import org.apache.pekko.http.javadsl.model.HttpCharsets;
 import org.apache.pekko.http.javadsl.model.HttpEntities;
+import org.apache.pekko.http.javadsl.model.HttpHeader;
 import org.apache.pekko.http.javadsl.model.HttpResponse;
 import org.apache.pekko.http.javadsl.model.MediaTypes;
 import org.apache.pekko.http.javadsl.model.RequestEntity;
@@ -46,6 +47,7 @@ import org.apache.pekko.http.javadsl.server.ExceptionHandler;
 import org.apache.pekko.http.javadsl.server.PathMatchers;
 import org.apache.pekko.http.javadsl.server.RejectionHandler;
 import org.apache.pekko.http.javadsl.server.Route;
+import org.apache.pekko.http.javadsl.settings.ServerSettings;
 import org.apache.pekko.http.javadsl.unmarshalling.Unmarshaller;
 import org.apache.pekko.stream.javadsl.Source;
 
@@ -88,10 +90,10 @@ public final class FerryRoutes extends AllDirectives {
   }
 
   /**
-   * Request bodies are read exactly as documented: unknown fields, duplicate keys, enums given as
-   * numbers (a strategy of 2 once meant "cold": the guest powered off), and any scalar coercion (a
-   * string for a number or a boolean, a number for a string or a boolean, 1.5 for an integer,
-   * "NaN") are refused, not guessed at.
+   * Request bodies are read exactly as documented: unknown fields, duplicate keys, trailing text
+   * after the value, enums given as numbers (a strategy of 2 once meant "cold": the guest powered
+   * off), and any scalar coercion (a string for a number or a boolean, a number for a string or a
+   * boolean, 1.5 for an integer, "NaN") are refused, not guessed at.
    */
   static ObjectMapper strictJson() {
     return JsonMapper.builder()
@@ -101,7 +103,10 @@ public final class FerryRoutes extends AllDirectives {
         .enable(
             DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES,
             DeserializationFeature.FAIL_ON_NULL_FOR_PRIMITIVES,
-            DeserializationFeature.FAIL_ON_NUMBERS_FOR_ENUMS)
+            DeserializationFeature.FAIL_ON_NUMBERS_FOR_ENUMS,
+            // "{}}" is not an empty object: without this Jackson reads the first value and
+            // ignores the rest (the fuzz test found a drain started by such a body)
+            DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
         .disable(DeserializationFeature.ACCEPT_FLOAT_AS_INT)
         .disable(MapperFeature.ALLOW_COERCION_OF_SCALARS)
         .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
@@ -151,41 +156,95 @@ public final class FerryRoutes extends AllDirectives {
             handleRejections(
                 rejections(),
                 () ->
-                    concat(
-                        pathPrefix("health", this::health),
-                        path(
-                            "status",
-                            () ->
-                                get(
+                    pathAsSent(
+                        () ->
+                            concat(
+                                pathPrefix("health", this::health),
+                                path(
+                                    "status",
                                     () ->
-                                        complete(
-                                            HttpEntities.create(
-                                                ContentTypes.TEXT_HTML_UTF8, statusPage)))),
-                        pathPrefix(
-                            PathMatchers.segment("api").slash("v1"),
-                            () ->
-                                concat(
-                                    path(
-                                        "openapi.json",
-                                        () ->
-                                            get(
+                                        get(
+                                            () ->
+                                                complete(
+                                                    HttpEntities.create(
+                                                        ContentTypes.TEXT_HTML_UTF8, statusPage)))),
+                                pathPrefix(
+                                    PathMatchers.segment("api").slash("v1"),
+                                    () ->
+                                        concat(
+                                            path(
+                                                "openapi.json",
                                                 () ->
-                                                    complete(
-                                                        HttpEntities.create(
-                                                            ContentTypes.APPLICATION_JSON,
-                                                            openApi)))),
-                                    authenticated(
-                                        caller ->
-                                            caller instanceof Credentials.HostDriver driver
-                                                ? driverRoutes(driver)
-                                                : concat(
-                                                    path("events", () -> get(this::overview)),
-                                                    pathPrefix(
-                                                        "migrations", () -> migrations(caller)),
-                                                    pathPrefix("hosts", this::hosts),
-                                                    pathPrefix("vms", this::vms),
-                                                    pathPrefix("drains", this::drains),
-                                                    pathPrefix("rebalance", this::rebalance))))))));
+                                                    get(
+                                                        () ->
+                                                            complete(
+                                                                HttpEntities.create(
+                                                                    ContentTypes.APPLICATION_JSON,
+                                                                    openApi)))),
+                                            authenticated(
+                                                caller ->
+                                                    caller instanceof Credentials.HostDriver driver
+                                                        ? driverRoutes(driver)
+                                                        : concat(
+                                                            path(
+                                                                "events",
+                                                                () -> get(this::overview)),
+                                                            pathPrefix(
+                                                                "migrations",
+                                                                () -> migrations(caller)),
+                                                            pathPrefix("hosts", this::hosts),
+                                                            pathPrefix("vms", this::vms),
+                                                            pathPrefix("drains", this::drains),
+                                                            pathPrefix(
+                                                                "rebalance",
+                                                                this::rebalance)))))))));
+  }
+
+  /**
+   * The settings the API's server needs: the HTTP layer's own refusals as problem documents, and
+   * the request's URI as sent (a {@code Raw-Request-URI} header) for {@link #pathAsSent}.
+   */
+  public static ServerSettings serverSettings(ServerSettings s) {
+    return s.withParsingErrorHandler(HttpRefusals.class.getName()).withRawRequestUriHeader(true);
+  }
+
+  /**
+   * Paths are matched as sent: Pekko resolves {@code .} and {@code ..} segments (also as {@code
+   * %2e}) before routing, so {@code /api/v1/migrations/../events} would reach the cluster-wide
+   * event stream. A request whose path has one is refused instead.
+   */
+  private Route pathAsSent(Supplier<Route> inner) {
+    return extractRequest(
+        request -> {
+          for (HttpHeader h : request.getHeaders()) {
+            if (h.is("raw-request-uri") && hasDotSegment(h.value())) {
+              return problem(
+                  Problem.of(
+                      400,
+                      "dot-segment",
+                      "The path has a dot segment",
+                      "a path segment is . or ..: paths are matched as sent, not resolved"));
+            }
+          }
+          return inner.get();
+        });
+  }
+
+  static boolean hasDotSegment(String rawUri) {
+    int end = rawUri.length();
+    for (char c : new char[] {'?', '#'}) {
+      int i = rawUri.indexOf(c);
+      if (i >= 0 && i < end) {
+        end = i;
+      }
+    }
+    for (String segment : rawUri.substring(0, end).split("/", -1)) {
+      String s = segment.replace("%2e", ".").replace("%2E", ".");
+      if (s.equals(".") || s.equals("..")) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /**
@@ -336,7 +395,9 @@ public final class FerryRoutes extends AllDirectives {
                                                               r ->
                                                                   new SchedulerProtocol.CancelJob(
                                                                       id,
-                                                                      reason.orElse("cancelled"),
+                                                                      reason
+                                                                          .map(Requests::reason)
+                                                                          .orElse("cancelled"),
                                                                       r)),
                                                           StatusCodes.ACCEPTED))))),
                           path("events", () -> get(() -> events(id)))));
@@ -704,7 +765,7 @@ public final class FerryRoutes extends AllDirectives {
       }
       return value;
     } catch (JsonProcessingException e) {
-      throw ApiException.malformed(e.getOriginalMessage());
+      throw ApiException.malformed(JsonErrors.describe(e));
     }
   }
 
@@ -748,7 +809,11 @@ public final class FerryRoutes extends AllDirectives {
               system.log().error("request failed", e);
               return complete(
                   response(
-                      Problem.of(500, "internal", "Internal error", e.getClass().getSimpleName())));
+                      Problem.of(
+                          500,
+                          "internal",
+                          "Internal error",
+                          "the request failed inside the server; its log has the details")));
             })
         .build();
   }
@@ -773,11 +838,15 @@ public final class FerryRoutes extends AllDirectives {
               if (resp.entity().getContentType().equals(PROBLEM_JSON)) {
                 return resp;
               }
-              String detail =
-                  resp.entity() instanceof org.apache.pekko.http.javadsl.model.HttpEntity.Strict s
-                      ? s.getData().utf8String()
-                      : resp.status().reason();
               int status = resp.status().intValue();
+              String detail =
+                  HttpRefusals.detail(
+                      status,
+                      resp.status().reason(),
+                      resp.entity()
+                              instanceof org.apache.pekko.http.javadsl.model.HttpEntity.Strict s
+                          ? s.getData().utf8String()
+                          : "");
               return response(
                       Problem.of(
                           status,

@@ -108,7 +108,10 @@ public final class FerryServer {
             api,
             hosts,
             () -> cluster.selfMember().status() == MemberStatus.up());
-    var server = Http.get(system).newServerAt(api.iface(), api.port());
+    var server =
+        Http.get(system)
+            .newServerAt(api.iface(), api.port())
+            .adaptSettings(FerryRoutes::serverSettings);
     if (api.tls()) {
       server = server.enableHttps(ApiTls.server(api.tlsKeyFile(), api.tlsCertFile()));
     }

@@ -106,7 +106,21 @@ final class Requests {
 
   /** A caller's value in a message, shortened: refusals do not echo long input back. */
   static String clip(String value) {
-    return value.length() > 40 ? value.substring(0, 40) + "…" : value;
+    return Names.printable(value);
+  }
+
+  /** The longest reason a cancel may give (it is journaled and shown with the job). */
+  static final int MAX_REASON = 200;
+
+  /** A cancel's reason: printable text of at most {@value #MAX_REASON} characters. */
+  static String reason(String value) {
+    if (value.length() > MAX_REASON) {
+      throw ApiException.invalid("reason must be at most " + MAX_REASON + " characters");
+    }
+    if (value.chars().anyMatch(c -> c < 0x20 || c == 0x7f)) {
+      throw ApiException.invalid("reason must not contain control characters");
+    }
+    return value;
   }
 
   static String vm(String value) {

@@ -84,6 +84,7 @@ public final class ApiFixture implements AutoCloseable {
     ServerBinding binding =
         Http.get(kit.system())
             .newServerAt("127.0.0.1", 0)
+            .adaptSettings(FerryRoutes::serverSettings)
             .bind(routes.routes())
             .toCompletableFuture()
             .get();

@@ -586,4 +586,96 @@ class ApiTest {
     assertEquals(MigrationStrategy.OVERLAY, start.options().strategy());
     host1.finish(start, MigrationOutcome.COMPLETED);
   }
+
+  /** A request straight on the socket, for what the HTTP client would refuse to send. */
+  private static String raw(String request) throws Exception {
+    URI u = URI.create(base);
+    try (java.net.Socket socket = new java.net.Socket(u.getHost(), u.getPort())) {
+      socket.setSoTimeout(10_000);
+      socket.getOutputStream().write(request.getBytes(StandardCharsets.ISO_8859_1));
+      socket.getOutputStream().flush();
+      return new String(socket.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    }
+  }
+
+  /**
+   * What the HTTP layer refuses before any route (a request line, version, method, URI or header it
+   * will not take) is a problem document like every other refusal, and paths are matched as sent: a
+   * dot segment is refused, not resolved into another route.
+   */
+  @Test
+  void theHttpLayersRefusalsAndDotSegmentsAreProblems() throws Exception {
+    String auth = "Authorization: Bearer " + TOKEN + "\r\n";
+    String[][] cases = {
+      {"GET /api/v1/hosts HTTP/1.7\r\nHost: x\r\nConnection: close\r\n\r\n", "505"},
+      {"BREW /api/v1/hosts HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "501"},
+      {
+        "GET /api/v1/" + "a".repeat(5000) + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "414"
+      },
+      {
+        "GET /api/v1/hosts HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: "
+            + "b".repeat(20_000)
+            + "\r\n\r\n",
+        "431"
+      },
+      {
+        "GET /api/v1/migrations/../events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            + auth
+            + "\r\n",
+        "400"
+      },
+      {
+        "GET /api/v1/migrations/%2e%2E/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            + auth
+            + "\r\n",
+        "400"
+      },
+      {"GET /api/v1/./hosts HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + auth + "\r\n", "400"},
+    };
+    for (String[] c : cases) {
+      String what = c[0].length() > 60 ? c[0].substring(0, 60) : c[0];
+      String response = raw(c[0]);
+      assertTrue(response.startsWith("HTTP/1.1 " + c[1]), what + " -> " + response);
+      assertTrue(
+          response.toLowerCase().contains("content-type: application/problem+json"),
+          what + " -> " + response);
+      JsonNode problem = json.readTree(response.substring(response.indexOf("\r\n\r\n") + 4));
+      assertEquals(Integer.parseInt(c[1]), problem.get("status").asInt(), response);
+      assertFalse(problem.get("detail").asText().contains("Exception"), response);
+    }
+    assertProblem(call("GET", "/api/v1/migrations/../events", null), 400, "matched as sent");
+    // the same route without the dot segment is served
+    assertEquals(200, call("GET", "/api/v1/hosts", null).statusCode());
+  }
+
+  /** A refusal echoes at most a few dozen characters of a value and never a Java type. */
+  @Test
+  void refusalsEchoLittleOfTheInputAndNoJavaTypes() throws Exception {
+    String huge = "z".repeat(1 << 20);
+    for (String body :
+        List.of(
+            "{\"vm\":\"vm-a\",\"source\":\"host1\",\"options\":{\"strategy\":\"" + huge + "\"}}",
+            "{\"vm\":\"" + huge + "\",\"source\":\"host1\",\"destination\":\"host2\"}",
+            "{\"vm\":\"vm-a\",\"source\":\"host1\",\"options\":{\"bandwidth\":1.5}}",
+            "{\"vm\":\"vm-a\",\"source\":\"host1\",\"options\":{\"warmPasses\":1099511627776}}",
+            "{\"vm\":\"vm-a\",\"" + huge + "\":1}")) {
+      HttpResponse<String> r = call("POST", "/api/v1/migrations", body);
+      assertTrue(r.statusCode() == 400 || r.statusCode() == 422, r.body());
+      assertTrue(r.body().length() < 600, "a short answer: " + r.body().length() + " characters");
+      String detail = json.readTree(r.body()).get("detail").asText();
+      assertFalse(detail.matches("(?s).*(java\\.|Exception|`[\\w.$]+`).*"), detail);
+    }
+    assertProblem(
+        call(
+            "POST",
+            "/api/v1/migrations",
+            "{\"vm\":\"vm-a\",\"source\":\"host1\",\"options\":{\"bandwidth\":1.5}}"),
+        400,
+        "field options.bandwidth must be an integer");
+    HttpResponse<String> tooBig =
+        call("POST", "/api/v1/migrations", "{\"vm\":\"" + "y".repeat(10 << 20) + "\"}");
+    assertProblem(tooBig, 413, "larger than this server accepts");
+    host1.starts.expectNoMessage(Duration.ofMillis(200));
+  }
 }

@@ -49,6 +49,9 @@ public final class Names {
     return check(field, value, ID, "1-64 of A-Z a-z 0-9 _ -, starting with a letter or digit");
   }
 
+  /** How much of a value an error message echoes. */
+  public static final int ECHOED = 40;
+
   private static String check(String field, String value, Pattern pattern, String allowed) {
     if (value == null || value.isEmpty()) {
       throw new InvalidInputException(field, "missing (" + allowed + ")");
@@ -60,11 +63,14 @@ public final class Names {
     return value;
   }
 
-  /** The value as it may be echoed in an error: control characters escaped, length capped. */
-  static String printable(String value) {
+  /**
+   * The value as it may be echoed in an error: control characters escaped, at most {@value #ECHOED}
+   * characters of it (a 1 MiB value is not sent back whole).
+   */
+  public static String printable(String value) {
     StringBuilder sb = new StringBuilder();
     for (char c : value.toCharArray()) {
-      if (sb.length() > 80) {
+      if (sb.length() >= ECHOED) {
         sb.append("...");
         break;
       }
