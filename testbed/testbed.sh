@@ -233,6 +233,17 @@ procs_in_ns() {
 
 cmd_down() {
     local D H p ns pid f i round
+    # the control node runs in the root namespace; it outlives its starter with demo.sh --keep
+    f=$TB/control/pid
+    if [ -f "$f" ]; then
+        pid=$(cat "$f")
+        if alive "$pid" && tr '\0' ' ' < /proc/"$pid"/cmdline 2>/dev/null | grep -q "$TB/control/control.conf"; then
+            kill -TERM "$pid" 2>/dev/null
+            i=0; while [ $i -lt 100 ] && alive "$pid"; do sleep 0.1; i=$((i + 1)); done
+            alive "$pid" && kill -KILL "$pid" 2>/dev/null
+        fi
+        rm -f "$f"
+    fi
     for D in "$HD"/host*; do
         [ -d "$D" ] || continue
         H=${D##*/}; p=$(hpid "$H")

@@ -84,6 +84,8 @@ public final class Demo {
 
       say("draining host1 through the API: POST " + url + "/api/v1/hosts/host1/drain");
       JsonNode drain = json.readTree(call("POST", "/api/v1/hosts/host1/drain", "{}").body());
+      System.out.println("    watch it in a browser: " + url + "/status#token=" + token);
+      System.out.println("    or from another shell: " + cli(control) + " drains");
       String id = drain.get("id").asText();
       Map<String, String> jobOf = new LinkedHashMap<>();
       ProgressView progress = new ProgressView(System.out, true);
@@ -160,19 +162,22 @@ public final class Demo {
       System.out.println("==== Ferry demo report ====");
       report.forEach(System.out::println);
       System.out.println(failures == 0 ? "all VMs verified" : failures + " check(s) FAILED");
+      System.out.println();
+      System.out.println("logs: " + logs(bed));
       if (keep) {
         System.out.println();
-        System.out.println("the bed stays up: testbed/testbed.sh exec host2 virsh list");
+        System.out.println("the bed stays up; what to try next:");
+        System.out.println("  " + cli(control) + " hosts        # where the VMs are now");
         System.out.println(
-            "API: curl --cacert "
-                + control.caFile()
-                + " -H 'Authorization: Bearer "
-                + token
-                + "' "
-                + url
-                + "/api/v1/hosts");
-        System.out.println("stop it all: testbed/testbed.sh down");
-        return;
+            "  " + cli(control) + " drain host2 --watch   # drain another host, with progress");
+        System.out.println("  status page: " + url + "/status#token=" + token);
+        System.out.println(
+            "  metrics: curl -s " + control.managementUrl() + "/metrics | grep ^ferry_");
+        System.out.println("  libvirt on a host: testbed/testbed.sh exec host2 virsh list --all");
+        System.out.println("take it all down: testbed/testbed.sh down");
+        // the nodes run on without this process (shown by hand: the CLI above still answers);
+        // ending it gives the shell back
+        System.exit(failures == 0 ? 0 : 1);
       }
     } finally {
       if (!keep) {
@@ -187,6 +192,26 @@ public final class Demo {
       }
     }
     System.exit(failures == 0 ? 0 : 1);
+  }
+
+  /** The CLI, as a user would call it against the bed's control node. */
+  private static String cli(ControlNode control) {
+    return "FERRY_URL="
+        + url
+        + " FERRY_API_TOKEN="
+        + token
+        + " FERRY_CA_FILE="
+        + control.caFile()
+        + " scripts/ferry";
+  }
+
+  /** Where this run's logs are: the demo's own, each agent's, the control node's. */
+  private static String logs(Testbed bed) {
+    return String.join(
+        ", ",
+        System.getProperty("ferry.demo.log", bed.stateDir().resolve("demo.log").toString()),
+        bed.stateDir().resolve("hosts/host*/ferry/agent.log").toString(),
+        bed.stateDir().resolve("control/control.log").toString());
   }
 
   private static int vmsOn(String host) {

@@ -147,6 +147,12 @@ public final class ControlNode {
                 System.getProperty("java.class.path"),
                 FerryServer.class.getName()));
     process = runner.start(ProcessSpec.of(argv).withTimeout(Duration.ofHours(6)));
+    try {
+      // for testbed.sh down, when the bed outlives this JVM (scripts/demo.sh --keep)
+      Files.writeString(dir.resolve("pid"), process.pid() + "\n");
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
     ready = new CompletableFuture<>();
     RunningProcess p = process;
     CompletableFuture<Void> r = ready;
