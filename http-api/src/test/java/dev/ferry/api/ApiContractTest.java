@@ -10,9 +10,6 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.ferry.node.validation.Names;
 import java.io.InputStream;
 import java.lang.reflect.RecordComponent;
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.time.Duration;
 import java.time.Instant;
@@ -35,7 +32,6 @@ import org.junit.jupiter.api.Test;
 class ApiContractTest {
   private static final String TOKEN = "contract-token-0123456789abcdef";
   private static final ObjectMapper JSON = new ObjectMapper();
-  private static final HttpClient HTTP = HttpClient.newHttpClient();
   private static ApiFixture fixture;
   private static JsonNode openApi;
 
@@ -270,18 +266,6 @@ class ApiContractTest {
   }
 
   static HttpResponse<String> send(String method, String path, String body) throws Exception {
-    HttpRequest.Builder b =
-        HttpRequest.newBuilder(URI.create(fixture.base + path))
-            .timeout(Duration.ofSeconds(20))
-            .header("Authorization", "Bearer " + TOKEN)
-            .method(
-                method,
-                body == null
-                    ? HttpRequest.BodyPublishers.noBody()
-                    : HttpRequest.BodyPublishers.ofString(body));
-    if (body != null) {
-      b.header("Content-Type", "application/json");
-    }
-    return HTTP.send(b.build(), HttpResponse.BodyHandlers.ofString());
+    return fixture.call(method, path, body, TOKEN);
   }
 }

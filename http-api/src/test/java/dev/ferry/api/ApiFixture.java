@@ -94,14 +94,8 @@ public final class ApiFixture implements AutoCloseable {
     // every host's inventory, host1's with its four VMs: a test's first submission must not race
     // the first inventory round (it would be refused as "vm-b is not running on host1")
     while (System.currentTimeMillis() < end
-            && !knowsEveryHost(
-                http.send(
-                        HttpRequest.newBuilder(URI.create(f.base + "/api/v1/hosts"))
-                            .header("Authorization", "Bearer " + token)
-                            .build(),
-                        HttpResponse.BodyHandlers.ofString())
-                    .body())
-        || hosts.known().size() < 3) {
+        && (!knowsEveryHost(f.call("GET", "/api/v1/hosts", null, token).body())
+            || knownHosts(hosts) < 3)) {
       Thread.sleep(100);
     }
     while (System.currentTimeMillis() < end
@@ -113,6 +107,40 @@ public final class ApiFixture implements AutoCloseable {
       Thread.sleep(100);
     }
     return f;
+  }
+
+  private static final HttpClient HTTP = HttpClient.newHttpClient();
+
+  /** A request to the API with {@code token} (none if null); a body goes as JSON. */
+  public HttpResponse<String> call(String method, String path, String body, String token)
+      throws Exception {
+    HttpRequest.Builder b =
+        HttpRequest.newBuilder(URI.create(base + path))
+            .timeout(java.time.Duration.ofSeconds(20))
+            .method(
+                method,
+                body == null
+                    ? HttpRequest.BodyPublishers.noBody()
+                    : HttpRequest.BodyPublishers.ofString(body));
+    if (body != null) {
+      b.header("Content-Type", "application/json");
+    }
+    if (token != null) {
+      b.header("Authorization", "Bearer " + token);
+    }
+    return HTTP.send(b.build(), HttpResponse.BodyHandlers.ofString());
+  }
+
+  /**
+   * How many hosts the API's directory knows; none while its first refresh is pending (it refuses
+   * then, and that once failed a fixture's start).
+   */
+  private static int knownHosts(HostDirectory hosts) {
+    try {
+      return hosts.known().size();
+    } catch (ApiException notYet) {
+      return 0;
+    }
   }
 
   private static boolean knowsEveryHost(String hostsJson) throws Exception {
