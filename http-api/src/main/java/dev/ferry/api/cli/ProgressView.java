@@ -50,7 +50,7 @@ public final class ProgressView {
       dest = job.path("result").path("runningOn").asText("");
     }
     return String.format(
-        "%-11s [%s%s] %-22s %8s/%-8s %9s/s eta %4ss -> %s",
+        "%-11s [%s%s] %-22s %8s/%-8s %9s/s eta %5s -> %s",
         label,
         "#".repeat(filled),
         ".".repeat(width - filled),
@@ -58,8 +58,16 @@ public final class ProgressView {
         mib(done),
         mib(total),
         mib(p.path("bytesPerSecond").asLong(0)),
-        state.equals("running") ? p.path("etaSeconds").asText("?") : "-",
+        state.equals("running") ? eta(p.path("etaSeconds").asLong(-1)) : "-",
         dest.isEmpty() ? "?" : dest);
+  }
+
+  /**
+   * The time left, or "?" while it is not known: before a rate was measured the estimate is -1, and
+   * in the first seconds of a copy it can be days.
+   */
+  static String eta(long seconds) {
+    return seconds < 0 || seconds > 24 * 3600 ? "?" : seconds + "s";
   }
 
   static String mib(long bytes) {

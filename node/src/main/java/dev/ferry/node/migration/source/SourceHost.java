@@ -343,11 +343,6 @@ public final class SourceHost {
     }
   }
 
-  /**
-   * The directories of the VM's writable disks, which are copied whole and later removed. Each must
-   * lie below a datastore root (not be one) and hold no disk of another domain on this host: a
-   * directory that is not the VM's own is never copied whole nor removed.
-   */
   /** OpenNebula's TM snapshot directory of disk.N: the image and its disk-snapshot chain. */
   private static final java.util.regex.Pattern TM_SNAPSHOT_DIR =
       java.util.regex.Pattern.compile("disk\\.\\d+\\.snap");
@@ -366,6 +361,11 @@ public final class SourceHost {
     return TM_SNAPSHOT_DIR.matcher(dir.getFileName().toString()).matches() ? dir.getParent() : dir;
   }
 
+  /**
+   * The directories of the VM's writable disks, which are copied whole and later removed. Each must
+   * lie below a datastore root (not be one) and hold no disk of another domain on this host: a
+   * directory that is not the VM's own is never copied whole nor removed.
+   */
   private List<String> ownDirectories(String vm, Set<Path> directories) {
     List<String> dirs = new ArrayList<>();
     for (Path dir : directories) {
