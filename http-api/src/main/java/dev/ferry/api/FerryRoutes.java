@@ -231,14 +231,8 @@ public final class FerryRoutes extends AllDirectives {
   }
 
   static boolean hasDotSegment(String rawUri) {
-    int end = rawUri.length();
-    for (char c : new char[] {'?', '#'}) {
-      int i = rawUri.indexOf(c);
-      if (i >= 0 && i < end) {
-        end = i;
-      }
-    }
-    for (String segment : rawUri.substring(0, end).split("/", -1)) {
+    String path = rawUri.split("[?#]", 2)[0];
+    for (String segment : path.split("/", -1)) {
       String s = segment.replace("%2e", ".").replace("%2E", ".");
       if (s.equals(".") || s.equals("..")) {
         return true;

@@ -4,11 +4,8 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import java.util.regex.Pattern;
 import org.apache.pekko.event.LoggingAdapter;
 import org.apache.pekko.http.ParsingErrorHandler;
-import org.apache.pekko.http.javadsl.model.ContentTypes;
-import org.apache.pekko.http.javadsl.model.HttpCharsets;
 import org.apache.pekko.http.javadsl.model.HttpEntities;
 import org.apache.pekko.http.javadsl.model.HttpResponse;
-import org.apache.pekko.http.javadsl.model.MediaTypes;
 import org.apache.pekko.http.scaladsl.model.ErrorInfo;
 import org.apache.pekko.http.scaladsl.model.StatusCode;
 import org.apache.pekko.http.scaladsl.settings.ServerSettings;
@@ -63,10 +60,6 @@ public final class HttpRefusals extends ParsingErrorHandler {
     }
     return HttpResponse.create()
         .withStatus(status.intValue())
-        .withEntity(
-            HttpEntities.create(
-                ContentTypes.create(
-                    MediaTypes.applicationWithFixedCharset("problem+json", HttpCharsets.UTF_8)),
-                body));
+        .withEntity(HttpEntities.create(FerryRoutes.PROBLEM_JSON, body));
   }
 }
